@@ -1,0 +1,141 @@
+"""create_app: the HTTP edge. Routes, error bodies and logging; no clinical decision here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from . import __version__
+from .content import Content, load_content
+from .fhir.prefetch import PrefetchUnavailable
+from .middleware import BodySizeLimit, ErrorGuard
+from .protocol import CdsResponse, Discovery, HookRequest, RequestError, operation_outcome
+from .responses import JsonResponse
+from .services.base import CdsService
+from .services.registry import build_services
+from .settings import Settings
+
+logger = logging.getLogger("cds_service")
+
+Clock = Callable[[], datetime]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text + " (an OperationOutcome)"}
+    for status, text in [
+        (400, "not a valid hook request, or a hook this service does not serve"),
+        (404, "no such service"),
+        (412, "data the service needs was not prefetched and cannot be fetched"),
+        (413, "request body over the size limit"),
+        (500, "internal error"),
+    ]
+}
+_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _bad_request(field: str, message: str) -> JsonResponse:
+    return JsonResponse(operation_outcome("invalid", f"{field}: {message}", [field]), 400)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = _now, content: Content | None = None) -> FastAPI:
+    """Build the service. `clock` gives the instant recency is judged at; tests pin it."""
+    settings = settings or Settings()
+    content = content or load_content(settings.content_dir)
+    services = build_services(content, settings)
+
+    app = FastAPI(
+        title="Vitamin D and leg cramps CDS Hooks service",
+        version=__version__,
+        default_response_class=JsonResponse,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorGuard)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"] if p != "body"]
+        if err["type"] == "json_invalid":
+            return _bad_request("body", "not valid JSON")
+        return _bad_request(".".join(loc) or "body", err["msg"])
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JsonResponse:
+        code = _ISSUE_CODES.get(exc.status_code, "processing")
+        return JsonResponse(operation_outcome(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
+    async def discovery() -> JsonResponse:
+        return JsonResponse(Discovery(services=[s.definition() for s in services.values()]).dump())
+
+    for service in services.values():
+        _add_service_route(app, service, clock)
+
+    logger.info(
+        "service ready",
+        extra={"content_version": content.catalogue.version, "profile": settings.threshold_profile},
+    )
+    return app
+
+
+def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
+    async def call(hook_request: HookRequest, request: Request) -> JsonResponse:
+        hook_instance = str(hook_request.hookInstance)
+        request.state.hook_instance = hook_instance
+        started = time.perf_counter()
+        status = 500
+        kinds: list[str] = []
+        counts: dict[str, int] = {}
+        try:
+            if hook_request.hook != service.hook:
+                status = 400
+                return _bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}")
+            outcome = service.evaluate(hook_request, clock())
+            kinds = [c.source.topic.code for c in outcome.cards if c.source.topic is not None]
+            counts = outcome.counts
+            status = 200
+            return JsonResponse(CdsResponse(cards=outcome.cards).dump())
+        except RequestError as exc:
+            status = 400
+            return _bad_request(exc.field, exc.message)
+        except PrefetchUnavailable as exc:
+            status = 412
+            missing = "; ".join(f"{k.name} ({k.purpose})" for k in exc.keys)
+            body = operation_outcome(
+                "incomplete",
+                f"data needed but not prefetched, and this service cannot fetch it yet: {missing}",
+                [f"prefetch.{k.name}" for k in exc.keys],
+            )
+            return JsonResponse(body, 412)
+        finally:
+            logger.info(
+                "hook call",
+                extra={
+                    "hookInstance": hook_instance,
+                    "service": service.id,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "cards": ",".join(kinds),
+                    **counts,
+                },
+            )
+
+    app.add_api_route(
+        f"/cds-services/{service.id}",
+        call,
+        methods=["POST"],
+        response_model=CdsResponse,
+        responses=_ERRORS,
+        summary=f"{service.hook}: {service.id}",
+        name=service.id,
+    )

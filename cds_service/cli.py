@@ -1,0 +1,82 @@
+"""The `cds-service` command: serve, demo."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+import uvicorn
+from fastapi import FastAPI
+from rich.console import Console
+
+from . import logs
+from .app import create_app
+from .content import ContentError
+from .demo import example_request
+from .settings import Settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
+err = Console(stderr=True)
+
+Host = Annotated[str, typer.Option(help="interface to listen on")]
+Port = Annotated[int, typer.Option(help="port to listen on")]
+
+
+def _checked_app() -> FastAPI:
+    """The app from CDS_* settings, built up front so a bad content file or setting fails fast."""
+    try:
+        settings = Settings()
+        logs.configure(settings.log_format)
+        return create_app(settings)
+    except ContentError as exc:
+        err.print(f"[bold red]error:[/] clinical content: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ValueError as exc:  # a setting that does not validate
+        err.print(f"[bold red]error:[/] settings: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Run the service (settings from CDS_* environment variables)."""
+    _checked_app()
+    uvicorn.run("cds_service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@cli.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    print_request: Annotated[bool, typer.Option("--print-request", help="print the example request and exit")] = False,
+) -> None:
+    """Run the service with its demo patient and print a ready-to-run example request."""
+    body = orjson.dumps(example_request(date.today()), option=orjson.OPT_INDENT_2)
+    if print_request:
+        sys.stdout.buffer.write(body + b"\n")
+        return
+    app = _checked_app()
+    path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
+    path.write_bytes(body)
+    base = f"http://{host}:{port}"
+    err.print(
+        "[bold]Demo[/]: a patient with 25(OH)D 14 ng/mL and no recent magnesium.\n"
+        f"Discovery:  curl -s {base}/cds-services\n"
+        "Hook call:  curl -s -X POST -H 'Content-Type: application/json' "
+        f"--data @{path} {base}/cds-services/vitamin-d-cramps\n"
+        f"API docs:   {base}/docs",
+        highlight=False,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,69 @@
+"""The lab result the clinical core reasons about, already read and converted from FHIR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+Comparator = Literal["<", "<=", ">", ">="]
+# How far a censored value ("<5") is moved past its bound so that it falls on the right side of a
+# cut-point equal to the bound; far below any precision a laboratory reports.
+_CENSOR_NUDGE = 1e-9
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """One Observation, reduced to what the rules need.
+
+    `value` is in the analyte's canonical unit, or None when the result cannot be classified
+    (`problem` then says why, for the card's data section).
+    """
+
+    analyte: str  # units.yaml entry: vitamin_d, potassium, magnesium, calcium, calcium_ionized, albumin
+    role: str  # codes.yaml role: total, proxy, opt_in, wrong_test, corrected, measured
+    code: str  # LOINC code
+    name: str  # short name for cards
+    resource_id: str | None
+    status: str
+    effective: datetime | None  # timezone-aware
+    value: float | None = None
+    comparator: Comparator | None = None
+    unit: str | None = None  # canonical unit
+    reported_value: float | None = None  # as reported, when the unit was converted
+    reported_unit: str | None = None
+    problem: str | None = None
+    range_low: float | None = None  # the Observation's own referenceRange, canonical units
+    range_high: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.value is not None and self.effective is not None
+
+    @property
+    def decision_value(self) -> float:
+        """The value that decides a band: a censored value sits just past its bound."""
+        assert self.value is not None
+        if self.comparator == "<":
+            return self.value - _CENSOR_NUDGE
+        if self.comparator == ">":
+            return self.value + _CENSOR_NUDGE
+        return self.value
+
+
+def visible(results: Iterable[LabResult], as_of: datetime, allowance: timedelta) -> list[LabResult]:
+    """Drop results dated after the evaluation instant: as of then, they did not exist yet."""
+    limit = as_of + allowance
+    return [r for r in results if r.effective is None or r.effective <= limit]
+
+
+def latest(results: Iterable[LabResult]) -> LabResult | None:
+    """The most recent usable result; an undated result never counts as the latest."""
+    dated = [r for r in results if r.usable]
+    return max(dated, key=lambda r: r.effective) if dated else None  # type: ignore[arg-type, return-value]
+
+
+def within(result: LabResult, as_of: datetime, days: int) -> bool:
+    assert result.effective is not None
+    return as_of - result.effective <= timedelta(days=days)

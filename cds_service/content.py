@@ -1,0 +1,383 @@
+"""Clinical content loaded from `cards/`: codes, units, thresholds, card wording.
+
+Loaded and validated once at start so that a broken file stops the service with a message naming
+the file and the problem, instead of failing on some patient's chart later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Indicator = Literal["info", "warning", "critical"]
+Positive = Annotated[float, Field(gt=0)]
+
+# The card kinds the code knows how to decide; the catalogue must word every one of them.
+CARD_KINDS = (
+    "vitd-deficient",
+    "vitd-insufficient",
+    "vitd-high",
+    "vitd-wrong-test",
+    "electrolytes-check",
+    "electrolytes-abnormal",
+)
+# Analytes the electrolyte rules evaluate, each needing a default range.
+RANGED_ANALYTES = ("potassium", "calcium", "calcium_ionized", "magnesium")
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ContentError(Exception):
+    """A content file is missing, unreadable or inconsistent; the message names the file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- units.yaml ---------------------------------------------------------------------------------
+
+
+class UnitSpec(_Strict):
+    canonical: str
+    charge: int | None = None
+    units: dict[str, Positive]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UnitSpec:
+        if self.units.get(self.canonical) != 1:
+            raise ValueError(f"the canonical unit {self.canonical!r} must be listed with 1")
+        if "meq/L" in self.units:
+            raise ValueError("meq/L is derived from mmol/L and `charge`; do not list it")
+        if self.charge is not None and "mmol/L" not in self.units:
+            raise ValueError("`charge` needs mmol/L in `units` to derive meq/L from")
+        return self
+
+    def factors(self) -> dict[str, float]:
+        """UCUM code -> how many of that unit make one canonical unit, meq/L included."""
+        factors = dict(self.units)
+        if self.charge is not None:
+            factors["meq/L"] = self.units["mmol/L"] * abs(self.charge)
+        return factors
+
+
+# --- thresholds.yaml ----------------------------------------------------------------------------
+
+
+class Profile(_Strict):
+    label: str
+    source: str
+    deficient_below: Positive
+    insufficient_below: Positive
+    high_above: Positive
+    very_high_above: Positive
+    insufficient_label: str
+    high_note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Profile:
+        cuts = [self.deficient_below, self.insufficient_below, self.high_above, self.very_high_above]
+        if cuts != sorted(cuts) or len(set(cuts)) != len(cuts):
+            raise ValueError("cut-points must increase: deficient < insufficient < high < very high")
+        return self
+
+
+class RangeSpec(_Strict):
+    low: Positive
+    high: Positive
+    critical_low: Positive
+    critical_high: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if not self.critical_low < self.low < self.high < self.critical_high:
+            raise ValueError("need critical_low < low < high < critical_high")
+        return self
+
+
+class Payne(_Strict):
+    factor: Positive
+    reference_albumin: Positive
+
+
+class Windows(_Strict):
+    vitamin_d_status_days: Annotated[int, Field(gt=0)]
+    electrolyte_recent_days: Annotated[int, Field(gt=0)]
+    ionized_calcium_recent_days: Annotated[int, Field(gt=0)]
+    future_allowance_hours: Annotated[int, Field(ge=0)]
+
+
+class Thresholds(_Strict):
+    vitamin_d_profiles: dict[str, Profile]
+    electrolyte_ranges: dict[str, RangeSpec]
+    payne: Payne
+    windows: Windows
+
+    @model_validator(mode="after")
+    def _complete(self) -> Thresholds:
+        missing = [a for a in RANGED_ANALYTES if a not in self.electrolyte_ranges]
+        if missing:
+            raise ValueError(f"electrolyte_ranges lacks {', '.join(missing)}")
+        return self
+
+
+# --- codes.yaml ---------------------------------------------------------------------------------
+
+
+class VitaminDCodes(_Strict):
+    total: dict[str, str]
+    proxy: dict[str, str]
+    opt_in: dict[str, str]
+    wrong_test: dict[str, str]
+    component_d2: list[str]
+    component_d3: list[str]
+    component_total_name: str
+
+
+class Orderable(_Strict):
+    code: str
+    display: str
+
+
+class Codes(_Strict):
+    system: str
+    usable_statuses: list[str]
+    vitamin_d: VitaminDCodes
+    potassium: dict[str, str]
+    magnesium: dict[str, str]
+    calcium_total: dict[str, str]
+    calcium_ionized: dict[str, str]
+    calcium_corrected: dict[str, str]
+    albumin: dict[str, str]
+    orderable: dict[str, Orderable]
+
+    def roles(self) -> dict[str, tuple[str, str, str]]:
+        """LOINC code -> (analyte, role, short name); the analyte names its units.yaml entry."""
+        groups: list[tuple[str, str, dict[str, str]]] = [
+            ("vitamin_d", "total", self.vitamin_d.total),
+            ("vitamin_d", "proxy", self.vitamin_d.proxy),
+            ("vitamin_d", "opt_in", self.vitamin_d.opt_in),
+            ("vitamin_d", "wrong_test", self.vitamin_d.wrong_test),
+            ("potassium", "measured", self.potassium),
+            ("magnesium", "measured", self.magnesium),
+            ("calcium", "total", self.calcium_total),
+            ("calcium_ionized", "measured", self.calcium_ionized),
+            ("calcium", "corrected", self.calcium_corrected),
+            ("albumin", "measured", self.albumin),
+        ]
+        index: dict[str, tuple[str, str, str]] = {}
+        for analyte, role, codes in groups:
+            for code, name in codes.items():
+                if code in index:
+                    raise ValueError(f"code {code} is listed twice")
+                index[code] = (analyte, role, name)
+        return index
+
+
+# --- catalogue.yaml -----------------------------------------------------------------------------
+
+
+class Systems(_Strict):
+    card_kind: str
+    override_reason: str
+
+
+class OverrideReason(_Strict):
+    code: str
+    display: str
+
+
+class SourceSpec(_Strict):
+    label: str
+    citation: str
+    url: str | None = None
+
+
+class SuggestionSpec(_Strict):
+    orderable: str
+    covers: list[str]
+    label: str
+
+
+class CardSpec(_Strict):
+    indicator: Indicator
+    indicator_critical: Indicator | None = None
+    summary: str
+    detail: str
+    source: str
+    links: list[str] = []
+    cite: list[str] = []
+    suggestions: list[SuggestionSpec] = []
+
+
+class Catalogue(_Strict):
+    version: str
+    systems: Systems
+    override_reasons: list[OverrideReason] = Field(min_length=1)
+    sources: dict[str, SourceSpec]
+    cards: dict[str, CardSpec]
+    analyte_names: dict[str, str]
+    analyte_abbreviations: dict[str, str]
+
+
+# --- the whole ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    """Everything under `cards/`, validated; shared read-only by all requests."""
+
+    directory: Path
+    codes: Codes
+    code_roles: dict[str, tuple[str, str, str]]
+    units: dict[str, UnitSpec]
+    thresholds: Thresholds
+    catalogue: Catalogue
+    summaries: dict[str, jinja2.Template]
+    details: dict[str, jinja2.Template]
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.thresholds.vitamin_d_profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.thresholds.vitamin_d_profiles))
+            raise ContentError(f"unknown threshold profile {name!r}; known: {known}") from None
+
+
+def format_number(value: float) -> str:
+    """At most two decimals, no trailing zeros: 45.0 -> "45", 20.833 -> "20.83"."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def and_list(items: Any) -> str:
+    """["a", "b", "c"] -> "a, b and c" (a template filter)."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def packaged_content_dir() -> Path:
+    """The `cards/` shipped in the wheel, or the source checkout's when running from a clone."""
+    shipped = Path(str(resources.files("cds_service") / "cards"))
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parent.parent / "cards"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ContentError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ContentError(f"{path}: cannot be read: {exc}") from None
+
+
+def _parse(path: Path, model: type[_M], data: Any) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ContentError(f"{path}: {problems}") from None
+
+
+def load_content(directory: Path | None = None) -> Content:
+    """Read and cross-check every content file; raise ContentError naming the first bad one."""
+    directory = directory or packaged_content_dir()
+    if not directory.is_dir():
+        raise ContentError(f"{directory}: content directory not found")
+
+    codes_path = directory / "codes.yaml"
+    codes = _parse(codes_path, Codes, _read_yaml(codes_path))
+    try:
+        code_roles = codes.roles()
+    except ValueError as exc:
+        raise ContentError(f"{codes_path}: {exc}") from None
+
+    units_path = directory / "units.yaml"
+    units = _parse(units_path, _UnitsFile, {"analytes": _read_yaml(units_path)})
+    analytes = {analyte for analyte, _, _ in code_roles.values()}
+    if missing := sorted(analytes - set(units.analytes)):
+        raise ContentError(f"{units_path}: no units for {', '.join(missing)}")
+
+    thresholds_path = directory / "thresholds.yaml"
+    thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
+
+    catalogue_path = directory / "catalogue.yaml"
+    catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
+    _check_catalogue(catalogue_path, catalogue, thresholds, codes)
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory / "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Markdown, not HTML; templates only receive values the service formats
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["and_list"] = and_list
+    env.filters["num"] = format_number
+    summaries: dict[str, jinja2.Template] = {}
+    details: dict[str, jinja2.Template] = {}
+    for kind, spec in catalogue.cards.items():
+        try:
+            summaries[kind] = env.from_string(spec.summary)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{catalogue_path}: cards.{kind}.summary: {exc.message}") from None
+        try:
+            details[kind] = env.get_template(spec.detail)
+        except jinja2.TemplateNotFound:
+            raise ContentError(f"{directory / 'templates' / spec.detail}: file not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{exc.filename}: line {exc.lineno}: {exc.message}") from None
+
+    return Content(
+        directory=directory,
+        codes=codes,
+        code_roles=code_roles,
+        units=units.analytes,
+        thresholds=thresholds,
+        catalogue=catalogue,
+        summaries=summaries,
+        details=details,
+    )
+
+
+class _UnitsFile(_Strict):
+    analytes: dict[str, UnitSpec]
+
+
+def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, codes: Codes) -> None:
+    def fail(problem: str) -> None:
+        raise ContentError(f"{path}: {problem}")
+
+    if missing := [k for k in CARD_KINDS if k not in catalogue.cards]:
+        fail(f"cards lacks {', '.join(missing)}")
+    sources = set(catalogue.sources)
+    for name, profile in thresholds.vitamin_d_profiles.items():
+        if profile.source not in sources:
+            fail(f"profile {name} cites unknown source {profile.source!r}")
+    for kind, spec in catalogue.cards.items():
+        for ref in [spec.source, *spec.links, *spec.cite]:
+            if ref != "profile" and ref not in sources:
+                fail(f"cards.{kind} names unknown source {ref!r}")
+        for ref in [spec.source, *spec.links]:
+            if ref != "profile" and catalogue.sources[ref].url is None:
+                fail(f"cards.{kind} links to source {ref!r}, which has no url")
+        for suggestion in spec.suggestions:
+            if suggestion.orderable not in codes.orderable:
+                fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")
+    for name, profile in thresholds.vitamin_d_profiles.items():
+        if catalogue.sources[profile.source].url is None:
+            fail(f"profile {name}'s source {profile.source!r} has no url")
+

@@ -1,0 +1,324 @@
+"""Observation JSON -> LabResult, exactly as CLINICAL.md "Reading an Observation" says.
+
+Resources are selected by LOINC code on the raw JSON first; only the selected ones are validated,
+and against a small model of the fields read here rather than the whole FHIR Observation (which
+costs far more per resource and would dominate a hook call).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ..clinical.results import LabResult
+from ..content import Content
+from .units import UnitTable
+
+
+class _Lite(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+_Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Coding(_Lite):
+    system: str | None = None
+    code: str | None = None
+
+
+class _Concept(_Lite):
+    coding: list[_Coding] = []
+
+
+class _Quantity(_Lite):
+    value: _Number | None = None
+    comparator: Literal["<", "<=", ">=", ">"] | None = None
+    unit: str | None = None
+    system: str | None = None
+    code: str | None = None
+
+
+class _Period(_Lite):
+    start: str | None = None
+    end: str | None = None
+
+
+class _Reference(_Lite):
+    reference: str | None = None
+
+
+class _ReferenceRange(_Lite):
+    low: _Quantity | None = None
+    high: _Quantity | None = None
+    type: _Concept | None = None
+
+
+class _Component(_Lite):
+    code: _Concept
+    valueQuantity: _Quantity | None = None
+    valueString: str | None = None
+    dataAbsentReason: _Concept | None = None
+
+
+class _Observation(_Lite):
+    resourceType: Literal["Observation"]
+    id: str | None = None
+    status: str
+    code: _Concept
+    subject: _Reference | None = None
+    effectiveDateTime: str | None = None
+    effectivePeriod: _Period | None = None
+    effectiveInstant: str | None = None
+    issued: str | None = None
+    valueQuantity: _Quantity | None = None
+    valueString: str | None = None
+    dataAbsentReason: _Concept | None = None
+    referenceRange: list[_ReferenceRange] = []
+    component: list[_Component] = []
+
+
+_observation = TypeAdapter(_Observation)
+
+_DATE = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
+)
+_VALUE_STRING = re.compile(r"\s*(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*?)?\s*")
+_NORMAL_RANGE = "normal"
+
+
+def parse_fhir_datetime(text: str) -> datetime:
+    """A FHIR date, dateTime or instant as an aware datetime; partial dates take their first day,
+    and a date without a time is midnight UTC."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        raise ValueError("not a FHIR date")
+    year, month, day = int(match["y"]), int(match["m"] or 1), int(match["d"] or 1)
+    if match["time"] is None:
+        return datetime(year, month, day, tzinfo=UTC)
+    tz = "+00:00" if match["tz"] == "Z" else match["tz"]
+    return datetime.fromisoformat(f"{match['y']}-{match['m']}-{match['d']}T{match['time']}{tz}")
+
+
+@dataclass(frozen=True)
+class LabRead:
+    results: tuple[LabResult, ...]
+    malformed: int  # selected resources skipped because they were not valid
+    other_patient: int  # resources about another patient (or no patient), ignored
+
+
+def _reference_is(reference: _Reference | None, patient_id: str) -> bool:
+    """`Patient/123`, `https://server/fhir/Patient/123` and versioned forms all name 123."""
+    if reference is None or reference.reference is None:
+        return False
+    parts = reference.reference.split("/_history/")[0].rstrip("/").split("/")
+    return len(parts) >= 2 and parts[-2] == "Patient" and parts[-1] == patient_id
+
+
+class LabReader:
+    """Reads the Observations the rules care about; built once from the content."""
+
+    def __init__(self, content: Content) -> None:
+        self._system = content.codes.system
+        self._roles = content.code_roles
+        self._statuses = frozenset(content.codes.usable_statuses)
+        self._units = UnitTable(content.units)
+        vitamin_d = content.codes.vitamin_d
+        self._d2 = frozenset(vitamin_d.component_d2)
+        self._d3 = frozenset(vitamin_d.component_d3)
+        self._component_name = vitamin_d.component_total_name
+
+    def read(self, resources: Iterable[Any], patient_id: str) -> LabRead:
+        results: list[LabResult] = []
+        seen_ids: set[str] = set()
+        malformed = other_patient = 0
+        for raw in resources:
+            if not self._selected(raw):
+                continue
+            try:
+                obs = _observation.validate_python(raw)
+                result = self._result(obs)
+            except (ValidationError, ValueError):
+                malformed += 1
+                continue
+            if not _reference_is(obs.subject, patient_id):
+                other_patient += 1
+                continue
+            if result is None:
+                continue
+            if obs.id is not None:
+                if obs.id in seen_ids:
+                    continue
+                seen_ids.add(obs.id)
+            results.append(result)
+        return LabRead(tuple(results), malformed, other_patient)
+
+    # -- selection on raw JSON ------------------------------------------------------------------
+
+    def _codes(self, concept: Any) -> list[str]:
+        if not isinstance(concept, dict) or not isinstance(codings := concept.get("coding"), list):
+            return []
+        return [
+            c["code"]
+            for c in codings
+            if isinstance(c, dict) and c.get("system") == self._system and isinstance(c.get("code"), str)
+        ]
+
+    def _selected(self, raw: Any) -> bool:
+        if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
+            return False
+        if any(code in self._roles for code in self._codes(raw.get("code"))):
+            return True
+        components = raw.get("component")
+        if not isinstance(components, list):
+            return False
+        codes = {code for comp in components if isinstance(comp, dict) for code in self._codes(comp.get("code"))}
+        return bool(codes & self._d2) and bool(codes & self._d3)
+
+    # -- reading a validated Observation ---------------------------------------------------------
+
+    def _loinc(self, concept: _Concept) -> list[str]:
+        return [c.code for c in concept.coding if c.system == self._system and c.code is not None]
+
+    def _result(self, obs: _Observation) -> LabResult | None:
+        """None for a status that does not count; ValueError for a malformed date."""
+        if obs.status not in self._statuses:
+            return None
+        effective = _effective(obs)
+        codes = self._loinc(obs.code)
+        matched = next((c for c in codes if c in self._roles), None)
+        has_value = obs.valueQuantity is not None or obs.valueString is not None
+        if (matched is None or self._roles[matched][0] == "vitamin_d") and not has_value and obs.component:
+            total = self._component_total(obs, codes, effective)
+            if total is not None:
+                return total
+        if matched is None:
+            return None
+        analyte, role, name = self._roles[matched]
+        base = LabResult(analyte, role, matched, name, obs.id, obs.status, effective)
+        if obs.dataAbsentReason is not None:
+            return _unreadable(base, "no value (data absent)")
+        if obs.valueQuantity is not None:
+            reading = self._quantity(analyte, obs.valueQuantity)
+        elif obs.valueString is not None:
+            reading = self._string(analyte, obs.valueString)
+        else:
+            return _unreadable(base, "no value")
+        if isinstance(reading, str):
+            return _unreadable(base, reading)
+        value, comparator, unit = reading
+        canonical = self._units.canonical(analyte)
+        low, high = self._reference_range(analyte, obs.referenceRange)
+        return replace(
+            base,
+            value=self._units.to_canonical(analyte, value, unit),
+            comparator=comparator,
+            unit=canonical,
+            reported_value=None if unit == canonical else value,
+            reported_unit=None if unit == canonical else unit,
+            range_low=low,
+            range_high=high,
+        )
+
+    def _quantity(self, analyte: str, q: _Quantity) -> tuple[float, Any, str] | str:
+        """(value as reported, comparator, recognised UCUM unit) or why it is unreadable."""
+        if q.value is None:
+            return "no numeric value"
+        if q.value < 0:
+            return "negative value"
+        unit = self._units.recognise(analyte, q.code, q.system, q.unit)
+        if unit is None:
+            return "unit missing" if q.unit is None and q.code is None else "unit not recognised"
+        return q.value, q.comparator, unit
+
+    def _string(self, analyte: str, text: str) -> tuple[float, Any, str] | str:
+        match = _VALUE_STRING.fullmatch(text)
+        if match is None:
+            return "not a numeric value"
+        if match["unit"] is None:
+            return "unit missing"
+        unit = self._units.recognise(analyte, None, None, match["unit"])
+        if unit is None:
+            return "unit not recognised"
+        return float(match["num"]), match["cmp"], unit
+
+    def _reference_range(self, analyte: str, ranges: list[_ReferenceRange]) -> tuple[float | None, float | None]:
+        """The first normal range with a numeric bound in a convertible unit, low < high."""
+        for rr in ranges:
+            if rr.type is not None and _NORMAL_RANGE not in {c.code for c in rr.type.coding}:
+                continue
+            low = self._bound(analyte, rr.low)
+            high = self._bound(analyte, rr.high)
+            if low is None and high is None:
+                continue
+            if low is not None and high is not None and not low < high:
+                continue
+            return low, high
+        return None, None
+
+    def _bound(self, analyte: str, q: _Quantity | None) -> float | None:
+        if q is None or q.value is None or q.comparator is not None or q.value < 0:
+            return None
+        unit = self._units.recognise(analyte, q.code, q.system, q.unit)
+        return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
+
+    def _component_total(self, obs: _Observation, codes: list[str], effective: datetime | None) -> LabResult | None:
+        """A total sent as D2 and D3 components: their sum, when both parts read cleanly."""
+        parts: dict[str, tuple[float, Any, str]] = {}
+        for comp in obs.component:
+            comp_codes = self._loinc(comp.code)
+            part = next((p for c in comp_codes for p, s in (("d2", self._d2), ("d3", self._d3)) if c in s), None)
+            if part is None or comp.valueQuantity is None:
+                continue
+            reading = self._quantity("vitamin_d", comp.valueQuantity)
+            if isinstance(reading, str):
+                return None
+            value, comparator, unit = reading
+            parts[part] = (
+                self._units.to_canonical("vitamin_d", value, unit),
+                comparator,
+                next(c for c in comp_codes if c in self._d2 | self._d3),
+            )
+        if set(parts) != {"d2", "d3"}:
+            return None
+        comparators = {cmp for _, cmp, _ in parts.values() if cmp is not None}
+        if len(comparators) > 1 or comparators & {">", ">="} and comparators & {"<", "<="}:
+            return None
+        code = codes[0] if codes else f"{parts['d2'][2]}+{parts['d3'][2]}"
+        return LabResult(
+            "vitamin_d",
+            "total",
+            code,
+            self._component_name,
+            obs.id,
+            obs.status,
+            effective,
+            value=sum(v for v, _, _ in parts.values()),
+            comparator=next(iter(comparators), None),
+            unit=self._units.canonical("vitamin_d"),
+        )
+
+
+def _effective(obs: _Observation) -> datetime | None:
+    """effectiveDateTime, else the period's end or start, else effectiveInstant, else issued."""
+    period = obs.effectivePeriod
+    for text in (
+        obs.effectiveDateTime,
+        period.end if period else None,
+        period.start if period else None,
+        obs.effectiveInstant,
+        obs.issued,
+    ):
+        if text is not None:
+            return parse_fhir_datetime(text)
+    return None
+
+
+def _unreadable(base: LabResult, problem: str) -> LabResult:
+    return replace(base, problem=problem)

@@ -1,0 +1,38 @@
+"""Unit recognition and conversion to each analyte's canonical unit, by the explicit table in
+`cards/units.yaml` (never by a generic UCUM converter: see the divalent-ion note there)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..content import UnitSpec
+
+UCUM = "http://unitsofmeasure.org"
+
+
+def _fold(unit: str) -> str:
+    """Unit text as people type it: any case, stray spaces, micro written three ways."""
+    return "".join(unit.split()).lower().replace("µ", "u").replace("μ", "u").replace("mcg", "ug")
+
+
+class UnitTable:
+    def __init__(self, units: Mapping[str, UnitSpec]) -> None:
+        self._factors = {analyte: spec.factors() for analyte, spec in units.items()}
+        self._canonical = {analyte: spec.canonical for analyte, spec in units.items()}
+        self._folded = {
+            analyte: {_fold(code): code for code in factors} for analyte, factors in self._factors.items()
+        }
+
+    def canonical(self, analyte: str) -> str:
+        return self._canonical[analyte]
+
+    def recognise(self, analyte: str, code: object, system: object, text: object) -> str | None:
+        """The UCUM code of a Quantity's unit: its UCUM `code` exactly, else its `unit` text."""
+        if system == UCUM and isinstance(code, str) and code in self._factors[analyte]:
+            return code
+        if isinstance(text, str):
+            return self._folded[analyte].get(_fold(text))
+        return None
+
+    def to_canonical(self, analyte: str, value: float, unit: str) -> float:
+        return value / self._factors[analyte][unit]

@@ -1,0 +1,102 @@
+"""Plain ASGI middleware for what must hold before and around every route."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .protocol import operation_outcome
+from .responses import JsonResponse
+
+logger = logging.getLogger("cds_service")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for a body over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JsonResponse(
+            operation_outcome("too-costly", f"the request body is larger than {self.max_bytes} bytes"), 413
+        )
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await JsonResponse(operation_outcome("invalid", "bad Content-Length header"), 400)(scope, receive, send)
+                return
+            if int(length) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+class ErrorGuard:
+    """A bug answers 500 with an OperationOutcome and is logged with its hookInstance and code
+    location; the exception's message and locals are not logged, as they may hold patient data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            state: dict[str, Any] = scope.get("state", {})
+            frames = traceback.extract_tb(exc.__traceback__)
+            logger.error(
+                "unhandled error",
+                extra={
+                    "hookInstance": state.get("hook_instance"),
+                    "path": scope.get("path"),
+                    "error": type(exc).__name__,
+                    "at": " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-5:])),
+                },
+            )
+            if not started:
+                body = operation_outcome("exception", "internal error; the service has logged it")
+                await JsonResponse(body, 500)(scope, receive, send)

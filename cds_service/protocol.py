@@ -1,0 +1,153 @@
+"""CDS Hooks 2.0.1 wire models: what EHRs send, what the service answers, and error bodies.
+
+Response models leave optional fields as None and `dump()` drops them, because the specification
+forbids nulls and empty arrays or objects in responses (`"cards": []` excepted).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RequestError(Exception):
+    """A request the service cannot accept: answered 400 with an OperationOutcome naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class FhirAuthorization(_Wire):
+    access_token: NonEmpty
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: NonEmpty
+    subject: NonEmpty
+    patient: str | None = None
+
+    def __repr__(self) -> str:  # never let a token reach a log line through a repr
+        return "FhirAuthorization(...)"
+
+
+class HookRequest(_Wire):
+    hook: NonEmpty
+    hookInstance: UUID
+    fhirServer: AnyHttpUrl | None = None
+    fhirAuthorization: FhirAuthorization | None = None
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _server_with_token(self) -> HookRequest:
+        if self.fhirAuthorization is not None and self.fhirServer is None:
+            raise ValueError("fhirServer is required when fhirAuthorization is present")
+        return self
+
+
+class PatientViewContext(_Wire):
+    userId: NonEmpty
+    patientId: NonEmpty
+    encounterId: NonEmpty | None = None
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Coding(_Response):
+    system: str | None = None
+    code: str
+    display: str | None = None
+
+
+class Source(_Response):
+    label: NonEmpty
+    url: str | None = None
+    icon: str | None = None
+    topic: Coding | None = None
+
+
+class Action(_Response):
+    type: Literal["create", "update", "delete"]
+    description: NonEmpty
+    resource: dict[str, Any] | None = None
+    resourceId: str | None = None
+
+
+class Suggestion(_Response):
+    label: NonEmpty
+    uuid: UUID
+    isRecommended: bool | None = None
+    actions: Annotated[list[Action], Field(min_length=1)] | None = None
+
+
+class Link(_Response):
+    label: NonEmpty
+    url: NonEmpty
+    type: Literal["absolute", "smart"]
+    appContext: str | None = None
+
+
+class Card(_Response):
+    uuid: UUID
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=139)]
+    detail: str | None = None
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    suggestions: Annotated[list[Suggestion], Field(min_length=1)] | None = None
+    selectionBehavior: Literal["at-most-one", "any"] | None = None
+    overrideReasons: Annotated[list[Coding], Field(min_length=1)] | None = None
+    links: Annotated[list[Link], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _selection_with_suggestions(self) -> Card:
+        if self.suggestions and self.selectionBehavior is None:
+            raise ValueError("selectionBehavior is required whenever there are suggestions")
+        return self
+
+
+class CdsResponse(_Response):
+    cards: list[Card]
+
+
+class ServiceDefinition(_Response):
+    hook: str
+    id: str
+    title: str | None = None
+    description: str
+    prefetch: dict[str, str] | None = None
+    usageRequirements: str | None = None
+
+
+class Discovery(_Response):
+    services: list[ServiceDefinition]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def operation_outcome(code: str, diagnostics: str, expression: list[str] | None = None) -> dict[str, Any]:
+    """A FHIR OperationOutcome, the error body CDS Hooks 3.0 adopts; diagnostics never echo input."""
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = expression
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

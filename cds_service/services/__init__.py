@@ -1,0 +1,1 @@
+"""One module per CDS service: its discovery entry, its prefetch, and its decisions."""

@@ -1,0 +1,28 @@
+"""What every CDS service offers the app: a discovery entry, its prefetch, an evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ..fhir.prefetch import PrefetchKey
+from ..protocol import Card, HookRequest, ServiceDefinition
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A service's answer and what the log line may say about it (counts, never data)."""
+
+    cards: list[Card]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class CdsService(Protocol):
+    id: str
+    hook: str
+    prefetch: tuple[PrefetchKey, ...]
+
+    def definition(self) -> ServiceDefinition: ...
+
+    def evaluate(self, request: HookRequest, as_of: datetime) -> Outcome: ...
