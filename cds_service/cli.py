@@ -34,10 +34,10 @@ def _checked_app() -> FastAPI:
         logs.configure(settings.log_format)
         return create_app(settings)
     except ContentError as exc:
-        err.print(f"[bold red]error:[/] clinical content: {exc}", highlight=False)
+        typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
     except ValueError as exc:  # a setting that does not validate
-        err.print(f"[bold red]error:[/] settings: {exc}", highlight=False)
+        typer.echo(f"error: settings: {exc}", err=True)
         raise typer.Exit(2) from None
 
 

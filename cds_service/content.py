@@ -286,7 +286,7 @@ def _parse(path: Path, model: type[_M], data: Any) -> _M:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise ContentError(f"{path}: {problems}") from None

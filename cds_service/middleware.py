@@ -14,10 +14,6 @@ from .responses import JsonResponse
 logger = logging.getLogger("cds_service")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """413 for a body over the limit, whether announced by Content-Length or streamed."""
 
@@ -42,27 +38,33 @@ class BodySizeLimit:
                 return
 
         received = 0
-        started = False
+        started = refused = ended = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # Past the limit, answer 413 at once and tell the app the client has gone, so it stops
+            # reading (an exception here would be turned into a 400 by the body parser).
+            nonlocal received, refused, ended
+            if ended:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    ended = True
+                    if not started:
+                        refused = True
+                        await too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 has been sent; whatever the app answers after it is dropped
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await too_large(scope, receive, send)
+        await self.app(scope, counting_receive, guarded_send)
 
 
 class ErrorGuard:

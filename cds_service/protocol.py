@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
@@ -50,11 +59,12 @@ class HookRequest(_Wire):
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _server_with_token(self) -> HookRequest:
-        if self.fhirAuthorization is not None and self.fhirServer is None:
-            raise ValueError("fhirServer is required when fhirAuthorization is present")
-        return self
+    @field_validator("fhirAuthorization")
+    @classmethod
+    def _server_with_token(cls, value: FhirAuthorization | None, info: ValidationInfo) -> FhirAuthorization | None:
+        if value is not None and info.data.get("fhirServer") is None:
+            raise ValueError("needs fhirServer beside it")
+        return value
 
 
 class PatientViewContext(_Wire):

@@ -1,0 +1,95 @@
+"""Small builders of FHIR resources and hook requests, so each test shows only what matters."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+PATIENT = "p1"
+
+_ids = itertools.count(1)
+
+
+def obs(
+    code: str,
+    value: float | None = None,
+    unit: str | None = None,
+    when: str | None = "2026-11-01",
+    *,
+    status: str = "final",
+    patient: str | None = PATIENT,
+    comparator: str | None = None,
+    id: str | None = None,
+    ucum: bool = True,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An Observation; `value` and `unit` become a UCUM valueQuantity (unit text only if not ucum)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": id or f"obs-{next(_ids)}",
+        "status": status,
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+    }
+    if patient is not None:
+        resource["subject"] = {"reference": f"Patient/{patient}"}
+    if when is not None:
+        resource["effectiveDateTime"] = when
+    if value is not None:
+        quantity: dict[str, Any] = {"value": value}
+        if unit is not None:
+            quantity["unit"] = unit
+            if ucum:
+                quantity |= {"system": UCUM, "code": unit}
+        if comparator is not None:
+            quantity["comparator"] = comparator
+        resource["valueQuantity"] = quantity
+    resource.update(fields)
+    return resource
+
+
+def ref_range(low: float | None, high: float | None, unit: str) -> list[dict[str, Any]]:
+    rr: dict[str, Any] = {}
+    if low is not None:
+        rr["low"] = {"value": low, "unit": unit, "system": UCUM, "code": unit}
+    if high is not None:
+        rr["high"] = {"value": high, "unit": unit, "system": UCUM, "code": unit}
+    return [rr]
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def hook_request(
+    vitamin_d: list[dict[str, Any]] | None = None,
+    electrolytes: list[dict[str, Any]] | None = None,
+    *,
+    patient: str = PATIENT,
+    hook: str = "patient-view",
+    prefetch: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A patient-view request; `vitamin_d` and `electrolytes` become searchset Bundles (None: null)."""
+    if prefetch is None:
+        prefetch = {
+            "patient": {"resourceType": "Patient", "id": patient},
+            "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
+            "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
+        }
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/u1", "patientId": patient},
+        "prefetch": prefetch,
+    }
+
+
+# Recent, normal electrolytes, for tests about vitamin D alone (as of 2026-11-25).
+def normal_electrolytes(when: str = "2026-11-01") -> list[dict[str, Any]]:
+    return [
+        obs("2823-3", 4.2, "mmol/L", when),
+        obs("19123-9", 2.0, "mg/dL", when),
+        obs("17861-6", 9.4, "mg/dL", when),
+    ]

@@ -1,0 +1,122 @@
+"""25(OH)D status at every boundary of both profiles, and which result decides it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cds_service.clinical.results import LabResult
+from cds_service.clinical.vitamin_d import Status, assess_vitamin_d, classify
+from cds_service.content import Content
+
+AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
+D, I, S, H, VH = Status.DEFICIENT, Status.INSUFFICIENT, Status.SUFFICIENT, Status.HIGH, Status.VERY_HIGH
+
+
+def vitd(
+    value: float | None,
+    days_ago: float = 10,
+    *,
+    comparator: str | None = None,
+    role: str = "total",
+    code: str = "62292-8",
+) -> LabResult:
+    return LabResult(
+        analyte="vitamin_d",
+        role=role,
+        code=code,
+        name="25(OH)D",
+        resource_id=None,
+        status="final",
+        effective=AS_OF - timedelta(days=days_ago),
+        value=value,
+        comparator=comparator,  # type: ignore[arg-type]
+        unit="ng/mL" if value is not None else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "comparator", "endocrine", "iom"),
+    [
+        (0, None, D, D),
+        (11.9, None, D, D),
+        (12, None, D, I),
+        (19.9, None, D, I),
+        (20, None, I, S),
+        (29.9, None, I, S),
+        (30, None, S, S),
+        (100, None, S, S),
+        (100.1, None, H, H),
+        (150, None, H, H),
+        (150.1, None, VH, VH),
+        # censored results sit just past their bound
+        (5, "<", D, D),
+        (20, "<", D, I),
+        (20, "<=", I, S),
+        (30, "<", I, S),
+        (150, ">", VH, VH),
+        (150, ">=", H, H),
+        (100, ">", H, H),
+    ],
+)
+def test_classify_boundaries(content: Content, value: float, comparator: str | None, endocrine: Status, iom: Status) -> None:
+    result = vitd(value, comparator=comparator)
+    assert classify(result, content.profile("endocrine-2011")) is endocrine
+    assert classify(result, content.profile("iom-2011")) is iom
+
+
+def assess(content: Content, results: list[LabResult], profile: str = "endocrine-2011", opt_in: bool = False):
+    return assess_vitamin_d(
+        results,
+        as_of=AS_OF,
+        profile=content.profile(profile),
+        window_days=365,
+        future_allowance=timedelta(hours=24),
+        accept_opt_in=opt_in,
+    )
+
+
+def test_latest_result_decides_and_earlier_ones_are_history(content: Content) -> None:
+    old, mid, new = vitd(45, 300), vitd(25, 200), vitd(12, 20)
+    a = assess(content, [mid, new, old])
+    assert a.status is D and a.latest is new
+    assert a.history == (mid, old)
+
+
+@pytest.mark.parametrize(("days", "decides"), [(364, True), (365, True), (365.01, False), (366, False)])
+def test_status_window_is_365_days(content: Content, days: float, decides: bool) -> None:
+    a = assess(content, [vitd(12, days)])
+    assert (a.status is D) is decides
+    if not decides:
+        assert a.latest is None and len(a.history) == 1  # shown as history only
+
+
+def test_results_after_the_as_of_instant_are_not_seen(content: Content) -> None:
+    future = vitd(50, -3)  # three days after as of
+    a = assess(content, [vitd(12, 30), future])
+    assert a.status is D
+    assert future not in a.history
+
+
+def test_undated_or_unreadable_results_never_decide(content: Content) -> None:
+    undated = LabResult("vitamin_d", "total", "62292-8", "x", None, "final", None, value=5.0, unit="ng/mL")
+    unreadable = vitd(None, 1)
+    a = assess(content, [vitd(40, 50), undated, unreadable])
+    assert a.status is S
+    assert a.unreadable == (unreadable,)
+
+
+def test_proxy_code_classifies_and_opt_in_codes_only_when_enabled(content: Content) -> None:
+    assert assess(content, [vitd(15, role="proxy", code="1989-3")]).status is D
+    d2_only = vitd(15, role="opt_in", code="49054-0")
+    assert assess(content, [d2_only]).status is None
+    assert assess(content, [d2_only], opt_in=True).status is D
+
+
+def test_wrong_test_only_when_no_usable_25ohd_in_window(content: Content) -> None:
+    calcitriol = vitd(40, 10, role="wrong_test", code="1649-3")
+    assert assess(content, [calcitriol]).wrong_test_only
+    assert assess(content, [calcitriol, vitd(50, 400)]).wrong_test_only  # the 25(OH)D is too old
+    assert not assess(content, [calcitriol, vitd(50, 100)]).wrong_test_only
+    assert not assess(content, [vitd(40, 400, role="wrong_test", code="1649-3")]).wrong_test_only  # old

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from cds_service.app import create_app
+from cds_service.content import Content, load_content
+from cds_service.settings import Settings
+from tests.rules import check_response
+
+AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def content() -> Content:
+    return load_content()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+AppFactory = Callable[..., FastAPI]
+
+
+@pytest.fixture
+def make_app(content: Content) -> AppFactory:
+    """create_app with the clock pinned to AS_OF (or `as_of`) and settings given as keywords."""
+
+    def factory(as_of: datetime = AS_OF, **settings: object) -> FastAPI:
+        return create_app(Settings(**settings), clock=lambda: as_of, content=content)  # type: ignore[arg-type]
+
+    return factory
+
+
+async def _check_rules(response: httpx.Response) -> None:
+    """Every successful hook call made in a test must obey the response rules."""
+    request = response.request
+    if request.method == "POST" and request.url.path.startswith("/cds-services/") and response.status_code == 200:
+        await response.aread()
+        patient = orjson.loads(request.content)["context"]["patientId"]
+        check_response(response.json(), patient)
+
+
+def make_client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://cds.test",
+        event_hooks={"response": [_check_rules]},
+    )
+
+
+@pytest.fixture
+async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(make_app()) as c:
+        yield c

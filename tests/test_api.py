@@ -1,0 +1,347 @@
+"""The HTTP interface through httpx's ASGI transport: discovery, every card kind, and errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.app import create_app
+from cds_service.settings import Settings
+from tests.builders import bundle, hook_request, normal_electrolytes, obs
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+URL = "/cds-services/vitamin-d-cramps"
+
+
+def kinds(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+
+
+def card(response: httpx.Response, kind: str) -> dict[str, Any]:
+    (found,) = [c for c in response.json()["cards"] if c["source"]["topic"]["code"] == kind]
+    return found
+
+
+def outcome(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    (issue,) = body["issue"]
+    return issue
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+async def test_discovery(client: httpx.AsyncClient) -> None:
+    response = await client.get("/cds-services")
+    assert response.status_code == 200
+    (service,) = response.json()["services"]
+    assert service["id"] == "vitamin-d-cramps" and service["hook"] == "patient-view"
+    assert service["title"] and service["description"]
+    prefetch = service["prefetch"]
+    assert prefetch["patient"] == "Patient/{{context.patientId}}"
+    for code in ["62292-8", "1989-3", "14635-7", "62290-2", "1649-3"]:  # status codes and wrong-test codes
+        assert f"http://loinc.org|{code}" in prefetch["vitaminD"]
+    for code in ["2823-3", "19123-9", "17861-6", "1995-0", "29265-6", "1751-7"]:
+        assert f"http://loinc.org|{code}" in prefetch["electrolytes"]
+    for key in ("vitaminD", "electrolytes"):
+        assert prefetch[key].startswith("Observation?patient={{context.patientId}}&code=")
+        assert "_sort=-date" in prefetch[key] and "_count=" in prefetch[key]
+
+
+# --- each card kind -----------------------------------------------------------------------------
+
+
+async def test_deficient_with_recent_electrolytes(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10")], normal_electrolytes()))
+    assert kinds(response) == ["vitd-deficient"]
+    c = card(response, "vitd-deficient")
+    assert c["indicator"] == "warning"
+    assert "12 ng/mL" in c["summary"] and "2026-11-10" in c["summary"]
+    assert "62292-8" in c["detail"] and "very low certainty" in c["detail"]
+    assert {r["code"] for r in c["overrideReasons"]} == {"already-addressed", "outside-result", "not-relevant", "patient-declined"}
+    assert "suggestions" not in c  # no suggestion that prescribes
+
+
+async def test_insufficient_with_no_magnesium_suggests_only_magnesium(client: httpx.AsyncClient) -> None:
+    electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 9.4, "mg/dL")]
+    response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], electrolytes))
+    assert kinds(response) == ["vitd-insufficient", "electrolytes-check"]
+    check = card(response, "electrolytes-check")
+    assert check["indicator"] == "info" and check["selectionBehavior"] == "any"
+    (suggestion,) = check["suggestions"]
+    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "19123-9"
+    assert "magnesium" in check["summary"]
+
+
+async def test_no_electrolytes_suggests_both_orders(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], None))
+    check = card(response, "electrolytes-check")
+    codes = [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]]
+    assert codes == ["24321-2", "19123-9"]
+    assert "potassium, magnesium and calcium" in check["summary"]
+
+
+async def test_missing_potassium_alone_suggests_the_panel(client: httpx.AsyncClient) -> None:
+    electrolytes = [obs("19123-9", 2.0, "mg/dL"), obs("17861-6", 9.4, "mg/dL"), obs("2823-3", 4.0, "mmol/L", "2026-06-01")]
+    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], electrolytes))
+    check = card(response, "electrolytes-check")
+    assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]] == ["24321-2"]
+
+
+@pytest.mark.parametrize(("value", "indicator"), [(120, "warning"), (151, "critical")])
+async def test_high(client: httpx.AsyncClient, value: float, indicator: str) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", value, "ng/mL")], None))
+    assert kinds(response) == ["vitd-high"]
+    assert card(response, "vitd-high")["indicator"] == indicator
+
+
+async def test_wrong_test(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("1649-3", 60, "pg/mL")], normal_electrolytes()))
+    assert kinds(response) == ["vitd-wrong-test"]
+    c = card(response, "vitd-wrong-test")
+    assert c["indicator"] == "info" and "62292-8" in c["detail"]
+    assert any("medlineplus" in link["url"] for link in c["links"])
+
+
+async def test_electrolytes_abnormal_names_value_and_range(client: httpx.AsyncClient) -> None:
+    electrolytes = [obs("2823-3", 3.1, "mmol/L"), obs("19123-9", 1.4, "meq/L"), obs("17861-6", 9.4, "mg/dL")]
+    response = await client.post(URL, json=hook_request([obs("62292-8", 40, "ng/mL")], electrolytes))
+    assert kinds(response) == ["electrolytes-abnormal"]
+    c = card(response, "electrolytes-abnormal")
+    assert c["indicator"] == "warning"
+    assert "K 3.1 mmol/L low" in c["summary"]
+    assert "Mg" not in c["summary"]  # 1.4 meq/L is 1.70 mg/dL: in range
+    assert "3.5-5 mmol/L" in c["detail"] and "cramps" in c["detail"]
+
+
+async def test_critical_electrolyte(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request(None, [obs("2823-3", 6.8, "mmol/L")]))
+    assert kinds(response) == ["electrolytes-abnormal"]
+    assert card(response, "electrolytes-abnormal")["indicator"] == "critical"
+
+
+async def test_cards_come_most_severe_first(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], [obs("2823-3", 2.2, "mmol/L")]))
+    assert kinds(response) == ["electrolytes-abnormal", "vitd-insufficient", "electrolytes-check"]
+
+
+async def test_nmol_input_is_converted_and_said(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 45, "nmol/L")], normal_electrolytes()))
+    c = card(response, "vitd-deficient")
+    assert "18.03 ng/mL (45 nmol/L)" in c["summary"]
+    assert "reported as 45 nmol/L" in c["detail"]
+
+
+async def test_unknown_status_is_said_in_the_card(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("1989-3", 12, "ng/mL", status="unknown")], normal_electrolytes()))
+    detail = card(response, "vitd-deficient")["detail"]
+    assert "did not report the result's status" in detail and "D3-only code" in detail and "1989-3" in detail
+
+
+async def test_normal_patient_gets_no_card(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 42, "ng/mL")], normal_electrolytes()))
+    assert response.json() == {"cards": []}
+
+
+async def test_another_patients_results_are_ignored(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62292-8", 8, "ng/mL", patient="p2")], normal_electrolytes()))
+    assert kinds(response) == []
+
+
+async def test_malformed_resource_is_skipped(client: httpx.AsyncClient) -> None:
+    broken = obs("62292-8", 8, "ng/mL", "2026-11-20") | {"valueQuantity": {"value": "eight"}}
+    response = await client.post(URL, json=hook_request([broken, obs("62292-8", 25, "ng/mL", "2026-11-01")], normal_electrolytes()))
+    assert kinds(response) == ["vitd-insufficient"]
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "value", "expected"),
+    [
+        ("endocrine-2011", 15, ["vitd-deficient"]),
+        ("iom-2011", 15, ["vitd-insufficient"]),
+        ("endocrine-2011", 25, ["vitd-insufficient"]),
+        ("iom-2011", 25, []),
+        ("iom-2011", 11, ["vitd-deficient"]),
+    ],
+)
+async def test_threshold_profiles(make_app: AppFactory, profile: str, value: float, expected: list[str]) -> None:
+    async with make_client(make_app(threshold_profile=profile)) as c:
+        response = await c.post(URL, json=hook_request([obs("62292-8", value, "ng/mL")], normal_electrolytes()))
+    assert kinds(response) == expected
+    if profile == "iom-2011" and expected == ["vitd-insufficient"]:
+        assert "inadequate" in response.json()["cards"][0]["summary"]
+
+
+async def test_iom_high_card_mentions_no_added_benefit(make_app: AppFactory) -> None:
+    async with make_client(make_app(threshold_profile="iom-2011")) as c:
+        response = await c.post(URL, json=hook_request([obs("62292-8", 110, "ng/mL")], None))
+    assert "no added benefit above 50" in card(response, "vitd-high")["detail"]
+
+
+async def test_opt_in_codes_setting(make_app: AppFactory) -> None:
+    request = hook_request([obs("49054-0", 12, "ng/mL")], normal_electrolytes())
+    async with make_client(make_app()) as c:
+        assert kinds(await c.post(URL, json=request)) == []
+    async with make_client(make_app(vitd_opt_in_codes=True)) as c:
+        assert kinds(await c.post(URL, json=request)) == ["vitd-deficient"]
+
+
+def test_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDS_THRESHOLD_PROFILE", "iom-2011")
+    assert Settings().threshold_profile == "iom-2011"
+    create_app()  # loads and accepts it
+
+
+# --- prefetch: null and missing -----------------------------------------------------------------
+
+
+async def test_null_prefetch_means_nothing_there(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request(None, None))
+    assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+@pytest.mark.parametrize(
+    ("prefetch", "missing"),
+    [
+        (None, ["prefetch.vitaminD", "prefetch.electrolytes"]),
+        ({"vitaminD": None}, ["prefetch.electrolytes"]),
+        ({"electrolytes": None, "vitaminD": {"resourceType": "OperationOutcome", "issue": []}}, ["prefetch.vitaminD"]),
+    ],
+)
+async def test_missing_prefetch_is_412(client: httpx.AsyncClient, prefetch: dict[str, Any] | None, missing: list[str]) -> None:
+    request = hook_request()
+    if prefetch is None:
+        del request["prefetch"]
+    else:
+        request["prefetch"] = prefetch
+    response = await client.post(URL, json=request)
+    assert response.status_code == 412
+    issue = outcome(response)
+    assert issue["expression"] == missing
+    for key in missing:
+        assert key.removeprefix("prefetch.") in issue["diagnostics"]
+
+
+async def test_patient_key_is_not_required(client: httpx.AsyncClient) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
+    del request["prefetch"]["patient"]
+    assert kinds(await client.post(URL, json=request)) == ["vitd-deficient"]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda r: r.pop("hookInstance"), "hookInstance"),
+        (lambda r: r.update(hookInstance="not-a-uuid"), "hookInstance"),
+        (lambda r: r.pop("context"), "context"),
+        (lambda r: r["context"].pop("patientId"), "context.patientId"),
+        (lambda r: r["context"].update(patientId=7), "context.patientId"),
+        (lambda r: r.update(hook="order-sign"), "hook"),
+        (lambda r: r.update(fhirAuthorization={"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "y"}), "fhirAuthorization"),
+        (lambda r: r.update(fhirServer="not a url"), "fhirServer"),
+        (lambda r: r["prefetch"].update(vitaminD=[1, 2]), "prefetch.vitaminD"),
+        (lambda r: r["prefetch"].update(electrolytes={"resourceType": "Bundle", "entry": "x"}), "prefetch.electrolytes.entry"),
+    ],
+)
+async def test_invalid_requests_are_400_naming_the_field(client: httpx.AsyncClient, mutate: Any, field: str) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL")], None)
+    mutate(request)
+    response = await client.post(URL, json=request)
+    assert response.status_code == 400
+    issue = outcome(response)
+    assert issue["expression"] == [field] or issue["expression"][0].startswith(field)
+    assert "secret-token" not in response.text
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'"text"', b""])
+async def test_body_not_a_json_object_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(URL, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and outcome(response)["code"] == "invalid"
+
+
+async def test_unknown_service_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/cds-services/no-such-service", json=hook_request(None, None))
+    assert response.status_code == 404 and outcome(response)["code"] == "not-found"
+
+
+async def test_body_over_the_limit_is_413(make_app: AppFactory) -> None:
+    big = hook_request([obs("62292-8", 12, "ng/mL", note=[{"text": "x" * 4000}])], None)
+    async with make_client(make_app(max_body_bytes=2000)) as c:
+        response = await c.post(URL, json=big)
+        assert response.status_code == 413 and outcome(response)["code"] == "too-costly"
+
+        async def chunks():  # no Content-Length: the limit holds on the bytes received
+            yield b'{"hook": "patient-view", "pad": "'
+            for _ in range(10):
+                yield b"x" * 500
+            yield b'"}'
+
+        response = await c.post(URL, content=chunks(), headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+
+
+async def test_default_body_limit_is_5_mb(client: httpx.AsyncClient) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
+    request["pad"] = "x" * (5 * 1024 * 1024 - 2000)
+    assert (await client.post(URL, json=request)).status_code == 200
+    request["pad"] = "x" * (5 * 1024 * 1024 + 1)
+    assert (await client.post(URL, json=request)).status_code == 413
+
+
+async def test_a_bug_is_500_without_a_stack_trace(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cds_service.services.vitamin_d_cramps import VitaminDCramps
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom for Patient/p1")
+
+    monkeypatch.setattr(VitaminDCramps, "decide", broken)
+    request = hook_request([obs("62292-8", 12, "ng/mL")], None)
+    async with make_client(make_app()) as c:
+        response = await c.post(URL, json=request)
+    assert response.status_code == 500
+    assert outcome(response)["code"] == "exception"
+    assert "Traceback" not in response.text and "boom" not in response.text and "RuntimeError" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged and logged[0].hookInstance == request["hookInstance"]
+    assert all("p1" not in r.getMessage() and "p1" not in str(vars(r).get("at")) for r in caplog.records)
+
+
+async def test_log_lines_carry_no_patient_data(client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="cds_service")
+    pid = "patient-8675309"
+    request = hook_request([obs("62292-8", 12.3, "ng/mL", patient=pid)], [obs("2823-3", 4.2, "mmol/L", patient=pid)], patient=pid)
+    await client.post(URL, json=request)
+    (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
+    fields = {k: v for k, v in vars(line).items()}
+    assert fields["hookInstance"] == request["hookInstance"] and fields["status"] == 200
+    assert fields["cards"] == "vitd-deficient,electrolytes-check"
+    text = repr(fields)
+    assert "8675309" not in text and "12.3" not in text
+
+
+async def test_recency_follows_the_clock(make_app: AppFactory) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10")], normal_electrolytes("2026-11-10"))
+    async with make_client(make_app(as_of=datetime(2027, 11, 20, tzinfo=UTC))) as c:
+        assert kinds(await c.post(URL, json=request)) == []  # a year and ten days later: too old
+    async with make_client(make_app(as_of=datetime(2026, 11, 1, tzinfo=UTC))) as c:
+        assert kinds(await c.post(URL, json=request)) == []  # before the results existed
+
+
+async def test_bundle_helper_shapes(client: httpx.AsyncClient) -> None:
+    """A prefetch value may be a single resource as well as a Bundle."""
+    request = hook_request(prefetch={"vitaminD": obs("62292-8", 12, "ng/mL"), "electrolytes": bundle()})
+    assert kinds(await client.post(URL, json=request)) == ["vitd-deficient", "electrolytes-check"]

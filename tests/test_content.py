@@ -1,0 +1,73 @@
+"""The content under cards/ loads, and a broken file stops the service naming file and problem."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cds_service.cli import cli
+from cds_service.content import ContentError, load_content, packaged_content_dir
+
+
+def test_packaged_content_loads() -> None:
+    content = load_content()
+    assert set(content.thresholds.vitamin_d_profiles) == {"endocrine-2011", "iom-2011"}
+    assert content.code_roles["1989-3"][:2] == ("vitamin_d", "proxy")
+    assert content.units["magnesium"].factors()["meq/L"] == pytest.approx(0.8228)
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "cards"
+    shutil.copytree(packaged_content_dir(), target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
+    ("missing file", lambda d: (d / "units.yaml").unlink(), "units.yaml", "file not found"),
+    ("bad YAML", lambda d: edit(d / "codes.yaml", "system: http://loinc.org", "system: [unclosed"), "codes.yaml", "cannot be read"),
+    ("unordered cut-points", lambda d: edit(d / "thresholds.yaml", "insufficient_below: 30", "insufficient_below: 10"), "thresholds.yaml", "cut-points must increase"),
+    ("negative threshold", lambda d: edit(d / "thresholds.yaml", "deficient_below: 20", "deficient_below: -20"), "thresholds.yaml", "deficient_below"),
+    ("typo in a key", lambda d: edit(d / "thresholds.yaml", "high_above: 100\n", "hihg_above: 100\n"), "thresholds.yaml", "hihg_above"),
+    ("meq/L listed by hand", lambda d: edit(d / "units.yaml", "    mmol/L: 0.4114", "    mmol/L: 0.4114\n    meq/L: 0.4114"), "units.yaml", "meq/L is derived"),
+    ("a code twice", lambda d: edit(d / "codes.yaml", '"6298-4": "potassium, blood"', '"1751-7": "potassium, blood"'), "codes.yaml", "1751-7 is listed twice"),
+    ("unknown source", lambda d: edit(d / "catalogue.yaml", "links: [aafp-2012]", "links: [aafp-2021]"), "catalogue.yaml", "aafp-2021"),
+    ("a card kind missing", lambda d: edit(d / "catalogue.yaml", "  vitd-wrong-test:", "  vitd-wrong-tests:"), "catalogue.yaml", "vitd-wrong-test"),
+    ("template syntax", lambda d: edit(d / "templates" / "vitd-high.md", "{{ latest.shown }}", "{{ latest.shown }"), "vitd-high.md", "line"),
+    ("summary syntax", lambda d: edit(d / "catalogue.yaml", "consider checking\"", "consider checking {% if\""), "catalogue.yaml", "electrolytes-check.summary"),
+    ("missing template", lambda d: (d / "templates" / "vitd-low.md").unlink(), "vitd-low.md", "file not found"),
+]
+
+
+@pytest.mark.parametrize(("name", "breakage", "file", "problem"), BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_broken_content_names_file_and_problem(
+    content_copy: Path, name: str, breakage: Callable[[Path], None], file: str, problem: str
+) -> None:
+    breakage(content_copy)
+    with pytest.raises(ContentError) as exc:
+        load_content(content_copy)
+    assert file in str(exc.value) and problem in str(exc.value)
+
+
+def test_a_broken_content_file_stops_the_command(content_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit(content_copy / "thresholds.yaml", "insufficient_below: 30", "insufficient_below: 10")
+    monkeypatch.setenv("CDS_CONTENT_DIR", str(content_copy))
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "thresholds.yaml" in result.output and "cut-points must increase" in result.output
+
+
+def test_an_unknown_profile_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDS_THRESHOLD_PROFILE", "who-2030")
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2 and "unknown threshold profile 'who-2030'" in result.output
