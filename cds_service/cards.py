@@ -39,13 +39,16 @@ def _date(when: datetime | None) -> str:
 
 
 def result_view(result: LabResult, *, old: bool = False) -> ResultView:
+    converted = result.reported_unit is not None and result.reported_value is not None
     if result.value is not None:
-        short = f"{result.comparator or ''}{format_number(result.value)} {result.unit}"
+        value = format_number(result.value, as_reported=not converted)
+        short = f"{result.comparator or ''}{value} {result.unit}"
     else:
         short = "not classified"
     reported = None
-    if result.reported_unit is not None and result.reported_value is not None:
-        reported = f"{result.comparator or ''}{format_number(result.reported_value)} {result.reported_unit}"
+    if converted:
+        value = format_number(result.reported_value, as_reported=True)  # type: ignore[arg-type]
+        reported = f"{result.comparator or ''}{value} {result.reported_unit}"
     shown = f"{short} ({reported})" if reported else short
     return ResultView(
         name=result.name,
@@ -90,10 +93,11 @@ class CardRenderer:
 
     def finding_view(self, finding: Finding) -> FindingView:
         unit = finding.unit
-        value = format_number(finding.value)
-        comparator = finding.result.comparator or ""
-        short = f"{comparator}{value} {unit}"
-        reported = result_view(finding.result).reported if finding.albumin is None else None
+        as_measured = result_view(finding.result)
+        if finding.albumin is None:
+            short, reported = as_measured.short, as_measured.reported
+        else:
+            short, reported = f"{format_number(finding.value)} {unit}", None
         r = finding.range
         if r.low is not None and r.high is not None:
             span = f"{format_number(r.low)}-{format_number(r.high)} {unit}"
@@ -112,7 +116,7 @@ class CardRenderer:
             critical=finding.critical,
             range=span,
             range_from_laboratory=r.from_laboratory,
-            total=result_view(finding.result).shown if albumin else None,
+            total=as_measured.shown if albumin else None,
             albumin=f"{result_view(albumin).shown}" if albumin else None,
         )
 

@@ -251,8 +251,11 @@ class Content:
             raise ContentError(f"unknown threshold profile {name!r}; known: {known}") from None
 
 
-def format_number(value: float) -> str:
-    """At most two decimals, no trailing zeros: 45.0 -> "45", 20.833 -> "20.83"."""
+def format_number(value: float, *, as_reported: bool = False) -> str:
+    """A computed value to at most two decimals (20.833 -> "20.83"); a value as reported with the
+    digits it came with (0.355 -> "0.355"). No trailing zeros: 45.0 -> "45"."""
+    if as_reported:
+        return f"{value:.6g}"
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 

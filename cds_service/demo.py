@@ -20,17 +20,7 @@ def _observation(
         "resourceType": "Observation",
         "id": obs_id,
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "laboratory",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
         "effectiveDateTime": when.isoformat(),
         "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
@@ -42,7 +32,7 @@ def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(resources),
-        "entry": [{"fullUrl": f"Observation/{r['id']}", "resource": r} for r in resources],
+        "entry": [{"resource": r} for r in resources],
     }
 
 

@@ -1,0 +1,114 @@
+"""The three SMART sample patients, evaluated as of dates that make their results recent.
+
+The expected cards were worked out by hand from CLINICAL.md (every lab is status `unknown` with a
+0-0 referenceRange, so the default ranges apply; albumin is always drawn with calcium, so Payne's
+correction applies; there is no magnesium).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+FIXTURES = Path(__file__).parent / "fixtures" / "smart-sample"
+
+
+def _observations(patient: str) -> list[dict[str, Any]]:
+    bundle = json.loads((FIXTURES / f"r4-smart-{patient}.json").read_text())
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+
+
+def prefetch_like_an_ehr(templates: dict[str, str], patient: str) -> dict[str, Any]:
+    """Run each Observation prefetch query over the patient's bundle: codes, newest first, _count."""
+    observations = _observations(patient)
+    prefetch: dict[str, Any] = {}
+    for key, template in templates.items():
+        if not template.startswith("Observation?"):
+            continue
+        query = parse_qs(template.split("?", 1)[1])
+        wanted = {token.split("|")[1] for token in query["code"][0].split(",")}
+        found = [o for o in observations if o["code"]["coding"][0]["code"] in wanted]
+        found.sort(key=lambda o: o["effectiveDateTime"], reverse=True)
+        found = found[: int(query["_count"][0])]
+        prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": o} for o in found]}
+    return prefetch
+
+
+# (patient, as of, profile) -> card kinds, and for electrolytes-check the orders it offers
+CASES = [
+    # 25(OH)D 45 (2016-02-08) sufficient; K 4.5; Ca 9.3 with albumin 4.4 -> 8.98 corrected: quiet
+    ("8888801", "2016-03-01", "endocrine-2011", [], None),
+    # 25(OH)D 52 sufficient; Ca 8.7 with albumin 4.2 -> 8.54 corrected, below 8.6
+    ("8888803", "2016-07-01", "endocrine-2011", ["electrolytes-abnormal"], None),
+    # 25(OH)D 45 (2015-07-12, 325 days) sufficient; K 3.9; Ca 9.0, albumin 4.3 -> 8.76: quiet
+    ("8888804", "2016-06-01", "endocrine-2011", [], None),
+    # 25(OH)D 24 (2014-11-02) insufficient; K and Ca recent; no magnesium
+    ("8888801", "2014-12-01", "endocrine-2011", ["vitd-insufficient", "electrolytes-check"], ["19123-9"]),
+    ("8888801", "2014-12-01", "iom-2011", [], None),  # 24 is sufficient under IOM
+    # 25(OH)D 5 (2015-04-29) deficient under both profiles; no magnesium
+    ("8888803", "2015-05-15", "endocrine-2011", ["vitd-deficient", "electrolytes-check"], ["19123-9"]),
+    ("8888803", "2015-05-15", "iom-2011", ["vitd-deficient", "electrolytes-check"], ["19123-9"]),
+    # 25(OH)D 18 (2015-07-27) deficient; last K and Ca 108 days old: all three missing
+    ("8888803", "2015-08-15", "endocrine-2011", ["vitd-deficient", "electrolytes-check"], ["24321-2", "19123-9"]),
+    # Ca 8.6 (in range) with albumin 4.1 -> 8.52 corrected, low; later 2016 results not yet there
+    ("8888804", "2015-11-15", "endocrine-2011", ["electrolytes-abnormal"], None),
+    # everything older than its window: quiet
+    ("8888801", "2018-01-01", "endocrine-2011", [], None),
+]
+
+
+@pytest.mark.parametrize(("patient", "as_of", "profile", "expected", "orders"), CASES)
+async def test_smart_sample_patient(
+    make_app: AppFactory, patient: str, as_of: str, profile: str, expected: list[str], orders: list[str] | None
+) -> None:
+    app = make_app(as_of=datetime.fromisoformat(as_of).replace(tzinfo=UTC), threshold_profile=profile)
+    async with make_client(app) as client:
+        templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
+        pid = f"smart-{patient}"
+        request = {
+            "hook": "patient-view",
+            "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/smart-Practitioner-71482713", "patientId": pid},
+            "prefetch": prefetch_like_an_ehr(templates, patient),
+        }
+        response = await client.post("/cds-services/vitamin-d-cramps", json=request)
+    assert response.status_code == 200
+    cards = response.json()["cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == expected
+    for c in cards:
+        assert "did not report the result's status" in c["detail"]  # every SMART lab is `unknown`
+    by_kind = {c["source"]["topic"]["code"]: c for c in cards}
+    if orders is not None:
+        suggestions = by_kind["electrolytes-check"]["suggestions"]
+        assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in suggestions] == orders
+    if "electrolytes-abnormal" in by_kind:
+        card = by_kind["electrolytes-abnormal"]
+        assert card["indicator"] == "warning" and "corrected Ca" in card["summary"] and "low" in card["summary"]
+        assert "Payne" in card["detail"] and "default range 8.6-10.2 mg/dL" in card["detail"]
+
+
+async def test_smart_sample_corrected_calcium_values(make_app: AppFactory) -> None:
+    """The arithmetic behind the two electrolytes-abnormal cases, shown in the summary."""
+    for patient, as_of, shown in [("8888803", "2016-07-01", "8.54 mg/dL"), ("8888804", "2015-11-15", "8.52 mg/dL")]:
+        app = make_app(as_of=datetime.fromisoformat(as_of).replace(tzinfo=UTC))
+        async with make_client(app) as client:
+            templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
+            request = {
+                "hook": "patient-view",
+                "hookInstance": str(uuid.uuid4()),
+                "context": {"userId": "Practitioner/x", "patientId": f"smart-{patient}"},
+                "prefetch": prefetch_like_an_ehr(templates, patient),
+            }
+            response = await client.post("/cds-services/vitamin-d-cramps", json=request)
+        (card,) = response.json()["cards"]
+        assert f"corrected Ca {shown} low" in card["summary"]
