@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test clean
+.PHONY: run serve test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/cds-service serve
 
-test: $(STAMP)
+test: lint $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check cds_service tests
+	$(BIN)/ruff format --check cds_service tests
+	$(BIN)/mypy cds_service
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

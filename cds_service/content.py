@@ -383,4 +383,3 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
     for name, profile in thresholds.vitamin_d_profiles.items():
         if catalogue.sources[profile.source].url is None:
             fail(f"profile {name}'s source {profile.source!r} has no url")
-

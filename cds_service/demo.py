@@ -13,9 +13,7 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 
 
-def _observation(
-    obs_id: str, code: str, display: str, value: float, unit: str, when: date
-) -> dict[str, Any]:
+def _observation(obs_id: str, code: str, display: str, value: float, unit: str, when: date) -> dict[str, Any]:
     return {
         "resourceType": "Observation",
         "id": obs_id,

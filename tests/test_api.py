@@ -58,13 +58,20 @@ async def test_discovery(client: httpx.AsyncClient) -> None:
 
 
 async def test_deficient_with_recent_electrolytes(client: httpx.AsyncClient) -> None:
-    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10")], normal_electrolytes()))
+    response = await client.post(
+        URL, json=hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10")], normal_electrolytes())
+    )
     assert kinds(response) == ["vitd-deficient"]
     c = card(response, "vitd-deficient")
     assert c["indicator"] == "warning"
     assert "12 ng/mL" in c["summary"] and "2026-11-10" in c["summary"]
     assert "62292-8" in c["detail"] and "very low certainty" in c["detail"]
-    assert {r["code"] for r in c["overrideReasons"]} == {"already-addressed", "outside-result", "not-relevant", "patient-declined"}
+    assert {r["code"] for r in c["overrideReasons"]} == {
+        "already-addressed",
+        "outside-result",
+        "not-relevant",
+        "patient-declined",
+    }
     assert "suggestions" not in c  # no suggestion that prescribes
 
 
@@ -88,7 +95,11 @@ async def test_no_electrolytes_suggests_both_orders(client: httpx.AsyncClient) -
 
 
 async def test_missing_potassium_alone_suggests_the_panel(client: httpx.AsyncClient) -> None:
-    electrolytes = [obs("19123-9", 2.0, "mg/dL"), obs("17861-6", 9.4, "mg/dL"), obs("2823-3", 4.0, "mmol/L", "2026-06-01")]
+    electrolytes = [
+        obs("19123-9", 2.0, "mg/dL"),
+        obs("17861-6", 9.4, "mg/dL"),
+        obs("2823-3", 4.0, "mmol/L", "2026-06-01"),
+    ]
     response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], electrolytes))
     check = card(response, "electrolytes-check")
     assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]] == ["24321-2"]
@@ -139,7 +150,9 @@ async def test_nmol_input_is_converted_and_said(client: httpx.AsyncClient) -> No
 
 
 async def test_unknown_status_is_said_in_the_card(client: httpx.AsyncClient) -> None:
-    response = await client.post(URL, json=hook_request([obs("1989-3", 12, "ng/mL", status="unknown")], normal_electrolytes()))
+    response = await client.post(
+        URL, json=hook_request([obs("1989-3", 12, "ng/mL", status="unknown")], normal_electrolytes())
+    )
     detail = card(response, "vitd-deficient")["detail"]
     assert "did not report the result's status" in detail and "D3-only code" in detail and "1989-3" in detail
 
@@ -150,13 +163,17 @@ async def test_normal_patient_gets_no_card(client: httpx.AsyncClient) -> None:
 
 
 async def test_another_patients_results_are_ignored(client: httpx.AsyncClient) -> None:
-    response = await client.post(URL, json=hook_request([obs("62292-8", 8, "ng/mL", patient="p2")], normal_electrolytes()))
+    response = await client.post(
+        URL, json=hook_request([obs("62292-8", 8, "ng/mL", patient="p2")], normal_electrolytes())
+    )
     assert kinds(response) == []
 
 
 async def test_malformed_resource_is_skipped(client: httpx.AsyncClient) -> None:
     broken = obs("62292-8", 8, "ng/mL", "2026-11-20") | {"valueQuantity": {"value": "eight"}}
-    response = await client.post(URL, json=hook_request([broken, obs("62292-8", 25, "ng/mL", "2026-11-01")], normal_electrolytes()))
+    response = await client.post(
+        URL, json=hook_request([broken, obs("62292-8", 25, "ng/mL", "2026-11-01")], normal_electrolytes())
+    )
     assert kinds(response) == ["vitd-insufficient"]
 
 
@@ -217,7 +234,9 @@ async def test_null_prefetch_means_nothing_there(client: httpx.AsyncClient) -> N
         ({"electrolytes": None, "vitaminD": {"resourceType": "OperationOutcome", "issue": []}}, ["prefetch.vitaminD"]),
     ],
 )
-async def test_missing_prefetch_is_412(client: httpx.AsyncClient, prefetch: dict[str, Any] | None, missing: list[str]) -> None:
+async def test_missing_prefetch_is_412(
+    client: httpx.AsyncClient, prefetch: dict[str, Any] | None, missing: list[str]
+) -> None:
     request = hook_request()
     if prefetch is None:
         del request["prefetch"]
@@ -249,10 +268,24 @@ async def test_patient_key_is_not_required(client: httpx.AsyncClient) -> None:
         (lambda r: r["context"].pop("patientId"), "context.patientId"),
         (lambda r: r["context"].update(patientId=7), "context.patientId"),
         (lambda r: r.update(hook="order-sign"), "hook"),
-        (lambda r: r.update(fhirAuthorization={"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "y"}), "fhirAuthorization"),
+        (
+            lambda r: r.update(
+                fhirAuthorization={
+                    "access_token": "secret-token",
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "scope": "x",
+                    "subject": "y",
+                }
+            ),
+            "fhirAuthorization",
+        ),
         (lambda r: r.update(fhirServer="not a url"), "fhirServer"),
         (lambda r: r["prefetch"].update(vitaminD=[1, 2]), "prefetch.vitaminD"),
-        (lambda r: r["prefetch"].update(electrolytes={"resourceType": "Bundle", "entry": "x"}), "prefetch.electrolytes.entry"),
+        (
+            lambda r: r["prefetch"].update(electrolytes={"resourceType": "Bundle", "entry": "x"}),
+            "prefetch.electrolytes.entry",
+        ),
     ],
 )
 async def test_invalid_requests_are_400_naming_the_field(client: httpx.AsyncClient, mutate: Any, field: str) -> None:
@@ -323,7 +356,9 @@ async def test_a_bug_is_500_without_a_stack_trace(
 async def test_log_lines_carry_no_patient_data(client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="cds_service")
     pid = "patient-8675309"
-    request = hook_request([obs("62292-8", 12.3, "ng/mL", patient=pid)], [obs("2823-3", 4.2, "mmol/L", patient=pid)], patient=pid)
+    request = hook_request(
+        [obs("62292-8", 12.3, "ng/mL", patient=pid)], [obs("2823-3", 4.2, "mmol/L", patient=pid)], patient=pid
+    )
     await client.post(URL, json=request)
     (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
     fields = {k: v for k, v in vars(line).items()}

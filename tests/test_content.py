@@ -35,16 +35,66 @@ def edit(path: Path, old: str, new: str) -> None:
 
 BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ("missing file", lambda d: (d / "units.yaml").unlink(), "units.yaml", "file not found"),
-    ("bad YAML", lambda d: edit(d / "codes.yaml", "system: http://loinc.org", "system: [unclosed"), "codes.yaml", "cannot be read"),
-    ("unordered cut-points", lambda d: edit(d / "thresholds.yaml", "insufficient_below: 30", "insufficient_below: 10"), "thresholds.yaml", "cut-points must increase"),
-    ("negative threshold", lambda d: edit(d / "thresholds.yaml", "deficient_below: 20", "deficient_below: -20"), "thresholds.yaml", "deficient_below"),
-    ("typo in a key", lambda d: edit(d / "thresholds.yaml", "high_above: 100\n", "hihg_above: 100\n"), "thresholds.yaml", "hihg_above"),
-    ("meq/L listed by hand", lambda d: edit(d / "units.yaml", "    mmol/L: 0.4114", "    mmol/L: 0.4114\n    meq/L: 0.4114"), "units.yaml", "meq/L is derived"),
-    ("a code twice", lambda d: edit(d / "codes.yaml", '"6298-4": "potassium, blood"', '"1751-7": "potassium, blood"'), "codes.yaml", "1751-7 is listed twice"),
-    ("unknown source", lambda d: edit(d / "catalogue.yaml", "links: [aafp-2012]", "links: [aafp-2021]"), "catalogue.yaml", "aafp-2021"),
-    ("a card kind missing", lambda d: edit(d / "catalogue.yaml", "  vitd-wrong-test:", "  vitd-wrong-tests:"), "catalogue.yaml", "vitd-wrong-test"),
-    ("template syntax", lambda d: edit(d / "templates" / "vitd-high.md", "{{ latest.shown }}", "{{ latest.shown }"), "vitd-high.md", "line"),
-    ("summary syntax", lambda d: edit(d / "catalogue.yaml", "consider checking\"", "consider checking {% if\""), "catalogue.yaml", "electrolytes-check.summary"),
+    (
+        "bad YAML",
+        lambda d: edit(d / "codes.yaml", "system: http://loinc.org", "system: [unclosed"),
+        "codes.yaml",
+        "cannot be read",
+    ),
+    (
+        "unordered cut-points",
+        lambda d: edit(d / "thresholds.yaml", "insufficient_below: 30", "insufficient_below: 10"),
+        "thresholds.yaml",
+        "cut-points must increase",
+    ),
+    (
+        "negative threshold",
+        lambda d: edit(d / "thresholds.yaml", "deficient_below: 20", "deficient_below: -20"),
+        "thresholds.yaml",
+        "deficient_below",
+    ),
+    (
+        "typo in a key",
+        lambda d: edit(d / "thresholds.yaml", "high_above: 100\n", "hihg_above: 100\n"),
+        "thresholds.yaml",
+        "hihg_above",
+    ),
+    (
+        "meq/L listed by hand",
+        lambda d: edit(d / "units.yaml", "    mmol/L: 0.4114", "    mmol/L: 0.4114\n    meq/L: 0.4114"),
+        "units.yaml",
+        "meq/L is derived",
+    ),
+    (
+        "a code twice",
+        lambda d: edit(d / "codes.yaml", '"6298-4": "potassium, blood"', '"1751-7": "potassium, blood"'),
+        "codes.yaml",
+        "1751-7 is listed twice",
+    ),
+    (
+        "unknown source",
+        lambda d: edit(d / "catalogue.yaml", "links: [aafp-2012]", "links: [aafp-2021]"),
+        "catalogue.yaml",
+        "aafp-2021",
+    ),
+    (
+        "a card kind missing",
+        lambda d: edit(d / "catalogue.yaml", "  vitd-wrong-test:", "  vitd-wrong-tests:"),
+        "catalogue.yaml",
+        "vitd-wrong-test",
+    ),
+    (
+        "template syntax",
+        lambda d: edit(d / "templates" / "vitd-high.md", "{{ latest.shown }}", "{{ latest.shown }"),
+        "vitd-high.md",
+        "line",
+    ),
+    (
+        "summary syntax",
+        lambda d: edit(d / "catalogue.yaml", 'consider checking"', 'consider checking {% if"'),
+        "catalogue.yaml",
+        "electrolytes-check.summary",
+    ),
     ("missing template", lambda d: (d / "templates" / "vitd-low.md").unlink(), "vitd-low.md", "file not found"),
 ]
 

@@ -70,11 +70,7 @@ def assess_vitamin_d(
     )
     unreadable = [r for r in candidates if r.value is None and r.effective is not None]
     unreadable.sort(key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
-    wrong = [
-        r
-        for r in seen
-        if r.role == "wrong_test" and r.effective is not None and within(r, as_of, window_days)
-    ]
+    wrong = [r for r in seen if r.role == "wrong_test" and r.effective is not None and within(r, as_of, window_days)]
     wrong.sort(key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
     return VitaminDAssessment(
         status=status,

@@ -19,9 +19,7 @@ class UnitTable:
     def __init__(self, units: Mapping[str, UnitSpec]) -> None:
         self._factors = {analyte: spec.factors() for analyte, spec in units.items()}
         self._canonical = {analyte: spec.canonical for analyte, spec in units.items()}
-        self._folded = {
-            analyte: {_fold(code): code for code in factors} for analyte, factors in self._factors.items()
-        }
+        self._folded = {analyte: {_fold(code): code for code in factors} for analyte, factors in self._factors.items()}
 
     def canonical(self, analyte: str) -> str:
         return self._canonical[analyte]

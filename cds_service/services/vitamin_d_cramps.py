@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -57,7 +58,7 @@ class VitaminDCramps:
             *codes.calcium_corrected,
             *codes.albumin,
         ]
-        self.prefetch = (
+        self.prefetch: tuple[PrefetchKey, ...] = (
             PrefetchKey("patient", "Patient/{{context.patientId}}", "the patient", required=False),
             PrefetchKey("vitaminD", self._query(vitamin_d, _VITAMIN_D_COUNT), "vitamin D results"),
             PrefetchKey(
@@ -136,8 +137,11 @@ class VitaminDCramps:
         status_label = self._profile.insufficient_label if status is Status.INSUFFICIENT else str(status)
         if vitamin_d.latest is not None:
             latest = result_view(vitamin_d.latest)
-            shared = {"latest": latest, "history": history(vitamin_d.history)}
-            shared["unreadable"] = [result_view(r) for r in vitamin_d.unreadable]
+            shared: dict[str, Any] = {
+                "latest": latest,
+                "history": history(vitamin_d.history),
+                "unreadable": [result_view(r) for r in vitamin_d.unreadable],
+            }
             if low:
                 kind = "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient"
                 cards.append(self._cards.render(kind, patient_id, status_label=status_label, **shared))

@@ -11,7 +11,13 @@ from cds_service.clinical.results import LabResult
 from cds_service.content import Content
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
-UNITS = {"potassium": "mmol/L", "magnesium": "mg/dL", "calcium": "mg/dL", "calcium_ionized": "mmol/L", "albumin": "g/dL"}
+UNITS = {
+    "potassium": "mmol/L",
+    "magnesium": "mg/dL",
+    "calcium": "mg/dL",
+    "calcium_ionized": "mmol/L",
+    "albumin": "g/dL",
+}
 
 
 def lab(
@@ -78,7 +84,9 @@ def test_critical_value_flags_even_inside_a_wide_laboratory_range() -> None:
 
 def test_laboratory_range_wins_over_default(content: Content) -> None:
     # 1.6 mg/dL is low by the default magnesium range (1.7) but normal for a lab whose range is 1.5-2.5
-    a = assess(content, [lab("magnesium", 1.6, low=1.5, high=2.5), lab("potassium", 4), lab("calcium", 9.5, role="total")])
+    a = assess(
+        content, [lab("magnesium", 1.6, low=1.5, high=2.5), lab("potassium", 4), lab("calcium", 9.5, role="total")]
+    )
     (mg,) = [f for f in a.findings if f.electrolyte == "magnesium"]
     assert mg.flag is None and mg.range.from_laboratory
     a = assess(content, [lab("magnesium", 1.6)])
@@ -114,7 +122,10 @@ def test_no_payne_correction_when_albumin_is_from_another_day(content: Content) 
 
 
 def test_corrected_calcium_as_reported_is_used(content: Content) -> None:
-    a = assess(content, [lab("calcium", 7.9, 5, role="total"), lab("calcium", 8.0, 5, role="corrected"), lab("albumin", 2.5, 5)])
+    a = assess(
+        content,
+        [lab("calcium", 7.9, 5, role="total"), lab("calcium", 8.0, 5, role="corrected"), lab("albumin", 2.5, 5)],
+    )
     (ca,) = a.findings
     assert ca.measure == "calcium_corrected" and ca.value == 8.0 and ca.flag == "low" and ca.albumin is None
 

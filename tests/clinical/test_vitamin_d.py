@@ -11,7 +11,7 @@ from cds_service.clinical.vitamin_d import Status, assess_vitamin_d, classify
 from cds_service.content import Content
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
-D, I, S, H, VH = Status.DEFICIENT, Status.INSUFFICIENT, Status.SUFFICIENT, Status.HIGH, Status.VERY_HIGH
+D, IN, S, H, VH = Status.DEFICIENT, Status.INSUFFICIENT, Status.SUFFICIENT, Status.HIGH, Status.VERY_HIGH
 
 
 def vitd(
@@ -41,10 +41,10 @@ def vitd(
     [
         (0, None, D, D),
         (11.9, None, D, D),
-        (12, None, D, I),
-        (19.9, None, D, I),
-        (20, None, I, S),
-        (29.9, None, I, S),
+        (12, None, D, IN),
+        (19.9, None, D, IN),
+        (20, None, IN, S),
+        (29.9, None, IN, S),
         (30, None, S, S),
         (100, None, S, S),
         (100.1, None, H, H),
@@ -52,15 +52,17 @@ def vitd(
         (150.1, None, VH, VH),
         # censored results sit just past their bound
         (5, "<", D, D),
-        (20, "<", D, I),
-        (20, "<=", I, S),
-        (30, "<", I, S),
+        (20, "<", D, IN),
+        (20, "<=", IN, S),
+        (30, "<", IN, S),
         (150, ">", VH, VH),
         (150, ">=", H, H),
         (100, ">", H, H),
     ],
 )
-def test_classify_boundaries(content: Content, value: float, comparator: str | None, endocrine: Status, iom: Status) -> None:
+def test_classify_boundaries(
+    content: Content, value: float, comparator: str | None, endocrine: Status, iom: Status
+) -> None:
     result = vitd(value, comparator=comparator)
     assert classify(result, content.profile("endocrine-2011")) is endocrine
     assert classify(result, content.profile("iom-2011")) is iom

@@ -113,7 +113,9 @@ def test_comparators_from_quantity_and_string(
     assert result.value == pytest.approx(value) and result.comparator == comparator
 
 
-@pytest.mark.parametrize(("text", "problem"), [("<5", "unit missing"), ("low", "not a numeric value"), ("5-10 ng/mL", "unit not recognised")])
+@pytest.mark.parametrize(
+    ("text", "problem"), [("<5", "unit missing"), ("low", "not a numeric value"), ("5-10 ng/mL", "unit not recognised")]
+)
 def test_value_strings_that_are_not_values(reader: LabReader, text: str, problem: str) -> None:
     assert one(reader, obs("62292-8", valueString=text)).problem == problem
 
@@ -275,11 +277,35 @@ def test_a_d3_component_alone_is_not_a_total(reader: LabReader) -> None:
 @pytest.mark.parametrize(
     ("ranges", "expected"),
     [
-        ([{"low": {"value": 0, "system": UCUM, "code": "mmol/L"}, "high": {"value": 0, "system": UCUM, "code": "mmol/L"}}], (None, None)),
-        ([{"low": {"value": 3.6, "system": UCUM, "code": "mmol/L"}, "high": {"value": 5.2, "system": UCUM, "code": "mmol/L"}}], (3.6, 5.2)),
+        (
+            [
+                {
+                    "low": {"value": 0, "system": UCUM, "code": "mmol/L"},
+                    "high": {"value": 0, "system": UCUM, "code": "mmol/L"},
+                }
+            ],
+            (None, None),
+        ),
+        (
+            [
+                {
+                    "low": {"value": 3.6, "system": UCUM, "code": "mmol/L"},
+                    "high": {"value": 5.2, "system": UCUM, "code": "mmol/L"},
+                }
+            ],
+            (3.6, 5.2),
+        ),
         ([{"low": {"value": 3.6, "unit": "mEq/L"}}], (3.6, None)),
         ([{"low": {"value": 3.6}, "high": {"value": 5.2}}], (None, None)),  # no unit: cannot convert
-        ([{"low": {"value": 5.2, "system": UCUM, "code": "mmol/L"}, "high": {"value": 3.6, "system": UCUM, "code": "mmol/L"}}], (None, None)),
+        (
+            [
+                {
+                    "low": {"value": 5.2, "system": UCUM, "code": "mmol/L"},
+                    "high": {"value": 3.6, "system": UCUM, "code": "mmol/L"},
+                }
+            ],
+            (None, None),
+        ),
         ([{"text": "3.5-5.0"}], (None, None)),
         (
             [
@@ -290,12 +316,19 @@ def test_a_d3_component_alone_is_not_a_total(reader: LabReader) -> None:
         ),
     ],
 )
-def test_reference_ranges(reader: LabReader, ranges: list[dict[str, Any]], expected: tuple[float | None, float | None]) -> None:
+def test_reference_ranges(
+    reader: LabReader, ranges: list[dict[str, Any]], expected: tuple[float | None, float | None]
+) -> None:
     result = one(reader, obs("2823-3", 4.0, "mmol/L", referenceRange=ranges))
     assert (result.range_low, result.range_high) == expected
 
 
 def test_reference_range_is_converted_like_the_value(reader: LabReader) -> None:
-    rr = [{"low": {"value": 0.7, "system": UCUM, "code": "mmol/L"}, "high": {"value": 1.0, "system": UCUM, "code": "mmol/L"}}]
+    rr = [
+        {
+            "low": {"value": 0.7, "system": UCUM, "code": "mmol/L"},
+            "high": {"value": 1.0, "system": UCUM, "code": "mmol/L"},
+        }
+    ]
     result = one(reader, obs("19123-9", 0.8, "mmol/L", referenceRange=rr))
     assert result.range_low == pytest.approx(0.7 / 0.4114) and result.range_high == pytest.approx(1.0 / 0.4114)

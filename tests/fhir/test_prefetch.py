@@ -37,7 +37,10 @@ def test_optional_key_not_had_is_listed() -> None:
 
 def test_single_resource_and_entries_without_resources() -> None:
     patient = {"resourceType": "Patient", "id": "p1"}
-    labs = {"resourceType": "Bundle", "entry": [{"fullUrl": "x"}, "junk", {"resource": {"resourceType": "Observation"}}]}
+    labs = {
+        "resourceType": "Bundle",
+        "entry": [{"fullUrl": "x"}, "junk", {"resource": {"resourceType": "Observation"}}],
+    }
     got = resolve(KEYS, {"patient": patient, "labs": labs})
     assert got.resources("patient") == ([patient], 0)
     assert got.resources("labs") == ([{"resourceType": "Observation"}], 2)
