@@ -68,6 +68,10 @@ class UnitSpec(_Strict):
         return factors
 
 
+class _UnitsFile(_Strict):
+    analytes: dict[str, UnitSpec]
+
+
 # --- thresholds.yaml ----------------------------------------------------------------------------
 
 
@@ -234,7 +238,6 @@ class Catalogue(_Strict):
 class Content:
     """Everything under `cards/`, validated; shared read-only by all requests."""
 
-    directory: Path
     codes: Codes
     code_roles: dict[str, tuple[str, str, str]]
     units: dict[str, UnitSpec]
@@ -345,7 +348,6 @@ def load_content(directory: Path | None = None) -> Content:
             raise ContentError(f"{exc.filename}: line {exc.lineno}: {exc.message}") from None
 
     return Content(
-        directory=directory,
         codes=codes,
         code_roles=code_roles,
         units=units.analytes,
@@ -354,10 +356,6 @@ def load_content(directory: Path | None = None) -> Content:
         summaries=summaries,
         details=details,
     )
-
-
-class _UnitsFile(_Strict):
-    analytes: dict[str, UnitSpec]
 
 
 def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, codes: Codes) -> None:

@@ -58,6 +58,12 @@ def visible(results: Iterable[LabResult], as_of: datetime, allowance: timedelta)
     return [r for r in results if r.effective is None or r.effective <= limit]
 
 
+def newest_first(results: Iterable[LabResult]) -> list[LabResult]:
+    """Dated results, newest first; an undated result has no place in a trend."""
+    dated = [r for r in results if r.effective is not None]
+    return sorted(dated, key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
+
+
 def latest(results: Iterable[LabResult]) -> LabResult | None:
     """The most recent usable result; an undated result never counts as the latest."""
     dated = [r for r in results if r.usable]

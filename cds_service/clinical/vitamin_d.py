@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ..content import Profile
-from .results import LabResult, latest, visible, within
+from .results import LabResult, newest_first, visible, within
 
 STATUS_ROLES = frozenset({"total", "proxy"})
 
@@ -38,8 +38,8 @@ def classify(result: LabResult, profile: Profile) -> Status:
 class VitaminDAssessment:
     status: Status | None  # None: no usable 25(OH)D within the status window
     latest: LabResult | None  # the result that decides the status
-    history: tuple[LabResult, ...]  # earlier usable 25(OH)D results, newest first
-    unreadable: tuple[LabResult, ...]  # 25(OH)D results that could not be classified, newest first
+    history: tuple[LabResult, ...]  # the other usable 25(OH)D results, newest first
+    unreadable: tuple[LabResult, ...]  # newer 25(OH)D results that could not be classified
     wrong_tests: tuple[LabResult, ...]  # recent results of tests that never give a status
 
     @property
@@ -58,24 +58,15 @@ def assess_vitamin_d(
 ) -> VitaminDAssessment:
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = visible((r for r in results if r.analyte == "vitamin_d"), as_of, future_allowance)
-    candidates = [r for r in seen if r.role in roles]
-    newest = latest(candidates)
-    status = None
-    if newest is not None and within(newest, as_of, window_days):
-        status = classify(newest, profile)
-    history = sorted(
-        (r for r in candidates if r.usable and r is not newest),
-        key=lambda r: r.effective,  # type: ignore[arg-type, return-value]
-        reverse=True,
-    )
-    unreadable = [r for r in candidates if r.value is None and r.effective is not None]
-    unreadable.sort(key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
-    wrong = [r for r in seen if r.role == "wrong_test" and r.effective is not None and within(r, as_of, window_days)]
-    wrong.sort(key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
+    dated = newest_first(r for r in seen if r.role in roles)
+    usable = [r for r in dated if r.value is not None]
+    newest = usable[0] if usable else None
+    status = classify(newest, profile) if newest is not None and within(newest, as_of, window_days) else None
+    deciding = newest if status is not None else None
     return VitaminDAssessment(
         status=status,
-        latest=newest if status is not None else None,
-        history=tuple(history if status is not None else ([newest, *history] if newest else [])),
-        unreadable=tuple(unreadable),
-        wrong_tests=tuple(wrong),
+        latest=deciding,
+        history=tuple(r for r in usable if r is not deciding),
+        unreadable=tuple(r for r in dated if r.value is None and (newest is None or r.effective > newest.effective)),  # type: ignore[operator]
+        wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..clinical.results import LabResult
 from ..content import Content
@@ -83,8 +83,6 @@ class _Observation(_Lite):
     component: list[_Component] = []
 
 
-_observation = TypeAdapter(_Observation)
-
 _DATE = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
@@ -142,7 +140,7 @@ class LabReader:
             if not self._selected(raw):
                 continue
             try:
-                obs = _observation.validate_python(raw)
+                obs = _Observation.model_validate(raw)
                 result = self._result(obs)
             except (ValidationError, ValueError):
                 malformed += 1
