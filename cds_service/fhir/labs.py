@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -33,7 +33,7 @@ class _Coding(_Lite):
 
 
 class _Concept(_Lite):
-    coding: list[_Coding] = []
+    coding: list[_Coding] = Field(default_factory=list)
 
 
 class _Quantity(_Lite):
@@ -79,8 +79,8 @@ class _Observation(_Lite):
     valueQuantity: _Quantity | None = None
     valueString: str | None = None
     dataAbsentReason: _Concept | None = None
-    referenceRange: list[_ReferenceRange] = []
-    component: list[_Component] = []
+    referenceRange: list[_ReferenceRange] = Field(default_factory=list)
+    component: list[_Component] = Field(default_factory=list)
 
 
 _DATE = re.compile(
@@ -199,27 +199,33 @@ class LabReader:
         if matched is None:
             return None
         analyte, role, name = self._roles[matched]
-        base = LabResult(analyte, role, matched, name, obs.id, obs.status, effective)
         if obs.dataAbsentReason is not None:
-            return _unreadable(base, "no value (data absent)")
-        if obs.valueQuantity is not None:
+            reading: tuple[float, Any, str] | str = "no value (data absent)"
+        elif obs.valueQuantity is not None:
             reading = self._quantity(analyte, obs.valueQuantity)
         elif obs.valueString is not None:
             reading = self._string(analyte, obs.valueString)
         else:
-            return _unreadable(base, "no value")
+            reading = "no value"
         if isinstance(reading, str):
-            return _unreadable(base, reading)
+            return LabResult(analyte, role, matched, name, obs.id, obs.status, effective, problem=reading)
         value, comparator, unit = reading
         canonical = self._units.canonical(analyte)
+        converted = unit != canonical
         low, high = self._reference_range(analyte, obs.referenceRange)
-        return replace(
-            base,
+        return LabResult(
+            analyte,
+            role,
+            matched,
+            name,
+            obs.id,
+            obs.status,
+            effective,
             value=self._units.to_canonical(analyte, value, unit),
             comparator=comparator,
             unit=canonical,
-            reported_value=None if unit == canonical else value,
-            reported_unit=None if unit == canonical else unit,
+            reported_value=value if converted else None,
+            reported_unit=unit if converted else None,
             range_low=low,
             range_high=high,
         )
@@ -316,7 +322,3 @@ def _effective(obs: _Observation) -> datetime | None:
         if text is not None:
             return parse_fhir_datetime(text)
     return None
-
-
-def _unreadable(base: LabResult, problem: str) -> LabResult:
-    return replace(base, problem=problem)
