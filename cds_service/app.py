@@ -64,10 +64,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
         err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"] if p != "body"]
-        if err["type"] == "json_invalid":
-            return _bad_request("body", "not valid JSON")
-        return _bad_request(".".join(loc) or "body", err["msg"])
+        field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+        message = "not valid JSON" if err["type"] == "json_invalid" else err["msg"]
+        logger.info("invalid request", extra={"path": request.url.path, "field": field, "status": 400})
+        return _bad_request(field, message)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JsonResponse:

@@ -66,23 +66,28 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("patient", "as_of", "profile", "expected", "orders"), CASES)
-async def test_smart_sample_patient(
-    make_app: AppFactory, patient: str, as_of: str, profile: str, expected: list[str], orders: list[str] | None
-) -> None:
+async def evaluate(make_app: AppFactory, patient: str, as_of: str, profile: str = "endocrine-2011") -> list[Any]:
+    """The cards for one sample patient, with prefetch built from the service's own discovery."""
     app = make_app(as_of=datetime.fromisoformat(as_of).replace(tzinfo=UTC), threshold_profile=profile)
     async with make_client(app) as client:
         templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
-        pid = f"smart-{patient}"
         request = {
             "hook": "patient-view",
             "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": "Practitioner/smart-Practitioner-71482713", "patientId": pid},
+            "context": {"userId": "Practitioner/smart-Practitioner-71482713", "patientId": f"smart-{patient}"},
             "prefetch": prefetch_like_an_ehr(templates, patient),
         }
         response = await client.post("/cds-services/vitamin-d-cramps", json=request)
     assert response.status_code == 200
-    cards = response.json()["cards"]
+    cards: list[Any] = response.json()["cards"]
+    return cards
+
+
+@pytest.mark.parametrize(("patient", "as_of", "profile", "expected", "orders"), CASES)
+async def test_smart_sample_patient(
+    make_app: AppFactory, patient: str, as_of: str, profile: str, expected: list[str], orders: list[str] | None
+) -> None:
+    cards = await evaluate(make_app, patient, as_of, profile)
     assert [c["source"]["topic"]["code"] for c in cards] == expected
     for c in cards:
         assert "did not report the result's status" in c["detail"]  # every SMART lab is `unknown`
@@ -96,18 +101,13 @@ async def test_smart_sample_patient(
         assert "Payne" in card["detail"] and "default range 8.6-10.2 mg/dL" in card["detail"]
 
 
-async def test_smart_sample_corrected_calcium_values(make_app: AppFactory) -> None:
-    """The arithmetic behind the two electrolytes-abnormal cases, shown in the summary."""
-    for patient, as_of, shown in [("8888803", "2016-07-01", "8.54 mg/dL"), ("8888804", "2015-11-15", "8.52 mg/dL")]:
-        app = make_app(as_of=datetime.fromisoformat(as_of).replace(tzinfo=UTC))
-        async with make_client(app) as client:
-            templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
-            request = {
-                "hook": "patient-view",
-                "hookInstance": str(uuid.uuid4()),
-                "context": {"userId": "Practitioner/x", "patientId": f"smart-{patient}"},
-                "prefetch": prefetch_like_an_ehr(templates, patient),
-            }
-            response = await client.post("/cds-services/vitamin-d-cramps", json=request)
-        (card,) = response.json()["cards"]
-        assert f"corrected Ca {shown} low" in card["summary"]
+@pytest.mark.parametrize(
+    ("patient", "as_of", "shown"), [("8888803", "2016-07-01", "8.54"), ("8888804", "2015-11-15", "8.52")]
+)
+async def test_smart_sample_corrected_calcium_values(
+    make_app: AppFactory, patient: str, as_of: str, shown: str
+) -> None:
+    """The arithmetic behind the two electrolytes-abnormal cases: 8.7 + 0.8 x (4.0 - 4.2) and
+    8.6 + 0.8 x (4.0 - 4.1), shown in the summary."""
+    (card,) = await evaluate(make_app, patient, as_of)
+    assert f"corrected Ca {shown} mg/dL low" in card["summary"]
