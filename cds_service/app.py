@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from . import __version__
 from .content import Content, load_content
+from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
 from .middleware import BodySizeLimit, ErrorGuard
 from .protocol import CdsResponse, Discovery, HookRequest, RequestError, operation_outcome
@@ -53,10 +55,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
     content = content or load_content(settings.content_dir)
     services = build_services(content, settings)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with make_http_client(settings) as http:
+            app.state.fhir = FhirClient(http, settings)
+            yield
+
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",
         version=__version__,
         default_response_class=JsonResponse,
+        lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorGuard)
@@ -95,14 +104,14 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
         started = time.perf_counter()
         status = 500
         kinds: list[str] = []
-        counts: dict[str, int] = {}
+        log: dict[str, Any] = {}
         try:
             if hook_request.hook != service.hook:
                 status = 400
                 return _bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}")
-            outcome = service.evaluate(hook_request, clock())
+            outcome = await service.evaluate(hook_request, clock(), request.app.state.fhir)
             kinds = [c.source.topic.code for c in outcome.cards if c.source.topic is not None]
-            counts = outcome.counts
+            log = outcome.log
             status = 200
             return JsonResponse(CdsResponse(cards=outcome.cards).dump())
         except RequestError as exc:
@@ -110,11 +119,12 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
             return _bad_request(exc.field, exc.message)
         except PrefetchUnavailable as exc:
             status = 412
-            missing = "; ".join(f"{k.name} ({k.purpose})" for k in exc.keys)
+            log = {"unavailable": "; ".join(f"{m.key.name}: {m.reason}" for m in exc.missing)}
+            missing = "; ".join(f"{m.key.name} ({m.key.purpose}): {m.reason}" for m in exc.missing)
             body = operation_outcome(
                 "incomplete",
-                f"data needed but not prefetched, and this service cannot fetch it yet: {missing}",
-                [f"prefetch.{k.name}" for k in exc.keys],
+                f"data needed was neither prefetched nor fetched: {missing}",
+                [f"prefetch.{m.key.name}" for m in exc.missing],
             )
             return JsonResponse(body, 412)
         finally:
@@ -126,7 +136,7 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                     "cards": ",".join(kinds),
-                    **counts,
+                    **log,
                 },
             )
 

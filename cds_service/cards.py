@@ -138,6 +138,7 @@ class CardRenderer:
         """One card of `kind`; `order_for` names the analytes whose order suggestions to offer."""
         spec = self._catalogue.cards[kind]
         values = {
+            "unavailable": [],
             **values,
             "profile": self._profile,
             "critical": critical,

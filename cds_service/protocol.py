@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    AnyHttpUrl,
+    AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -54,7 +54,7 @@ class FhirAuthorization(_Wire):
 class HookRequest(_Wire):
     hook: NonEmpty
     hookInstance: UUID
-    fhirServer: AnyHttpUrl | None = None
+    fhirServer: AnyUrl | None = None  # which servers may be contacted is fhir/client.py's call
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
 import orjson
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cds_service.app import create_app
@@ -48,12 +50,18 @@ async def _check_rules(response: httpx.Response) -> None:
         check_response(response.json(), patient)
 
 
-def make_client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://cds.test",
-        event_hooks={"response": [_check_rules]},
-    )
+@asynccontextmanager
+async def make_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app, with its lifespan (and so its FHIR client) running."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app, raise_app_exceptions=False),
+            base_url="http://cds.test",
+            event_hooks={"response": [_check_rules]},
+        ) as client,
+    ):
+        yield client
 
 
 @pytest.fixture

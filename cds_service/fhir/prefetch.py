@@ -1,33 +1,45 @@
-"""Prefetch resolution: per key, the data was given, known empty, or not had.
+"""Prefetch resolution: per key, the data was given, is known to be empty, or must be fetched.
 
 Mirrors HAPI FHIR's CDS Hooks module, which treats each prefetch key on its own with an explicit
-failure mode. Until the service can fetch from the EHR's FHIR server, a required key that was not
-had answers 412; an optional one is left out and the cards say what was unavailable.
+failure mode: a required key that cannot be had answers 412; an optional one is left out and the
+cards say which data was unavailable. All the keys to fetch go out at once, so a hook call costs
+about its slowest query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from ..protocol import RequestError
+from ..protocol import HookRequest, RequestError
+from .client import FhirClient, FhirUnavailable
+
+_TOKEN = re.compile(r"\{\{\s*(context\.[A-Za-z]+|userPractitionerId)\s*\}\}")
 
 
 @dataclass(frozen=True)
 class PrefetchKey:
     name: str
-    template: str  # a FHIR query with {{context.*}} tokens
+    template: str  # a FHIR query with {{context.*}} and {{userPractitionerId}} tokens
     purpose: str  # what the data is, for error messages and cards
     required: bool = True
 
 
-class PrefetchUnavailable(Exception):
-    """Required data was neither prefetched nor fetchable: the hook call answers 412."""
+@dataclass(frozen=True)
+class Unavailable:
+    key: PrefetchKey
+    reason: str  # safe to log and to show: no URL, no PHI, no token
 
-    def __init__(self, keys: list[PrefetchKey]) -> None:
-        super().__init__(", ".join(k.name for k in keys))
-        self.keys = keys
+
+class PrefetchUnavailable(Exception):
+    """Required data was neither prefetched nor fetched: the hook call answers 412."""
+
+    def __init__(self, missing: list[Unavailable]) -> None:
+        super().__init__(", ".join(m.key.name for m in missing))
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,11 @@ class Prefetched:
     """The resolved keys: a resource (often a Bundle), None for "nothing there", absent if not had."""
 
     values: dict[str, dict[str, Any] | None]
-    unavailable: tuple[PrefetchKey, ...]  # optional keys not had
+    unavailable: tuple[Unavailable, ...]  # optional keys not had
+    fetched: tuple[str, ...] = ()  # keys read from the FHIR server
+
+    def missing(self, name: str) -> bool:
+        return any(u.key.name == name for u in self.unavailable)
 
     def resources(self, name: str) -> tuple[list[Any], int]:
         """The resources under a key and the number of Bundle entries that held none."""
@@ -44,31 +60,85 @@ class Prefetched:
             return [], 0
         if value.get("resourceType") != "Bundle":
             return [value], 0
-        resources = [e["resource"] for e in value.get("entry", ()) if isinstance(e, dict) and "resource" in e]
-        return resources, len(value.get("entry", ())) - len(resources)
+        entries = value.get("entry", ())
+        resources = [e["resource"] for e in entries if isinstance(e, dict) and "resource" in e]
+        return resources, len(entries) - len(resources)
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Fill a template's tokens, each value percent-encoded so it cannot change the query's shape.
+    A token without a value (say no encounterId) makes the query impossible: FhirUnavailable."""
+
+    def value(match: re.Match[str]) -> str:
+        token = match[1]
+        if token == "userPractitionerId":
+            user = context.get("userId")
+            found = (
+                user.removeprefix("Practitioner/")
+                if isinstance(user, str) and user.startswith("Practitioner/")
+                else None
+            )
+        else:
+            found = context.get(token.removeprefix("context."))
+        if not isinstance(found, str) or not found:
+            raise FhirUnavailable(f"the query needs {token}, which the request does not give")
+        return quote(found, safe="")
+
+    return _TOKEN.sub(value, template)
 
 
 def _is_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
-def resolve(keys: tuple[PrefetchKey, ...], given: Mapping[str, Any] | None) -> Prefetched:
-    """Sort each key into given, known empty (null) and not had (missing or an OperationOutcome)."""
-    given = given or {}
+def _check_given(name: str, value: Any) -> None:
+    field = f"prefetch.{name}"
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        raise RequestError(field, "is not a FHIR resource (nor null)")
+    if value["resourceType"] == "Bundle" and not isinstance(value.get("entry", []), list):
+        raise RequestError(f"{field}.entry", "must be an array")
+
+
+async def resolve(keys: tuple[PrefetchKey, ...], request: HookRequest, fhir: FhirClient) -> Prefetched:
+    """Sort each key into given, known empty (null) and to fetch (missing or an
+    OperationOutcome), fetch the latter concurrently, and fail only on required keys."""
+    given = request.prefetch or {}
     values: dict[str, dict[str, Any] | None] = {}
-    not_had: list[PrefetchKey] = []
+    to_fetch: list[PrefetchKey] = []
     for key in keys:
         if key.name not in given or _is_outcome(given[key.name]):
-            not_had.append(key)
+            to_fetch.append(key)
             continue
-        value = given[key.name]
-        field = f"prefetch.{key.name}"
-        if value is not None:
-            if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-                raise RequestError(field, "is not a FHIR resource (nor null)")
-            if value["resourceType"] == "Bundle" and not isinstance(value.get("entry", []), list):
-                raise RequestError(f"{field}.entry", "must be an array")
-        values[key.name] = value
-    if required := [k for k in not_had if k.required]:
+        if given[key.name] is not None:
+            _check_given(key.name, given[key.name])
+        values[key.name] = given[key.name]
+
+    unavailable: list[Unavailable] = []
+    fetched: list[str] = []
+    if to_fetch:
+        token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+        fhir_server = str(request.fhirServer) if request.fhirServer is not None else None
+        try:
+            server = fhir.server(fhir_server, token)
+        except FhirUnavailable as exc:
+            unavailable = [Unavailable(key, exc.reason) for key in to_fetch]
+        else:
+            deadline = fhir.deadline()
+
+            async def fetch(key: PrefetchKey) -> dict[str, Any] | Unavailable:
+                try:
+                    return await fhir.get(server, render(key.template, request.context), deadline)
+                except FhirUnavailable as exc:
+                    return Unavailable(key, exc.reason)
+
+            results = await asyncio.gather(*(fetch(key) for key in to_fetch))
+            for key, result in zip(to_fetch, results, strict=True):
+                if isinstance(result, Unavailable):
+                    unavailable.append(result)
+                else:
+                    values[key.name] = result
+                    fetched.append(key.name)
+
+    if required := [u for u in unavailable if u.key.required]:
         raise PrefetchUnavailable(required)
-    return Prefetched(values, tuple(not_had))
+    return Prefetched(values, tuple(unavailable), tuple(fetched))

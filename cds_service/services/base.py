@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..fhir.client import FhirClient
 from ..fhir.prefetch import PrefetchKey
 from ..protocol import Card, HookRequest, ServiceDefinition
 
@@ -15,7 +16,7 @@ class Outcome:
     """A service's answer and what the log line may say about it (counts, never data)."""
 
     cards: list[Card]
-    counts: dict[str, int] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)  # counts and reasons, never patient data
 
 
 class CdsService(Protocol):
@@ -25,4 +26,4 @@ class CdsService(Protocol):
 
     def definition(self) -> ServiceDefinition: ...
 
-    def evaluate(self, request: HookRequest, as_of: datetime) -> Outcome: ...
+    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome: ...

@@ -12,6 +12,7 @@ from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult, within
 from ..clinical.vitamin_d import Status, VitaminDAssessment, assess_vitamin_d
 from ..content import Content
+from ..fhir.client import FhirClient
 from ..fhir.labs import LabReader
 from ..fhir.prefetch import PrefetchKey, resolve
 from ..protocol import Card, HookRequest, PatientViewContext, RequestError, ServiceDefinition
@@ -65,6 +66,7 @@ class VitaminDCramps:
                 "electrolytes",
                 self._query(electrolytes, _ELECTROLYTES_COUNT),
                 "potassium, magnesium, calcium and albumin results",
+                required=False,
             ),
         )
 
@@ -82,9 +84,9 @@ class VitaminDCramps:
             prefetch={k.name: k.template for k in self.prefetch},
         )
 
-    def evaluate(self, request: HookRequest, as_of: datetime) -> Outcome:
+    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = patient_context(request)
-        data = resolve(self.prefetch, request.prefetch)
+        data = await resolve(self.prefetch, request, fhir)
         resources: list[object] = []
         empty_entries = 0
         for key in ("vitaminD", "electrolytes"):
@@ -110,57 +112,81 @@ class VitaminDCramps:
             payne=self._content.thresholds.payne,
             future_allowance=allowance,
         )
-        cards = self.decide(vitamin_d, electrolytes, context.patientId, as_of)
-        counts = {
+        unread = [u.key for u in data.unavailable if u.key.name == "electrolytes"]
+        cards = self.decide(
+            vitamin_d,
+            None if unread else electrolytes,
+            context.patientId,
+            as_of,
+            unavailable=[k.purpose for k in unread],
+        )
+        log: dict[str, Any] = {
             "results": len(read.results),
             "malformed": read.malformed + empty_entries,
             "other_patient": read.other_patient,
         }
-        return Outcome(cards, counts)
+        if data.fetched:
+            log["fetched"] = ",".join(data.fetched)
+        if data.unavailable:
+            log["unavailable"] = "; ".join(f"{u.key.name}: {u.reason}" for u in data.unavailable)
+        return Outcome(cards, log)
 
     def decide(
         self,
         vitamin_d: VitaminDAssessment,
-        electrolytes: ElectrolyteAssessment,
+        electrolytes: ElectrolyteAssessment | None,
         patient_id: str,
         as_of: datetime,
+        unavailable: list[str] | None = None,
     ) -> list[Card]:
-        """The cards for these assessments, most severe first; none when nothing is actionable."""
+        """The cards for these assessments, most severe first; none when nothing is actionable.
+        `electrolytes` is None when they could not be read: no electrolyte card is then possible,
+        and the other cards name the `unavailable` data."""
+        cards = self._vitamin_d_cards(vitamin_d, patient_id, as_of, unavailable or [])
+        if electrolytes is not None:
+            cards += self._electrolyte_cards(vitamin_d, electrolytes, patient_id)
+        return sorted(cards, key=lambda c: _SEVERITY[c.indicator])
+
+    def _status_label(self, status: Status | None) -> str:
+        return self._profile.insufficient_label if status is Status.INSUFFICIENT else str(status)
+
+    def _vitamin_d_cards(
+        self, vitamin_d: VitaminDAssessment, patient_id: str, as_of: datetime, unavailable: list[str]
+    ) -> list[Card]:
         status_days = self._content.thresholds.windows.vitamin_d_status_days
-
-        def history(results: tuple[LabResult, ...]) -> list[object]:
-            return [result_view(r, old=not within(r, as_of, status_days)) for r in results]
-
-        cards: list[Card] = []
+        history = [result_view(r, old=not within(r, as_of, status_days)) for r in vitamin_d.history]
         status = vitamin_d.status
-        low = status in (Status.DEFICIENT, Status.INSUFFICIENT)
-        status_label = self._profile.insufficient_label if status is Status.INSUFFICIENT else str(status)
         if vitamin_d.latest is not None:
-            latest = result_view(vitamin_d.latest)
             shared: dict[str, Any] = {
-                "latest": latest,
-                "history": history(vitamin_d.history),
+                "latest": result_view(vitamin_d.latest),
+                "history": history,
                 "unreadable": [result_view(r) for r in vitamin_d.unreadable],
+                "unavailable": unavailable,
             }
-            if low:
+            if status in (Status.DEFICIENT, Status.INSUFFICIENT):
                 kind = "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient"
-                cards.append(self._cards.render(kind, patient_id, status_label=status_label, **shared))
-            elif status in (Status.HIGH, Status.VERY_HIGH):
-                critical = status is Status.VERY_HIGH
-                cards.append(self._cards.render("vitd-high", patient_id, critical=critical, **shared))
+                return [self._cards.render(kind, patient_id, status_label=self._status_label(status), **shared)]
+            if status in (Status.HIGH, Status.VERY_HIGH):
+                return [self._cards.render("vitd-high", patient_id, critical=status is Status.VERY_HIGH, **shared)]
         elif vitamin_d.wrong_test_only:
             wrong = [result_view(r) for r in vitamin_d.wrong_tests]
-            cards.append(
+            return [
                 self._cards.render(
                     "vitd-wrong-test",
                     patient_id,
                     latest=wrong[0],
                     wrong_tests=wrong,
-                    history=history(vitamin_d.history),
+                    history=history,
+                    unavailable=unavailable,
                 )
-            )
+            ]
+        return []
 
-        if low and electrolytes.not_recent:
+    def _electrolyte_cards(
+        self, vitamin_d: VitaminDAssessment, electrolytes: ElectrolyteAssessment, patient_id: str
+    ) -> list[Card]:
+        cards: list[Card] = []
+        if vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT) and electrolytes.not_recent:
             assert vitamin_d.latest is not None
             cards.append(
                 self._cards.render(
@@ -168,13 +194,12 @@ class VitaminDCramps:
                     patient_id,
                     order_for=electrolytes.not_recent,
                     missing=self._cards.analyte_names(electrolytes.not_recent),
-                    vitamin_d_status=status_label,
+                    vitamin_d_status=self._status_label(vitamin_d.status),
                     vitamin_d=result_view(vitamin_d.latest),
                     window_days=self._content.thresholds.windows.electrolyte_recent_days,
                     recent=[result_view(f.result) for f in electrolytes.findings],
                 )
             )
-
         if abnormal := electrolytes.abnormal:
             rows = []
             for f in abnormal:
@@ -190,4 +215,4 @@ class VitaminDCramps:
                     rows=rows,
                 )
             )
-        return sorted(cards, key=lambda c: _SEVERITY[c.indicator])
+        return cards

@@ -1,47 +1,133 @@
-"""Prefetch keys: given, known empty (null), or not had (missing or an OperationOutcome)."""
+"""Prefetch keys: given, known empty (null), or fetched (missing or an OperationOutcome)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
 import pytest
+import respx
 
-from cds_service.fhir.prefetch import PrefetchKey, PrefetchUnavailable, resolve
-from cds_service.protocol import RequestError
-from tests.builders import bundle, obs
+from cds_service.fhir.client import FhirClient, FhirUnavailable, make_http_client
+from cds_service.fhir.prefetch import PrefetchKey, PrefetchUnavailable, render, resolve
+from cds_service.protocol import HookRequest, RequestError
+from cds_service.settings import Settings
+from tests.builders import bundle, hook_request, obs
 
+pytestmark = pytest.mark.anyio
+BASE = "https://ehr.example.org/fhir"
 KEYS = (
     PrefetchKey("patient", "Patient/{{context.patientId}}", "the patient", required=False),
-    PrefetchKey("labs", "Observation?patient={{context.patientId}}", "labs"),
+    PrefetchKey("labs", "Observation?patient={{context.patientId}}&code=1", "labs"),
 )
 OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
 
 
-def test_given_and_null() -> None:
+@pytest.fixture
+async def fhir() -> AsyncIterator[FhirClient]:
+    settings = Settings()
+    async with make_http_client(settings) as http:
+        yield FhirClient(http, settings)
+
+
+def request(prefetch: dict[str, Any] | None, server: str | None = BASE, **extra: Any) -> HookRequest:
+    body = hook_request(prefetch={} if prefetch is None else prefetch) | extra
+    if prefetch is None:
+        del body["prefetch"]
+    if server is not None:
+        body["fhirServer"] = server
+    return HookRequest.model_validate(body)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def test_render_fills_tokens_and_encodes_values() -> None:
+    context = {"patientId": "a b&c/d", "userId": "Practitioner/77", "encounterId": "e1"}
+    assert render("Observation?patient={{context.patientId}}", context) == "Observation?patient=a%20b%26c%2Fd"
+    assert render("Encounter/{{ context.encounterId }}", context) == "Encounter/e1"
+    assert render("Practitioner/{{userPractitionerId}}", context) == "Practitioner/77"
+
+
+@pytest.mark.parametrize(
+    ("template", "context"),
+    [
+        ("Encounter/{{context.encounterId}}", {"patientId": "p"}),
+        ("Practitioner/{{userPractitionerId}}", {"userId": "PractitionerRole/3"}),
+        ("Patient/{{context.patientId}}", {"patientId": 12}),
+    ],
+)
+def test_render_without_a_value_is_unavailable(template: str, context: dict[str, Any]) -> None:
+    with pytest.raises(FhirUnavailable):
+        render(template, context)
+
+
+# --- resolution ---------------------------------------------------------------------------------
+
+
+async def test_given_and_null_are_not_fetched(fhir: FhirClient) -> None:
     labs = bundle(obs("62292-8", 12, "ng/mL"))
-    got = resolve(KEYS, {"patient": None, "labs": labs})
-    assert got.values == {"patient": None, "labs": labs} and got.unavailable == ()
+    with respx.mock:  # any request would fail: none is routed
+        got = await resolve(KEYS, request({"patient": None, "labs": labs}), fhir)
+    assert got.values == {"patient": None, "labs": labs} and got.unavailable == () and got.fetched == ()
     assert got.resources("patient") == ([], 0)
     assert got.resources("labs") == ([labs["entry"][0]["resource"]], 0)
 
 
 @pytest.mark.parametrize("given", [{}, {"labs": OUTCOME}, None])
-def test_required_key_not_had_is_unavailable(given: dict | None) -> None:
+async def test_missing_or_failed_keys_are_fetched(fhir: FhirClient, given: dict[str, Any] | None) -> None:
+    labs = bundle(obs("62292-8", 12, "ng/mL"))
+    with respx.mock:
+        respx.get(f"{BASE}/Observation", params={"patient": "p1"}).respond(json=labs)
+        respx.get(f"{BASE}/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
+        got = await resolve(KEYS, request(given), fhir)
+    assert got.values["labs"]["entry"] == labs["entry"]  # type: ignore[index]
+    assert set(got.fetched) == {"labs", "patient"}
+
+
+async def test_required_key_that_cannot_be_had_is_412(fhir: FhirClient) -> None:
     with pytest.raises(PrefetchUnavailable) as exc:
-        resolve(KEYS, given)
-    assert [k.name for k in exc.value.keys] == ["labs"]
+        await resolve(KEYS, request({"patient": None}, server=None), fhir)
+    (missing,) = exc.value.missing
+    assert missing.key.name == "labs" and missing.reason == "no fhirServer in the request"
 
 
-def test_optional_key_not_had_is_listed() -> None:
-    got = resolve(KEYS, {"labs": None, "patient": OUTCOME})
-    assert [k.name for k in got.unavailable] == ["patient"] and "patient" not in got.values
+async def test_optional_key_that_cannot_be_had_is_listed(fhir: FhirClient) -> None:
+    with respx.mock:
+        respx.get(f"{BASE}/Patient/p1").respond(503)
+        got = await resolve(KEYS, request({"labs": None}), fhir)
+    (missing,) = got.unavailable
+    assert missing.key.name == "patient" and missing.reason == "HTTP 503" and got.missing("patient")
+
+
+async def test_keys_are_fetched_concurrently(fhir: FhirClient) -> None:
+    keys = tuple(PrefetchKey(f"k{i}", f"Observation?code={i}", f"data {i}") for i in range(3))
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        return httpx.Response(200, json=bundle())
+
+    with respx.mock:
+        respx.get(f"{BASE}/Observation").mock(side_effect=slow)
+        started = time.perf_counter()
+        got = await resolve(keys, request(None), fhir)
+        elapsed = time.perf_counter() - started
+    assert set(got.fetched) == {"k0", "k1", "k2"}
+    assert elapsed < 0.6, f"three 300 ms queries took {elapsed:.2f} s: not concurrent"
 
 
 def test_single_resource_and_entries_without_resources() -> None:
+    from cds_service.fhir.prefetch import Prefetched
+
     patient = {"resourceType": "Patient", "id": "p1"}
     labs = {
         "resourceType": "Bundle",
         "entry": [{"fullUrl": "x"}, "junk", {"resource": {"resourceType": "Observation"}}],
     }
-    got = resolve(KEYS, {"patient": patient, "labs": labs})
+    got = Prefetched({"patient": patient, "labs": labs}, ())
     assert got.resources("patient") == ([patient], 0)
     assert got.resources("labs") == ([{"resourceType": "Observation"}], 2)
 
@@ -55,7 +141,7 @@ def test_single_resource_and_entries_without_resources() -> None:
         ({"resourceType": "Bundle", "entry": {}}, "prefetch.labs.entry"),
     ],
 )
-def test_values_that_are_not_resources_are_bad_requests(value: object, field: str) -> None:
+async def test_values_that_are_not_resources_are_bad_requests(fhir: FhirClient, value: object, field: str) -> None:
     with pytest.raises(RequestError) as exc:
-        resolve(KEYS, {"labs": value})
+        await resolve(KEYS, request({"labs": value}), fhir)
     assert exc.value.field == field

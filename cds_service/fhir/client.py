@@ -1,0 +1,302 @@
+"""The async FHIR client that reads what the EHR did not prefetch.
+
+One shared httpx.AsyncClient (pooled, keep-alive) serves every hook call. A caller names the FHIR
+server, so every URL is checked before anything is sent: https only, an allowed host name, and an
+address that is public, checked when the connection is made so that a DNS answer cannot change
+between the check and the connection. `CDS_FHIR_ALLOW_INSECURE` lifts the https and address rules
+for tests and local work; the host allowlist always holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpcore
+import httpx
+import orjson
+
+from ..settings import Settings
+
+logger = logging.getLogger("cds_service")
+
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_RETRY_BACKOFF_S = 0.2
+_MAX_REDIRECTS = 3
+_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+
+
+class FhirUnavailable(Exception):
+    """A query gave no usable data. `reason` is safe to log: no URL, no PHI, no token."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AddressRefused(Exception):
+    """The FHIR server's host resolves to an address the service must not contact."""
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself and connects only when every address it has is public; TLS still
+    verifies the certificate against the host name."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise httpcore.ConnectError("host not found") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not addresses or not all(is_public(a) for a in addresses):
+            raise AddressRefused
+        error: Exception = httpcore.ConnectError("no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Built once per process: loading the CA bundle costs tens of milliseconds."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(verify=_ssl_context(), limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PublicOnlyBackend(),
+        )
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one shared client; tests may mount respx on it."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+    transport = (
+        httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, trust_env=False)
+        if settings.fhir_allow_insecure
+        else _PublicOnlyTransport(limits)
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(settings.fhir_timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept": "application/fhir+json"},
+    )
+
+
+@dataclass(frozen=True)
+class FhirServer:
+    """A FHIR server a hook request named and the policy allowed, with the EHR's token."""
+
+    base: httpx.URL
+    token: str | None = field(default=None, repr=False)
+
+    def url(self, query: str) -> httpx.URL:
+        return httpx.URL(f"{str(self.base).rstrip('/')}/{query}")
+
+    def owns(self, url: httpx.URL) -> bool:
+        """Same scheme, host and port, and under the base path."""
+        base_path = self.base.path.rstrip("/") + "/"
+        return (
+            url.scheme == self.base.scheme
+            and url.host == self.base.host
+            and url.port == self.base.port
+            and (url.path + "/").startswith(base_path)
+        )
+
+
+@dataclass
+class _Deadline:
+    at: float
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+
+class FhirClient:
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+        self._http = http
+        self._timeout = settings.fhir_timeout_s
+        self._deadline_s = settings.fhir_deadline_s
+        self._max_pages = settings.fhir_max_pages
+        self._max_resources = settings.fhir_max_resources
+        self._max_bytes = settings.fhir_max_bytes
+        self._allowed_hosts = frozenset(settings.fhir_allowed_hosts)
+        self._insecure = settings.fhir_allow_insecure
+
+    def server(self, url: str | None, token: str | None) -> FhirServer:
+        """The server to read from, if the policy allows it; FhirUnavailable says why not."""
+        if url is None:
+            raise FhirUnavailable("no fhirServer in the request")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise FhirUnavailable("fhirServer is not a URL") from None
+        allowed_schemes = {"https", "http"} if self._insecure else {"https"}
+        if parsed.scheme not in allowed_schemes or not parsed.host:
+            raise FhirUnavailable("fhirServer refused: not an https URL")
+        if parsed.userinfo or parsed.query or parsed.fragment:
+            raise FhirUnavailable("fhirServer refused: credentials, query or fragment in the URL")
+        if self._allowed_hosts and parsed.host.lower() not in self._allowed_hosts:
+            raise FhirUnavailable("fhirServer refused: host not on the allowlist")
+        return FhirServer(parsed, token)
+
+    def deadline(self) -> _Deadline:
+        """One deadline for all the queries of a hook call."""
+        return _Deadline(time.monotonic() + self._deadline_s)
+
+    async def get(self, server: FhirServer, query: str, deadline: _Deadline) -> dict[str, Any]:
+        """A read gives its resource; a search gives one searchset Bundle holding the entries of
+        its pages, following `next` links on the same server up to the page and resource bounds."""
+        url = server.url(query)
+        first = await self._fetch(server, url, deadline)
+        if "?" not in query:
+            expected = query.split("/", 1)[0]
+            if first.get("resourceType") != expected:
+                raise FhirUnavailable(f"the server did not answer with a {expected}")
+            return first
+        entries = _entries(first)
+        seen = {str(url)}
+        pages = 1
+        while (next_url := _next_link(first, server)) is not None:
+            if pages >= self._max_pages or len(entries) >= self._max_resources:
+                break
+            if not server.owns(next_url):
+                raise FhirUnavailable("a next link points to another server")
+            if str(next_url) in seen:
+                raise FhirUnavailable("next links loop")
+            seen.add(str(next_url))
+            first = await self._fetch(server, next_url, deadline)
+            entries += _entries(first)
+            pages += 1
+        return {"resourceType": "Bundle", "type": "searchset", "entry": entries[: self._max_resources]}
+
+    async def _fetch(self, server: FhirServer, url: httpx.URL, deadline: _Deadline) -> dict[str, Any]:
+        """GET one JSON resource: one retry on 502/503/504 and connection errors, never on 4xx."""
+        for attempt in (1, 2):
+            budget = min(self._timeout, deadline.remaining())
+            if budget <= 0:
+                raise FhirUnavailable("the hook call's deadline passed")
+            try:
+                async with asyncio.timeout(budget):
+                    return await self._get_json(server, url)
+            except TimeoutError:
+                raise FhirUnavailable("timed out") from None
+            except _Retryable as exc:
+                if attempt == 2 or deadline.remaining() < _RETRY_BACKOFF_S + 0.05:
+                    raise FhirUnavailable(exc.reason) from None
+                await asyncio.sleep(_RETRY_BACKOFF_S)
+        raise AssertionError("unreachable")
+
+    async def _get_json(self, server: FhirServer, url: httpx.URL) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                async with self._http.stream("GET", url, headers=headers) as response:
+                    if response.is_redirect:
+                        target = url.join(response.headers.get("location", ""))
+                        if not server.owns(target):
+                            raise FhirUnavailable("redirected to another server")
+                        url = target
+                        continue
+                    if response.status_code in _RETRY_STATUSES:
+                        raise _Retryable(f"HTTP {response.status_code}")
+                    if response.status_code != 200:
+                        raise FhirUnavailable(f"HTTP {response.status_code}")
+                    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if media_type not in _JSON_TYPES:
+                        raise FhirUnavailable("the answer is not JSON")
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > self._max_bytes:
+                            raise FhirUnavailable("the answer is too large")
+            except AddressRefused:
+                raise FhirUnavailable("fhirServer refused: not a public address") from None
+            except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                raise _Retryable("connection error") from None
+            except httpx.TimeoutException:
+                raise FhirUnavailable("timed out") from None
+            except httpx.HTTPError:
+                raise FhirUnavailable("HTTP error") from None
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise FhirUnavailable("the answer is not JSON") from None
+            if not isinstance(data, dict):
+                raise FhirUnavailable("the answer is not a FHIR resource")
+            return data
+        raise FhirUnavailable("too many redirects")
+
+
+def _entries(bundle: dict[str, Any]) -> list[Any]:
+    if bundle.get("resourceType") != "Bundle":
+        raise FhirUnavailable("the answer to a search is not a Bundle")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise FhirUnavailable("the Bundle's entry is not an array")
+    return entries
+
+
+def _next_link(bundle: dict[str, Any], server: FhirServer) -> httpx.URL | None:
+    links = bundle.get("link")
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            try:
+                return httpx.URL(str(server.base).rstrip("/") + "/").join(link["url"])
+            except httpx.InvalidURL:
+                raise FhirUnavailable("a next link is not a URL") from None
+    return None
