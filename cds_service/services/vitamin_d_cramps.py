@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ..cards import CardRenderer, result_view
 from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
-from ..clinical.results import LabResult, within
+from ..clinical.results import within
 from ..clinical.vitamin_d import Status, VitaminDAssessment, assess_vitamin_d
 from ..content import Content
 from ..fhir.client import FhirClient
