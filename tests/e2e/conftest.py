@@ -1,0 +1,152 @@
+"""A real FHIR server for end-to-end tests: sekmet-fhir on a free loopback port, with a fresh
+database, the simulator off, bearer tokens required, and the test patients loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import obs
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TOKEN = "e2e-bearer-token"
+SMART_PATIENTS = ("8888801", "8888803", "8888804")
+
+
+@dataclass(frozen=True)
+class FhirServer:
+    base: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_fhir_server(workdir: Path) -> FhirServer:
+    """Start sekmet and wait for its CapabilityStatement; never skip: a failure here fails the suite."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    (workdir / "settings.yaml").write_text(
+        "host: 127.0.0.1\n"
+        "log_inbound: false\n"
+        "simulator:\n  enabled: false\n"
+        f"server_auth:\n  types: [bearer]\n  tokens: [{TOKEN}]\n"
+    )
+    env = os.environ | {
+        "SEKMET_CONFIG": str(workdir / "settings.yaml"),
+        "SEKMET_BASE_URL": base,
+        "SEKMET_PORT": str(port),
+        "SEKMET_DB": str(workdir / "fhir.sqlite"),
+    }
+    sekmet = Path(sys.executable).with_name("sekmet")
+    log = (workdir / "sekmet.log").open("wb")
+    process = subprocess.Popen([str(sekmet), "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"sekmet exited: {(workdir / 'sekmet.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
+                return FhirServer(base, TOKEN, process)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.terminate()
+    pytest.fail("sekmet did not answer /metadata within 60 s")
+
+
+def load(server: FhirServer, transaction: dict[str, Any]) -> None:
+    response = httpx.post(
+        server.base,
+        json=transaction,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:2000]
+
+
+def transaction(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
+        ],
+    }
+
+
+def _patient(pid: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "name": [{"family": "Test", "given": [pid]}], "gender": "unknown"}
+
+
+def written_patients() -> dict[str, list[dict[str, Any]]]:
+    """Patients written for these tests (evaluated as of 2026-11-25)."""
+    return {
+        # 25(OH)D total in nmol/L (40 nmol/L = 16.03 ng/mL: deficient), low magnesium, no calcium
+        "e2e-nmol": [
+            obs("62292-8", 40, "nmol/L", "2026-11-10", patient="e2e-nmol", id="e2e-nmol-vitd"),
+            obs("62292-8", 70, "nmol/L", "2026-05-10", patient="e2e-nmol", id="e2e-nmol-vitd-old"),
+            obs("2823-3", 4.1, "mmol/L", "2026-11-10", patient="e2e-nmol", id="e2e-nmol-k"),
+            obs("19123-9", 1.3, "mg/dL", "2026-11-10", patient="e2e-nmol", id="e2e-nmol-mg"),
+        ],
+        # A low total calcium, but a recent normal ionized calcium decides; low potassium
+        "e2e-ionized": [
+            obs("62292-8", 45, "ng/mL", "2026-10-01", patient="e2e-ionized", id="e2e-ion-vitd"),
+            obs("17861-6", 7.9, "mg/dL", "2026-11-20", patient="e2e-ionized", id="e2e-ion-ca"),
+            obs("1995-0", 1.21, "mmol/L", "2026-11-18", patient="e2e-ionized", id="e2e-ion-ica"),
+            obs("2823-3", 3.1, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-k"),
+            obs("2601-3", 0.8, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-mg"),
+        ],
+        # 150 potassium results: the electrolytes query needs two pages; the newest (low) decides
+        "e2e-many": [
+            obs("62292-8", 22, "ng/mL", "2026-11-01", patient="e2e-many", id="e2e-many-vitd"),
+            *(
+                obs(
+                    "2823-3",
+                    4.0,
+                    "mmol/L",
+                    f"20{14 + i // 12:02d}-{i % 12 + 1:02d}-15",
+                    patient="e2e-many",
+                    id=f"e2e-many-k{i}",
+                )
+                for i in range(150)
+            ),
+            obs("2823-3", 3.2, "mmol/L", "2026-11-20", patient="e2e-many", id="e2e-many-k-latest"),
+        ],
+    }
+
+
+def load_test_patients(server: FhirServer) -> None:
+    for patient in SMART_PATIENTS:
+        load(server, json.loads((FIXTURES / "smart-sample" / f"r4-smart-{patient}.json").read_text()))
+    for pid, observations in written_patients().items():
+        load(server, transaction(_patient(pid), *observations))
+
+
+@pytest.fixture(scope="session")
+def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
+    server = start_fhir_server(tmp_path_factory.mktemp("sekmet"))
+    try:
+        load_test_patients(server)
+        yield server
+    finally:
+        server.stop()

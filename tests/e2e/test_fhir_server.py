@@ -1,0 +1,156 @@
+"""End to end over real HTTP: the service, called without prefetch, reads a real FHIR server and
+gives the same cards as when the EHR prefetches the same data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import AppFactory, make_client
+from tests.e2e.conftest import FhirServer, load, start_fhir_server, transaction, written_patients
+from tests.test_smart_samples import prefetch_like_an_ehr
+
+pytestmark = pytest.mark.anyio
+URL = "/cds-services/vitamin-d-cramps"
+
+CASES = [
+    ("smart-8888801", "2014-12-01", ["vitd-insufficient", "electrolytes-check"]),
+    ("smart-8888803", "2015-05-15", ["vitd-deficient", "electrolytes-check"]),
+    ("smart-8888803", "2016-07-01", ["electrolytes-abnormal"]),
+    ("smart-8888804", "2015-11-15", ["electrolytes-abnormal"]),
+    ("e2e-nmol", "2026-11-25", ["vitd-deficient", "electrolytes-abnormal", "electrolytes-check"]),
+    ("e2e-ionized", "2026-11-25", ["electrolytes-abnormal"]),
+    ("e2e-many", "2026-11-25", ["electrolytes-abnormal", "vitd-insufficient", "electrolytes-check"]),
+]
+
+
+def request(
+    patient: str, server: FhirServer | None, prefetch: dict[str, Any] | None, token: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/e2e", "patientId": patient},
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    if server is not None:
+        body["fhirServer"] = server.base
+        body["fhirAuthorization"] = {
+            "access_token": token or server.token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "cds-service",
+        }
+    return body
+
+
+def local_prefetch(patient: str, templates: dict[str, str]) -> dict[str, Any]:
+    if patient.startswith("smart-"):
+        return prefetch_like_an_ehr(templates, patient.removeprefix("smart-"))
+    observations = written_patients()[patient]
+    wanted = {
+        key: {t.split("|")[1] for t in template.split("code=")[1].split("&")[0].split(",")}
+        for key, template in templates.items()
+        if key != "patient"
+    }
+    return {
+        key: {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": o} for o in observations if o["code"]["coding"][0]["code"] in codes],
+        }
+        for key, codes in wanted.items()
+    }
+
+
+def comparable(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    for card in cards:
+        card.pop("uuid")
+        for s in card.get("suggestions", []):
+            s.pop("uuid")
+    return cards
+
+
+def app_at(make_app: AppFactory, as_of: str) -> Any:
+    return make_app(as_of=datetime.fromisoformat(as_of).replace(tzinfo=UTC), fhir_allow_insecure=True)
+
+
+@pytest.mark.parametrize(("patient", "as_of", "expected"), CASES)
+async def test_fetched_equals_prefetched(
+    make_app: AppFactory, fhir_server: FhirServer, patient: str, as_of: str, expected: list[str]
+) -> None:
+    async with make_client(app_at(make_app, as_of)) as client:
+        templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
+        fetched = await client.post(URL, json=request(patient, fhir_server, None))
+        prefetched = await client.post(URL, json=request(patient, None, local_prefetch(patient, templates)))
+    assert [c["source"]["topic"]["code"] for c in fetched.json()["cards"]] == expected
+    assert comparable(fetched) == comparable(prefetched)
+
+
+async def test_paging_reads_past_the_first_page(
+    make_app: AppFactory, fhir_server: FhirServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """e2e-many has 152 electrolyte results for a page size of 100: both pages are read."""
+    caplog.set_level("INFO", logger="cds_service")
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        response = await client.post(URL, json=request("e2e-many", fhir_server, None))
+    assert response.status_code == 200
+    (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
+    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes"
+
+
+async def test_partial_prefetch(make_app: AppFactory, fhir_server: FhirServer) -> None:
+    """The Patient is given, the Observations are fetched."""
+    prefetch = {"patient": {"resourceType": "Patient", "id": "e2e-nmol"}}
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        response = await client.post(URL, json=request("e2e-nmol", fhir_server, prefetch))
+    assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == [
+        "vitd-deficient",
+        "electrolytes-abnormal",
+        "electrolytes-check",
+    ]
+
+
+async def test_a_token_the_server_rejects_is_412(make_app: AppFactory, fhir_server: FhirServer) -> None:
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        response = await client.post(URL, json=request("e2e-nmol", fhir_server, None, token="wrong-token"))
+    assert response.status_code == 412
+    assert "HTTP 401" in response.json()["issue"][0]["diagnostics"]
+    assert "wrong-token" not in response.text
+
+
+async def test_without_insecure_a_loopback_server_is_refused(make_app: AppFactory, fhir_server: FhirServer) -> None:
+    async with make_client(make_app()) as client:
+        response = await client.post(URL, json=request("e2e-nmol", fhir_server, None))
+    assert response.status_code == 412 and "refused" in response.json()["issue"][0]["diagnostics"]
+
+
+async def test_the_fhir_server_stopped_mid_suite(make_app: AppFactory, tmp_path: Path) -> None:
+    server = start_fhir_server(tmp_path)
+    try:
+        load(server, transaction({"resourceType": "Patient", "id": "e2e-nmol"}, *written_patients()["e2e-nmol"]))
+        async with make_client(app_at(make_app, "2026-11-25")) as client:
+            assert (await client.post(URL, json=request("e2e-nmol", server, None))).status_code == 200
+            server.stop()
+            response = await client.post(URL, json=request("e2e-nmol", server, None))
+            assert response.status_code == 412
+            assert "connection error" in response.json()["issue"][0]["diagnostics"]
+            # partial prefetch: vitamin D given, electrolytes unreachable -> 200 and the card says so
+            prefetch = local_prefetch("e2e-nmol", (await client.get("/cds-services")).json()["services"][0]["prefetch"])
+            del prefetch["electrolytes"]
+            response = await client.post(URL, json=request("e2e-nmol", server, prefetch))
+            assert response.status_code == 200
+            (card,) = response.json()["cards"]
+            assert "could not be read" in card["detail"]
+    finally:
+        if server.process.poll() is None:
+            server.stop()
