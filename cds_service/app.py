@@ -33,7 +33,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for status, text in [
         (400, "not a valid hook request, or a hook this service does not serve"),
         (404, "no such service"),
-        (412, "data the service needs was not prefetched and cannot be fetched"),
+        (412, "data the service needs was neither prefetched nor fetched from fhirServer"),
         (413, "request body over the size limit"),
         (500, "internal error"),
     ]
