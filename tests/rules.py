@@ -62,3 +62,12 @@ def check_service_request(resource: dict[str, Any], patient_id: str | None) -> N
     assert request.status == "draft" and request.intent == "order"
     assert request.subject.reference == f"Patient/{patient_id}"
     assert any(c.system == LOINC and c.code for c in request.code.coding)
+
+
+def without_uuids(value: Any) -> Any:
+    """A response with every uuid masked, to compare two calls (uuids are new on each)."""
+    if isinstance(value, dict):
+        return {k: "<uuid>" if k == "uuid" else without_uuids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_uuids(v) for v in value]
+    return value

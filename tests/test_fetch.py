@@ -11,6 +11,7 @@ import respx
 
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
+from tests.rules import without_uuids
 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
@@ -49,22 +50,13 @@ def route_fhir(vitamin_d: Any = None, electrolytes: Any = None) -> dict[str, res
     return routes
 
 
-def cards_without_uuids(response: httpx.Response) -> list[dict[str, Any]]:
-    assert response.status_code == 200, response.text
-    cards = response.json()["cards"]
-    for card in cards:
-        card.pop("uuid")
-        for s in card.get("suggestions", []):
-            s.pop("uuid")
-    return cards
-
-
 async def test_fetched_data_gives_the_same_cards_as_prefetch(client: httpx.AsyncClient) -> None:
     prefetched = await client.post(URL, json=hook_request(VITAMIN_D, ELECTROLYTES))
     with respx.mock:
         routes = route_fhir(bundle(*VITAMIN_D), bundle(*ELECTROLYTES))
         fetched = await client.post(URL, json=without_prefetch())
-    assert cards_without_uuids(fetched) == cards_without_uuids(prefetched)
+    assert fetched.status_code == prefetched.status_code == 200
+    assert without_uuids(fetched.json()) == without_uuids(prefetched.json())
     assert [c["source"]["topic"]["code"] for c in fetched.json()["cards"]] == ["vitd-deficient", "electrolytes-check"]
     for route in routes.values():
         assert route.call_count == 1

@@ -1,0 +1,61 @@
+"""The demo's sample patients (`patients.yaml`) and the hook requests an EHR would send for them.
+
+Dates are relative to the day the demo runs, so the example never goes stale.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+_KEYS = ("vitaminD", "electrolytes")
+
+
+@cache
+def patients() -> list[dict[str, Any]]:
+    text = (resources.files(__package__) / "patients.yaml").read_text(encoding="utf-8")
+    loaded: list[dict[str, Any]] = yaml.safe_load(text)
+    return loaded
+
+
+def _observation(patient_id: str, spec: dict[str, Any], today: date) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": spec["id"],
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": spec["code"], "display": spec["display"]}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": (today - timedelta(days=spec["days_ago"])).isoformat(),
+        "valueQuantity": {"value": spec["value"], "unit": spec["unit"], "system": UCUM, "code": spec["unit"]},
+    }
+
+
+def hook_request(spec: dict[str, Any], today: date) -> dict[str, Any]:
+    """The patient-view request, with full prefetch, that an EHR would send for a demo patient."""
+    pid = spec["id"]
+    prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": pid, **spec["patient"]}}
+    for key in _KEYS:
+        observations = [_observation(pid, o, today) for o in spec.get(key, [])]
+        prefetch[key] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": o} for o in observations],
+        }
+    return {
+        "hook": "patient-view",
+        "hookInstance": spec["hookInstance"],
+        "context": {"userId": "Practitioner/demo-clinician", "patientId": pid},
+        "prefetch": prefetch,
+    }
+
+
+def example_request(today: date) -> dict[str, Any]:
+    """The first demo patient's request: the service answers vitd-deficient and
+    electrolytes-check (offering a magnesium order)."""
+    return hook_request(patients()[0], today)
