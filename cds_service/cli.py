@@ -12,16 +12,14 @@ import orjson
 import typer
 import uvicorn
 from fastapi import FastAPI
-from rich.console import Console
 
 from . import logs
 from .app import create_app
 from .content import ContentError
-from .demo import example_request
+from .demo import example_request, patients
 from .settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
-err = Console(stderr=True)
 
 Host = Annotated[str, typer.Option(help="interface to listen on")]
 Port = Annotated[int, typer.Option(help="port to listen on")]
@@ -48,8 +46,11 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Run the service (settings from CDS_* environment variables)."""
-    _checked_app()
-    uvicorn.run("cds_service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    app = _checked_app()
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    else:  # each worker process builds its own app from the same settings
+        uvicorn.run("cds_service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 @cli.command()
@@ -67,13 +68,13 @@ def demo(
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"
-    err.print(
-        "[bold]Demo[/]: a patient with 25(OH)D 14 ng/mL and no recent magnesium.\n"
+    typer.echo(
+        f"Demo: {patients()[0]['about']}.\n"
         f"Discovery:  curl -s {base}/cds-services\n"
         "Hook call:  curl -s -X POST -H 'Content-Type: application/json' "
         f"--data @{path} {base}/cds-services/vitamin-d-cramps\n"
         f"API docs:   {base}/docs",
-        highlight=False,
+        err=True,
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
