@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -109,7 +110,7 @@ def _calcium(
 
 
 def assess_electrolytes(
-    results: list[LabResult],
+    results: Iterable[LabResult],
     *,
     as_of: datetime,
     ranges: dict[str, RangeSpec],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,7 +49,7 @@ class VitaminDAssessment:
 
 
 def assess_vitamin_d(
-    results: list[LabResult],
+    results: Iterable[LabResult],
     *,
     as_of: datetime,
     profile: Profile,

@@ -97,29 +97,25 @@ class VitaminDCramps:
         windows = self._content.thresholds.windows
         allowance = timedelta(hours=windows.future_allowance_hours)
         vitamin_d = assess_vitamin_d(
-            list(read.results),
+            read.results,
             as_of=as_of,
             profile=self._profile,
             window_days=windows.vitamin_d_status_days,
             future_allowance=allowance,
             accept_opt_in=self._accept_opt_in,
         )
-        electrolytes = assess_electrolytes(
-            list(read.results),
-            as_of=as_of,
-            ranges=self._content.thresholds.electrolyte_ranges,
-            windows=windows,
-            payne=self._content.thresholds.payne,
-            future_allowance=allowance,
-        )
-        unread = [u.key for u in data.unavailable if u.key.name == "electrolytes"]
-        cards = self.decide(
-            vitamin_d,
-            None if unread else electrolytes,
-            context.patientId,
-            as_of,
-            unavailable=[k.purpose for k in unread],
-        )
+        electrolytes = None
+        if not data.missing("electrolytes"):
+            electrolytes = assess_electrolytes(
+                read.results,
+                as_of=as_of,
+                ranges=self._content.thresholds.electrolyte_ranges,
+                windows=windows,
+                payne=self._content.thresholds.payne,
+                future_allowance=allowance,
+            )
+        unavailable = [u.key.purpose for u in data.unavailable if u.key.name == "electrolytes"]
+        cards = self.decide(vitamin_d, electrolytes, context.patientId, as_of, unavailable)
         log: dict[str, Any] = {
             "results": len(read.results),
             "malformed": read.malformed + empty_entries,
