@@ -27,6 +27,8 @@ CARD_KINDS = (
     "electrolytes-check",
     "electrolytes-abnormal",
 )
+# What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
+NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calcium_corrected")
 # Analytes the electrolyte rules evaluate, each needing a default range.
 RANGED_ANALYTES = ("potassium", "calcium", "calcium_ionized", "magnesium")
 
@@ -364,6 +366,9 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
 
     if missing := [k for k in CARD_KINDS if k not in catalogue.cards]:
         fail(f"cards lacks {', '.join(missing)}")
+    for table in ("analyte_names", "analyte_abbreviations"):
+        if missing := [m for m in NAMED_MEASURES if m not in getattr(catalogue, table)]:
+            fail(f"{table} lacks {', '.join(missing)}")
     sources = set(catalogue.sources)
     for name, profile in thresholds.vitamin_d_profiles.items():
         if profile.source not in sources:

@@ -95,6 +95,12 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "catalogue.yaml",
         "electrolytes-check.summary",
     ),
+    (
+        "an analyte name missing",
+        lambda d: edit(d / "catalogue.yaml", '  calcium_ionized: "ionized calcium"\n', ""),
+        "catalogue.yaml",
+        "analyte_names lacks calcium_ionized",
+    ),
     ("missing template", lambda d: (d / "templates" / "vitd-low.md").unlink(), "vitd-low.md", "file not found"),
 ]
 
