@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__
+from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
@@ -34,6 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "not a valid hook request, or a hook this service does not serve"),
         (404, "no such service"),
         (412, "data the service needs was neither prefetched nor fetched from fhirServer"),
+        (401, "no trusted JWT for this URL"),
         (413, "request body over the size limit"),
         (500, "internal error"),
     ]
@@ -49,16 +52,29 @@ def _bad_request(field: str, message: str) -> JsonResponse:
     return JsonResponse(operation_outcome("invalid", f"{field}: {message}", [field]), 400)
 
 
+def _trusted_issuers(settings: Settings) -> dict[str, IssuerSpec] | None:
+    """The issuers to trust, or None when authentication is off (logged, for development only)."""
+    if settings.auth == "off":
+        logger.warning("authentication is off: any caller is trusted (CDS_AUTH=off is for development only)")
+        return None
+    if settings.trusted_issuers_file is None:
+        raise IssuerConfigError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE (or CDS_AUTH=off for development)")
+    return load_issuers(settings.trusted_issuers_file)
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock = _now, content: Content | None = None) -> FastAPI:
     """Build the service. `clock` gives the instant recency is judged at; tests pin it."""
     settings = settings or Settings()
     content = content or load_content(settings.content_dir)
     services = build_services(content, settings)
+    issuers = _trusted_issuers(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with make_http_client(settings) as http:
             app.state.fhir = FhirClient(http, settings)
+            if issuers is not None:
+                app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
             yield
 
     app = FastAPI(
@@ -67,8 +83,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
         default_response_class=JsonResponse,
         lifespan=lifespan,
     )
+    # Outermost last: CORS, then errors, then the JWT (before any body is read), then the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if issuers is not None:
+        app.add_middleware(RequireJwt, public_base_url=settings.public_base_url)
     app.add_middleware(ErrorGuard)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:

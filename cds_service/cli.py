@@ -6,7 +6,7 @@ import sys
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from . import logs
 from .app import create_app
+from .auth import IssuerConfigError
 from .content import ContentError
 from .demo import example_request, patients
 from .settings import Settings
@@ -25,14 +26,17 @@ Host = Annotated[str, typer.Option(help="interface to listen on")]
 Port = Annotated[int, typer.Option(help="port to listen on")]
 
 
-def _checked_app() -> FastAPI:
+def _checked_app(**overrides: Any) -> FastAPI:
     """The app from CDS_* settings, built up front so a bad content file or setting fails fast."""
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
         logs.configure(settings.log_format)
         return create_app(settings)
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except IssuerConfigError as exc:
+        typer.echo(f"error: trusted issuers: {exc}", err=True)
         raise typer.Exit(2) from None
     except ValueError as exc:  # a setting that does not validate
         typer.echo(f"error: settings: {exc}", err=True)
@@ -48,9 +52,9 @@ def serve(
     """Run the service (settings from CDS_* environment variables)."""
     app = _checked_app()
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_config=None)
     else:  # each worker process builds its own app from the same settings
-        uvicorn.run("cds_service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run("cds_service.cli:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 
 
 @cli.command()
@@ -59,12 +63,13 @@ def demo(
     port: Port = 8000,
     print_request: Annotated[bool, typer.Option("--print-request", help="print the example request and exit")] = False,
 ) -> None:
-    """Run the service with its demo patient and print a ready-to-run example request."""
+    """Run the service with its demo patient, authentication off and CORS open, and print a
+    ready-to-run example request."""
     body = orjson.dumps(example_request(date.today()), option=orjson.OPT_INDENT_2)
     if print_request:
         sys.stdout.buffer.write(body + b"\n")
         return
-    app = _checked_app()
+    app = _checked_app(auth="off", cors_origins=["*"])
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"
@@ -76,7 +81,14 @@ def demo(
         f"API docs:   {base}/docs",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process when `serve --workers` runs several."""
+    settings = Settings()
+    logs.configure(settings.log_format)
+    return create_app(settings)
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
-"""Logging set-up. Log lines carry hookInstance, service id, timings, card kinds and counts:
-never a patient identifier, a value, a JWT or an access token."""
+"""Logging set-up: one handler on the root logger, so the service's lines and every library's go
+through the same redaction. Log lines carry hookInstance, service id, timings, card kinds and
+counts; the filter makes sure that no JWT, no bearer or access token, no URL path or query (they
+name patients) and no FHIR resource content is written, whatever a library logs."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -13,6 +16,33 @@ logger = logging.getLogger("cds_service")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
+_TOKEN_FIELD = re.compile(r"(?i)(access_token|id_token|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"',}\s]+")
+_URL = re.compile(r"\b(https?://[^/\s\"'<>]+)[^\s\"'<>]*")
+_RESOURCE = re.compile(r"[\"']resourceType[\"']")
+WITHHELD = "[withheld: the message held FHIR resource content]"
+
+
+def redact(text: str) -> str:
+    if _RESOURCE.search(text):
+        return WITHHELD
+    text = _JWT.sub("[jwt]", text)
+    text = _BEARER.sub(r"\1 [token]", text)
+    text = _TOKEN_FIELD.sub(r"\1\2[token]", text)
+    return _URL.sub(lambda m: f"{m[1]}/…" if len(m[0]) > len(m[1]) else m[1], text)
+
+
+class Redact(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD and isinstance(value, str):
+                setattr(record, name, redact(value))
+        return True
 
 
 class _TextFormatter(logging.Formatter):
@@ -24,9 +54,15 @@ class _TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
-def configure(fmt: Literal["json", "text"]) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def configure(fmt: Literal["json", "text"], stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(_FORMAT) if fmt == "json" else _TextFormatter(_FORMAT))
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    handler.addFilter(Redact())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # httpx logs every request URL at INFO, and a FHIR query's URL names the patient.
+    for noisy in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logger.handlers.clear()
+    logger.propagate = True

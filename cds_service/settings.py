@@ -20,7 +20,26 @@ class Settings(BaseSettings):
         False, description="read the opt-in 25(OH)D codes (D2 only, vitamin D and metabolites) as totals"
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="larger request bodies get 413")
-    log_format: Literal["json", "text"] = "text"
+    log_format: Literal["json", "text"] = Field("json", description="json for log collectors, text for people")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"
+    )
+
+    # Trusting the caller (CDS Hooks: every call carries a JWT signed by the EHR)
+    auth: Literal["jwt", "off"] = Field("jwt", description="off: no JWT check (development only)")
+    trusted_issuers_file: Path | None = Field(
+        None, description="JSON or YAML list of the EHRs trusted, with their keys"
+    )
+    public_base_url: str | None = Field(
+        None, description="the service's external base URL (behind a proxy), for the JWT aud check"
+    )
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS384"],
+        description="signature algorithms accepted; asymmetric only",
+    )
+    jwt_leeway_s: int = Field(60, ge=0, le=300, description="clock skew allowed on exp, iat and nbf")
+    jwt_max_lifetime_s: int = Field(600, gt=0, description="longest exp - iat accepted")
+    jwt_replay_cache_size: int = Field(100_000, gt=0, description="jti values remembered until they expire")
 
     # Fetching what the EHR did not prefetch
     fhir_timeout_s: float = Field(2.0, gt=0, description="time allowed for one FHIR query")
@@ -35,9 +54,22 @@ class Settings(BaseSettings):
         False, description="also contact http and loopback or private FHIR servers (tests and local work only)"
     )
 
-    @field_validator("fhir_allowed_hosts", mode="before")
+    @field_validator("fhir_allowed_hosts", "cors_origins", "jwt_algorithms", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
-            return [host.strip().lower() for host in value.split(",") if host.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("fhir_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        return [host.lower() for host in value]
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        allowed = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+        if refused := [alg for alg in value if alg not in allowed]:
+            raise ValueError(f"not an asymmetric signature algorithm: {', '.join(refused)}")
         return value

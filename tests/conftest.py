@@ -44,9 +44,11 @@ AppFactory = Callable[..., FastAPI]
 
 @pytest.fixture
 def make_app(content: Content) -> AppFactory:
-    """create_app with the clock pinned to AS_OF (or `as_of`) and settings given as keywords."""
+    """create_app with the clock pinned to AS_OF (or `as_of`) and settings given as keywords;
+    authentication is off unless a test asks for it (tests/test_auth.py does)."""
 
     def factory(as_of: datetime = AS_OF, **settings: object) -> FastAPI:
+        settings.setdefault("auth", "off")
         return create_app(Settings(**settings), clock=lambda: as_of, content=content)  # type: ignore[arg-type]
 
     return factory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -214,6 +215,7 @@ async def test_opt_in_codes_setting(make_app: AppFactory) -> None:
 
 def test_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDS_THRESHOLD_PROFILE", "iom-2011")
+    monkeypatch.setenv("CDS_AUTH", "off")
     assert Settings().threshold_profile == "iom-2011"
     create_app()  # loads and accepts it
 
@@ -380,3 +382,49 @@ async def test_bundle_helper_shapes(client: httpx.AsyncClient) -> None:
     """A prefetch value may be a single resource as well as a Bundle."""
     request = hook_request(prefetch={"vitaminD": obs("62292-8", 12, "ng/mL"), "electrolytes": bundle()})
     assert kinds(await client.post(URL, json=request)) == ["vitd-deficient", "electrolytes-check"]
+
+
+# --- CORS -------------------------------------------------------------------------------------------
+
+
+async def test_cors_preflight_needs_no_token(make_app: AppFactory, tmp_path: Any) -> None:
+    issuers = tmp_path / "issuers.yaml"
+    key = {
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": "k",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    }
+    issuers.write_text(json.dumps({"issuers": [{"iss": "https://a.example", "jwks": {"keys": [key]}}]}))
+    app = make_app(auth="jwt", trusted_issuers_file=issuers, cors_origins=["https://sandbox.cds-hooks.org"])
+    async with make_client(app) as c:
+        preflight = await c.options(
+            URL,
+            headers={
+                "Origin": "https://sandbox.cds-hooks.org",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        refused = await c.post(URL, json=hook_request(None, None), headers={"Origin": "https://sandbox.cds-hooks.org"})
+        assert refused.status_code == 401  # the call itself still needs its JWT
+        assert refused.headers["access-control-allow-origin"] == "https://sandbox.cds-hooks.org"
+        other = await c.options(
+            URL, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get("/cds-services", headers={"Origin": "https://sandbox.cds-hooks.org"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDS_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]

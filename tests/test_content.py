@@ -118,6 +118,7 @@ def test_broken_content_names_file_and_problem(
 def test_a_broken_content_file_stops_the_command(content_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     edit(content_copy / "thresholds.yaml", "insufficient_below: 30", "insufficient_below: 10")
     monkeypatch.setenv("CDS_CONTENT_DIR", str(content_copy))
+    monkeypatch.setenv("CDS_AUTH", "off")
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 2
     assert "thresholds.yaml" in result.output and "cut-points must increase" in result.output
@@ -125,5 +126,6 @@ def test_a_broken_content_file_stops_the_command(content_copy: Path, monkeypatch
 
 def test_an_unknown_profile_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDS_THRESHOLD_PROFILE", "who-2030")
+    monkeypatch.setenv("CDS_AUTH", "off")
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 2 and "unknown threshold profile 'who-2030'" in result.output

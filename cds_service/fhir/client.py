@@ -31,7 +31,9 @@ logger = logging.getLogger("cds_service")
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_BACKOFF_S = 0.2
 _MAX_REDIRECTS = 3
-_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
+_JSON_TYPES = frozenset(
+    {"application/fhir+json", "application/json", "application/json+fhir", "application/jwk-set+json"}
+)
 
 
 class FhirUnavailable(Exception):
@@ -179,18 +181,30 @@ class FhirClient:
         """The server to read from, if the policy allows it; FhirUnavailable says why not."""
         if url is None:
             raise FhirUnavailable("no fhirServer in the request")
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise FhirUnavailable("fhirServer is not a URL") from None
-        allowed_schemes = {"https", "http"} if self._insecure else {"https"}
-        if parsed.scheme not in allowed_schemes or not parsed.host:
-            raise FhirUnavailable("fhirServer refused: not an https URL")
-        if parsed.userinfo or parsed.query or parsed.fragment:
-            raise FhirUnavailable("fhirServer refused: credentials, query or fragment in the URL")
+        parsed = self._checked_url(url, "fhirServer")
+        if parsed.query or parsed.fragment:
+            raise FhirUnavailable("fhirServer refused: query or fragment in the URL")
         if self._allowed_hosts and parsed.host.lower() not in self._allowed_hosts:
             raise FhirUnavailable("fhirServer refused: host not on the allowlist")
         return FhirServer(parsed, token)
+
+    def _checked_url(self, url: str, what: str) -> httpx.URL:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise FhirUnavailable(f"{what} is not a URL") from None
+        allowed_schemes = {"https", "http"} if self._insecure else {"https"}
+        if parsed.scheme not in allowed_schemes or not parsed.host:
+            raise FhirUnavailable(f"{what} refused: not an https URL")
+        if parsed.userinfo:
+            raise FhirUnavailable(f"{what} refused: credentials in the URL")
+        return parsed
+
+    async def get_document(self, url: str) -> dict[str, Any]:
+        """A JSON document from a URL the configuration names (an issuer's key set): the same
+        https, address, size and time rules as FHIR queries, without the FHIR host allowlist."""
+        parsed = self._checked_url(url, "the URL")
+        return await self._fetch(FhirServer(parsed), parsed, self.deadline())
 
     def deadline(self) -> _Deadline:
         """One deadline for all the queries of a hook call."""

@@ -1,0 +1,502 @@
+"""The caller's JWT: valid sandbox-style (ES384) and Epic-style (RS384) tokens pass; each of a
+matrix of bad tokens gets 401 with nothing but "unauthorized"; keys come from a JWKS served over
+real HTTP or inline."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from cds_service.auth import IssuerConfigError, KeyStore, ReplayCache, Unauthorized, load_issuers
+from cds_service.fhir.client import FhirClient, make_http_client
+from cds_service.settings import Settings
+from tests.builders import hook_request, normal_electrolytes, obs
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+BASE = "http://cds.test"
+SERVICE = f"{BASE}/cds-services/vitamin-d-cramps"
+DISCOVERY = f"{BASE}/cds-services"
+SANDBOX = "https://sandbox.cds-hooks.org"
+EPIC = "https://fhir.epic.example/interconnect-fhir-oauth/api/FHIR/R4"
+INLINE = "https://inline.example.org"
+
+
+# --- keys and a JWKS over real HTTP --------------------------------------------------------------
+
+
+@dataclass
+class Keys:
+    es256: ECKey
+    es384: ECKey
+    es512: ECKey
+    rsa: RSAKey
+    other_es384: ECKey  # trusted by nobody
+    rotated_es384: ECKey  # published later
+
+    def for_alg(self, alg: str) -> ECKey | RSAKey:
+        return {"ES256": self.es256, "ES384": self.es384, "ES512": self.es512}.get(alg, self.rsa)
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(
+        es256=ECKey.generate_key("P-256", parameters={"kid": "es256"}),
+        es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
+        es512=ECKey.generate_key("P-521", parameters={"kid": "es512"}),
+        rsa=RSAKey.generate_key(2048, parameters={"kid": "rsa"}),
+        other_es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
+        rotated_es384=ECKey.generate_key("P-384", parameters={"kid": "es384-2026"}),
+    )
+
+
+def public_jwks(*keys: ECKey | RSAKey) -> dict[str, Any]:
+    return {"keys": [k.as_dict(private=False) for k in keys]}
+
+
+class JwksServer:
+    """A JWKS document served over HTTP on loopback, counting how often it is fetched."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                outer.fetches += 1
+                body = json.dumps(outer.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def jwks_server(keys: Keys) -> Iterator[JwksServer]:
+    server = JwksServer(public_jwks(keys.es256, keys.es384, keys.es512, keys.rsa))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def issuers_file(tmp_path: Path, keys: Keys, jwks_server: JwksServer) -> Path:
+    path = tmp_path / "issuers.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "issuers": [
+                    {"iss": SANDBOX, "jwks_url": jwks_server.url, "jku": [jwks_server.url]},
+                    {"iss": EPIC, "jwks_url": jwks_server.url, "jku": [jwks_server.url]},
+                    {"iss": INLINE, "jwks": public_jwks(keys.es384), "tenant": "t1"},
+                ]
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+async def client(make_app: AppFactory, issuers_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_app(auth="jwt", trusted_issuers_file=issuers_file, fhir_allow_insecure=True)
+    async with make_client(app) as c:
+        yield c
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign(key: ECKey | RSAKey, alg: str, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return jwt.encode({"alg": alg, **header}, claims, key, algorithms=[alg])
+
+
+def sandbox_token(keys: Keys, jwks_url: str, aud: Any = SERVICE, **overrides: Any) -> str:
+    """As the CDS Hooks sandbox signs: ES384, jku, 5-minute expiry, no sub."""
+    now = int(time.time())
+    claims = {"iss": SANDBOX, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    header = {"typ": "JWT", "kid": "es384", "jku": jwks_url}
+    if aud is ...:
+        del claims["aud"]
+    for name, value in overrides.items():
+        target = header if name.startswith("h_") else claims
+        name = name.removeprefix("h_")
+        if value is ...:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    return sign(keys.es384, "ES384", header, claims)
+
+
+def epic_token(keys: Keys, jwks_url: str, aud: str = SERVICE) -> str:
+    """As Epic signs: RS384, jku and kid, sub the client id, nbf five minutes before iat."""
+    now = int(time.time())
+    claims = {
+        "iss": EPIC,
+        "sub": "d45049c3-3441-40ef-ab4d-b9cd86a17225",
+        "aud": [aud],
+        "exp": now + 300,
+        "iat": now,
+        "nbf": now - 300,
+        "jti": str(uuid.uuid4()),
+    }
+    return sign(keys.rsa, "RS384", {"typ": "JWT", "kid": "rsa", "jku": jwks_url}, claims)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def hook() -> dict[str, Any]:
+    return hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
+
+
+# --- valid tokens ---------------------------------------------------------------------------------
+
+
+async def test_sandbox_style_es384(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    discovery = await client.get("/cds-services", headers=bearer(sandbox_token(keys, jwks_server.url, DISCOVERY)))
+    assert discovery.status_code == 200
+    response = await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url)))
+    assert response.status_code == 200 and response.json()["cards"]
+
+
+async def test_epic_style_rs384(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    assert (
+        await client.get("/cds-services", headers=bearer(epic_token(keys, jwks_server.url, DISCOVERY)))
+    ).status_code == 200
+    response = await client.post(SERVICE, json=hook(), headers=bearer(epic_token(keys, jwks_server.url)))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS384"])
+async def test_every_allowed_algorithm(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer, alg: str
+) -> None:
+    key = keys.for_alg(alg)
+    now = int(time.time())
+    claims = {"iss": SANDBOX, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())}
+    token = sign(key, alg, {"typ": "JWT", "kid": key.kid}, claims)
+    assert (await client.post(SERVICE, json=hook(), headers=bearer(token))).status_code == 200
+
+
+async def test_inline_jwks_with_tenant(client: httpx.AsyncClient, keys: Keys) -> None:
+    now = int(time.time())
+    claims = {"iss": INLINE, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": "inline-1", "tenant": "t1"}
+    token = sign(keys.es384, "ES384", {"kid": "es384"}, claims)  # typ may be absent
+    assert (await client.post(SERVICE, json=hook(), headers=bearer(token))).status_code == 200
+
+
+async def test_the_jwks_is_fetched_once_and_cached(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer
+) -> None:
+    for _ in range(3):
+        response = await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url)))
+        assert response.status_code == 200
+    assert jwks_server.fetches == 1
+
+
+async def test_public_base_url_sets_the_audience(
+    make_app: AppFactory, issuers_file: Path, keys: Keys, jwks_server: JwksServer
+) -> None:
+    public = "https://cds.hospital.example/vitd"
+    app = make_app(
+        auth="jwt", trusted_issuers_file=issuers_file, fhir_allow_insecure=True, public_base_url=public + "/"
+    )
+    async with make_client(app) as c:
+        ok = sandbox_token(keys, jwks_server.url, aud=f"{public}/cds-services/vitamin-d-cramps")
+        assert (await c.post(SERVICE, json=hook(), headers=bearer(ok))).status_code == 200
+        internal = sandbox_token(keys, jwks_server.url, aud=SERVICE)
+        assert (await c.post(SERVICE, json=hook(), headers=bearer(internal))).status_code == 401
+
+
+# --- the matrix of bad tokens ---------------------------------------------------------------------
+
+
+def _alg_none(keys: Keys, url: str) -> str:
+    header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "es384"}).encode())
+    good = sandbox_token(keys, url)
+    return f"{header}.{good.split('.')[1]}."
+
+
+def _hs256_with_the_public_key(keys: Keys, url: str) -> str:
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "es384"}).encode())
+    payload = sandbox_token(keys, url).split(".")[1]
+    secret = json.dumps(keys.es384.as_dict(private=False)).encode()
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def _with_header(token: str, **header: Any) -> str:
+    """The token with its header replaced: joserfc will not sign such mismatches itself."""
+    return b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
+
+
+def _inline_token(keys: Keys, tenant: str | None) -> str:
+    now = int(time.time())
+    claims = {"iss": INLINE, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())}
+    if tenant is not None:
+        claims["tenant"] = tenant
+    return sign(keys.es384, "ES384", {"kid": "es384"}, claims)
+
+
+def _tampered(keys: Keys, url: str) -> str:
+    header, payload, signature = sandbox_token(keys, url).split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["aud"] = SERVICE + "x"
+    return f"{header}.{b64(json.dumps(claims).encode())}.{signature}"
+
+
+def _signed_by(key_name: str, alg: str, kid: str) -> Callable[[Keys, str], str]:
+    def make(keys: Keys, url: str) -> str:
+        now = int(time.time())
+        claims = {"iss": SANDBOX, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())}
+        return sign(getattr(keys, key_name), alg, {"typ": "JWT", "kid": kid}, claims)
+
+    return make
+
+
+BAD_TOKENS: list[tuple[str, Callable[[Keys, str], str], str]] = [
+    ("alg none", _alg_none, "not a compact JWS"),
+    ("alg none with a signature", lambda k, u: _alg_none(k, u) + "c2lnbmF0dXJl", "alg not allowed"),
+    ("HS256 signed with the public key", _hs256_with_the_public_key, "alg not allowed"),
+    ("unknown kid", lambda k, u: sandbox_token(k, u, h_kid="nobody"), "unknown kid"),
+    ("wrong key", _signed_by("other_es384", "ES384", "es384"), "bad signature"),
+    ("key type does not match alg", _signed_by("es384", "ES384", "rsa"), "key type does not match alg"),
+    (
+        "curve does not match alg",
+        lambda k, u: _with_header(sandbox_token(k, u), alg="ES256", kid="es384"),
+        "key curve does not match alg",
+    ),
+    ("payload changed after signing", _tampered, "bad signature"),
+    ("expired", lambda k, u: sandbox_token(k, u, exp=int(time.time()) - 120, iat=int(time.time()) - 400), "expired"),
+    ("nbf in the future", lambda k, u: sandbox_token(k, u, nbf=int(time.time()) + 600), "not yet valid (nbf)"),
+    (
+        "iat in the future",
+        lambda k, u: sandbox_token(k, u, iat=int(time.time()) + 600, exp=int(time.time()) + 700),
+        "iat in the future",
+    ),
+    ("lifetime too long", lambda k, u: sandbox_token(k, u, exp=int(time.time()) + 3600), "lifetime too long"),
+    (
+        "wrong aud",
+        lambda k, u: sandbox_token(k, u, aud="https://elsewhere.example/cds-services/vitamin-d-cramps"),
+        "aud is not the URL called",
+    ),
+    (
+        "aud of another service",
+        lambda k, u: sandbox_token(k, u, aud=f"{BASE}/cds-services/other-service"),
+        "aud is not the URL called",
+    ),
+    ("aud missing", lambda k, u: sandbox_token(k, u, aud=...), "aud is not the URL called"),
+    ("unknown iss", lambda k, u: sandbox_token(k, u, iss="https://attacker.example"), "issuer not trusted"),
+    (
+        "jku not allowlisted",
+        lambda k, u: sandbox_token(k, u, h_jku="https://attacker.example/jwks"),
+        "jku not on the issuer's list",
+    ),
+    ("tenant mismatch", lambda k, u: _inline_token(k, tenant="t2"), "tenant does not match"),
+    ("tenant missing", lambda k, u: _inline_token(k, tenant=None), "tenant does not match"),
+    ("missing jti", lambda k, u: sandbox_token(k, u, jti=...), "no jti"),
+    ("missing exp", lambda k, u: sandbox_token(k, u, exp=...), "no exp"),
+    ("missing iat", lambda k, u: sandbox_token(k, u, iat=...), "no iat"),
+    ("exp not a number", lambda k, u: sandbox_token(k, u, exp="tomorrow"), "exp is not a number"),
+    ("typ not JWT", lambda k, u: sandbox_token(k, u, h_typ="at+jwt"), "typ is not JWT"),
+    ("no kid", lambda k, u: sandbox_token(k, u, h_kid=...), "no kid"),
+    ("malformed segments", lambda k, u: ".".join(sandbox_token(k, u).split(".")[:2]), "not a compact JWS"),
+    ("empty signature", lambda k, u: sandbox_token(k, u).rsplit(".", 1)[0] + ".", "not a compact JWS"),
+    (
+        "non-JSON header",
+        lambda k, u: b64(b"not json") + "." + sandbox_token(k, u).split(".", 1)[1],
+        "header is not base64url JSON",
+    ),
+    ("header not base64", lambda k, u: "%%%." + sandbox_token(k, u).split(".", 1)[1], "header is not base64url JSON"),
+    ("a token for discovery", lambda k, u: sandbox_token(k, u, aud=DISCOVERY), "aud is not the URL called"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), BAD_TOKENS, ids=[b[0] for b in BAD_TOKENS])
+async def test_bad_tokens_get_401(
+    client: httpx.AsyncClient,
+    keys: Keys,
+    jwks_server: JwksServer,
+    name: str,
+    make: Callable[[Keys, str], str],
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = make(keys, jwks_server.url)
+    response = await client.post(SERVICE, json=hook(), headers=bearer(token))
+    assert_unauthorized(response)
+    (line,) = [r for r in caplog.records if r.getMessage() == "unauthorized"]
+    assert line.reason == reason  # refused for the reason the case is about, and it is logged
+    assert token not in caplog.text
+
+
+def assert_unauthorized(response: httpx.Response) -> None:
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "login", "diagnostics": "unauthorized"}],
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
+    ids=["no header", "empty", "bearer without token", "basic"],
+)
+async def test_missing_or_wrong_scheme_gets_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=headers))
+    assert_unauthorized(await client.get("/cds-services", headers=headers))
+
+
+async def test_token_in_the_wrong_scheme(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    token = sandbox_token(keys, jwks_server.url)
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers={"Authorization": f"Token {token}"}))
+
+
+async def test_replayed_jti(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    token = sandbox_token(keys, jwks_server.url)
+    assert (await client.post(SERVICE, json=hook(), headers=bearer(token))).status_code == 200
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(token)))
+
+
+async def test_discovery_token_replayed_on_a_service(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer
+) -> None:
+    token = sandbox_token(keys, jwks_server.url, aud=DISCOVERY)
+    assert (await client.get("/cds-services", headers=bearer(token))).status_code == 200
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(token)))
+
+
+async def test_unknown_service_and_bad_bodies_still_need_a_token(client: httpx.AsyncClient) -> None:
+    assert_unauthorized(await client.post("/cds-services/nope", json=hook()))
+    assert_unauthorized(await client.post(SERVICE, content=b"{not json"))
+
+
+async def test_health_of_the_docs_needs_no_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/openapi.json")).status_code == 200
+
+
+# --- key rotation and the refresh limit -----------------------------------------------------------
+
+
+async def test_unknown_kid_refreshes_at_most_once_a_minute(keys: Keys, jwks_server: JwksServer) -> None:
+    settings = Settings(auth="off", fhir_allow_insecure=True)
+    clock = [1000.0]
+    async with make_http_client(settings) as http:
+        store = KeyStore(FhirClient(http, settings), clock=lambda: clock[0])
+        assert (await store.key(jwks_server.url, "es384")).kid == "es384"
+        assert jwks_server.fetches == 1
+        jwks_server.document = public_jwks(keys.es384, keys.rotated_es384)  # the EHR rotates its keys
+        clock[0] += 30
+        with pytest.raises(Unauthorized, match="unknown kid"):
+            await store.key(jwks_server.url, "es384-2026")
+        assert jwks_server.fetches == 1  # not again within the minute
+        clock[0] += 31
+        assert (await store.key(jwks_server.url, "es384-2026")).kid == "es384-2026"
+        assert jwks_server.fetches == 2  # an unknown kid a minute on: the new key set is read
+        for _ in range(5):
+            with pytest.raises(Unauthorized):
+                await store.key(jwks_server.url, "made-up")
+        assert jwks_server.fetches == 2  # made-up kids cannot make the service hammer the EHR
+        assert (await store.key(jwks_server.url, "es384")).kid == "es384"
+
+
+async def test_an_unreachable_jwks_is_401_not_500(make_app: AppFactory, tmp_path: Path, keys: Keys) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": SANDBOX, "jwks_url": "http://127.0.0.1:9/jwks"}]}))
+    async with make_client(make_app(auth="jwt", trusted_issuers_file=path, fhir_allow_insecure=True)) as c:
+        token = sandbox_token(keys, "x", h_jku=...)
+        assert_unauthorized(await c.post(SERVICE, json=hook(), headers=bearer(token)))
+
+
+async def test_jwks_url_follows_the_address_rules(
+    make_app: AppFactory, tmp_path: Path, keys: Keys, jwks_server: JwksServer
+) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": SANDBOX, "jwks_url": jwks_server.url}]}))
+    async with make_client(make_app(auth="jwt", trusted_issuers_file=path)) as c:  # insecure not allowed
+        token = sandbox_token(keys, "x", h_jku=...)
+        assert_unauthorized(await c.post(SERVICE, json=hook(), headers=bearer(token)))
+    assert jwks_server.fetches == 0
+
+
+def test_replay_cache_is_bounded() -> None:
+    cache = ReplayCache(size=3)
+    for i in range(5):
+        assert cache.first_use("iss", f"j{i}", exp=100.0 + i, now=0.0)
+    assert len(cache._seen) == 3
+    assert not cache.first_use("iss", "j4", exp=104.0, now=0.0)  # still remembered
+    assert cache.first_use("iss", "j0", exp=100.0, now=200.0)  # expired long ago: forgotten
+
+
+# --- the issuers file and the setting -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("issuers: []", "issuers"),
+        ("issuers: [{iss: a}]", "give either jwks_url or jwks"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/jwks', jwks: {keys: []}}]", "give either jwks_url or jwks"),
+        ("issuers: [{iss: a, jwks: {keys: [{kty: EC}]}}]", "not a usable key set"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j'}, {iss: a, jwks_url: 'https://a/k'}]", "issuer listed twice"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', colour: red}]", "colour"),
+        ("[unclosed", "cannot be read"),
+    ],
+)
+def test_a_bad_issuers_file_names_the_problem(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "issuers.yaml"
+    path.write_text(content)
+    with pytest.raises(IssuerConfigError) as exc:
+        load_issuers(path)
+    assert str(path) in str(exc.value) and problem in str(exc.value)
+
+
+def test_jwt_needs_an_issuers_file(make_app: AppFactory) -> None:
+    with pytest.raises(IssuerConfigError, match="CDS_TRUSTED_ISSUERS_FILE"):
+        make_app(auth="jwt")
+
+
+def test_symmetric_algorithms_cannot_be_allowed() -> None:
+    with pytest.raises(ValueError, match="HS256"):
+        Settings(jwt_algorithms=["ES384", "HS256"])
+
+
+def test_inline_keys_load(issuers_file: Path) -> None:
+    issuers = load_issuers(issuers_file)
+    assert issuers[INLINE].jwks is not None
+    assert KeySet.import_key_set(issuers[INLINE].jwks).keys[0].kid == "es384"  # type: ignore[arg-type]

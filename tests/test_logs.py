@@ -1,0 +1,96 @@
+"""What reaches the log: one line per hook call, and never a token, a JWT, a patient value or
+resource content, whatever the service or a library logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import respx
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from cds_service import logs
+from tests.builders import bundle, hook_request, obs
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+SERVICE = "http://cds.test/cds-services/vitamin-d-cramps"
+ISS = "https://ehr.example.org"
+FHIR = "https://ehr.example.org/fhir"
+ACCESS_TOKEN = "fhir-access-token-5f2b9c"
+PATIENT = "patient-73914"
+
+
+@pytest.fixture
+def captured() -> io.StringIO:
+    stream = io.StringIO()
+    logs.configure("json", stream)
+    return stream
+
+
+def test_redact() -> None:
+    jwt_text = "eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.c2ln"
+    assert logs.redact(f"got {jwt_text} ok") == "got [jwt] ok"
+    assert logs.redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer [token]"
+    assert logs.redact('{"access_token": "s3cr3t", "x": 1}') == '{"access_token": "[token]", "x": 1}'
+    assert (
+        logs.redact("GET https://ehr.example.org/fhir/Observation?patient=123 200")
+        == "GET https://ehr.example.org/… 200"
+    )
+    assert logs.redact('body {"resourceType": "Patient", "id": "p"}') == logs.WITHHELD
+    assert logs.redact("hook call") == "hook call"
+
+
+async def test_no_token_or_patient_value_reaches_the_log(
+    make_app: AppFactory, tmp_path: Path, captured: io.StringIO
+) -> None:
+    key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": {"keys": [key.as_dict(private=False)]}}]}))
+    app = make_app(auth="jwt", trusted_issuers_file=issuers)
+    vitamin_d = obs("62292-8", 13.7, "ng/mL", "2026-11-10", patient=PATIENT, id="vitd-secret-id")
+    electrolytes = obs("2823-3", 3.14, "mmol/L", "2026-11-10", patient=PATIENT)
+
+    def token() -> str:
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())}
+        return jwt.encode({"alg": "ES384", "kid": "k1", "typ": "JWT"}, claims, key, algorithms=["ES384"])
+
+    request = hook_request(patient=PATIENT, prefetch={})
+    request["fhirServer"] = FHIR
+    request["fhirAuthorization"] = {
+        "access_token": ACCESS_TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds",
+    }
+    jwts = [token(), token(), "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."]
+    async with make_client(app) as client:
+        with respx.mock:
+            respx.get(url__regex=rf"{FHIR}/Observation\?.*62292-8").respond(json=bundle(vitamin_d))
+            respx.get(url__regex=rf"{FHIR}/Observation\?.*2823-3").respond(json=bundle(electrolytes))
+            respx.get(f"{FHIR}/Patient/{PATIENT}").respond(500)
+            for t in jwts:
+                await client.post(SERVICE, json=request, headers={"Authorization": f"Bearer {t}"})
+        # and what a careless library might log
+        noisy = logging.getLogger("some.library")
+        noisy.warning("request to %s with Authorization: Bearer %s", f"{FHIR}/Patient/{PATIENT}", ACCESS_TOKEN)
+        noisy.warning("payload %s", json.dumps(vitamin_d))
+        noisy.warning("token %s", jwts[0])
+        noisy.warning("form access_token=%s", ACCESS_TOKEN)
+    written = captured.getvalue()
+    lines = [json.loads(line) for line in written.splitlines()]
+    hook_lines = [line for line in lines if line["message"] == "hook call"]
+    assert len(hook_lines) == 2 and all(line["status"] == 200 and line["cards"] for line in hook_lines)
+    assert "unavailable" in hook_lines[0]  # the Patient query failed, and the line says so
+    assert [line["reason"] for line in lines if line["message"] == "unauthorized"] == ["not a compact JWS"]
+    assert len(lines) >= 7
+    for secret in [ACCESS_TOKEN, *jwts[:2], PATIENT, "13.7", "3.14", "vitd-secret-id", "resourceType"]:
+        assert secret not in written, secret
