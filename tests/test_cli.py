@@ -72,3 +72,11 @@ def test_demo_serves_discovery_and_the_example(demo_server: str) -> None:
     assert response.status_code == 200
     kinds = [c["source"]["topic"]["code"] for c in response.json()["cards"]]
     assert kinds == ["vitd-deficient", "electrolytes-check"]
+
+
+def test_serve_refuses_to_start_without_issuers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDS_AUTH", raising=False)
+    monkeypatch.delenv("CDS_TRUSTED_ISSUERS_FILE", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE" in result.output

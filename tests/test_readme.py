@@ -29,3 +29,19 @@ async def test_readme_example(make_app: AppFactory) -> None:
         response = await client.post("/cds-services/vitamin-d-cramps", json=request)
     assert response.status_code == 200
     assert without_uuids(response.json()) == without_uuids(expected)
+
+
+def test_readme_issuers_example_follows_the_schema(tmp_path: Path) -> None:
+    """The Epic- and sandbox-style entries of the README load as an issuers file."""
+    import yaml
+
+    from cds_service.auth import load_issuers
+
+    match = re.search(r"```yaml\n(issuers:.*?)```", README.read_text(), re.S)
+    assert match
+    document = yaml.safe_load(match[1])
+    document["issuers"] = [i for i in document["issuers"] if "jwks" not in i]  # the inline one elides its key
+    path = tmp_path / "issuers.yaml"
+    path.write_text(yaml.safe_dump(document))
+    issuers = load_issuers(path)
+    assert "https://sandbox.cds-hooks.org" in issuers and len(issuers) == 2
