@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -19,12 +21,15 @@ from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier,
 from .content import Content, load_content
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
+from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
-from .protocol import CdsResponse, Discovery, HookRequest, RequestError, operation_outcome
+from .protocol import CdsResponse, Discovery, FeedbackRequest, HookRequest, RequestError, operation_outcome
 from .responses import JsonResponse
 from .services.base import CdsService
 from .services.registry import build_services
 from .settings import Settings
+from .store.database import migrate, open_database, ping
+from .store.feedback import FeedbackStore
 
 logger = logging.getLogger("cds_service")
 
@@ -46,6 +51,14 @@ _ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly"}
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    """("body", "feedback", 2, "outcome") -> "feedback[2].outcome"."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
 
 
 def _bad_request(field: str, message: str) -> JsonResponse:
@@ -71,11 +84,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with make_http_client(settings) as http:
-            app.state.fhir = FhirClient(http, settings)
-            if issuers is not None:
-                app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
-            yield
+        engine = open_database(settings.database_url)
+        try:
+            await migrate(engine)
+            app.state.engine = engine
+            app.state.store = FeedbackStore(engine, content.version, settings.threshold_profile)
+            async with make_http_client(settings) as http:
+                app.state.fhir = FhirClient(http, settings)
+                if issuers is not None:
+                    app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
+                yield
+        finally:
+            await engine.dispose()
 
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",
@@ -99,7 +119,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+        field = _field_path(err["loc"])
         message = "not valid JSON" if err["type"] == "json_invalid" else err["msg"]
         logger.info("invalid request", extra={"path": request.url.path, "field": field, "status": 400})
         return _bad_request(field, message)
@@ -114,16 +134,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
         return JsonResponse(Discovery(services=[s.definition() for s in services.values()]).dump())
 
     for service in services.values():
-        _add_service_route(app, service, clock)
+        _add_service_routes(app, service, clock)
 
-    logger.info(
-        "service ready",
-        extra={"content_version": content.catalogue.version, "profile": settings.threshold_profile},
-    )
+    @app.get("/healthz", summary="the process is alive")
+    async def healthz() -> JsonResponse:
+        return JsonResponse({"status": "ok"})
+
+    @app.get("/readyz", summary="content loaded and database reachable", responses={503: {"description": "not ready"}})
+    async def readyz(request: Request) -> JsonResponse:
+        if await ping(request.app.state.engine):
+            return JsonResponse({"status": "ready", "content": content.version})
+        return JsonResponse({"status": "database unreachable"}, 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app
 
 
-def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
+def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None:
     async def call(hook_request: HookRequest, request: Request) -> JsonResponse:
         hook_instance = str(hook_request.hookInstance)
         request.state.hook_instance = hook_instance
@@ -135,11 +166,16 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
             if hook_request.hook != service.hook:
                 status = 400
                 return _bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}")
-            outcome = await service.evaluate(hook_request, clock(), request.app.state.fhir)
+            now = clock()
+            outcome = await service.evaluate(hook_request, now, request.app.state.fhir)
             kinds = [c.source.topic.code for c in outcome.cards if c.source.topic is not None]
             log = outcome.log
             status = 200
-            return JsonResponse(CdsResponse(cards=outcome.cards).dump())
+            for card in outcome.cards:
+                CARDS.labels(card.source.topic.code if card.source.topic else "unknown", card.indicator).inc()
+            # Recorded after the response is sent: the EHR does not wait for the database.
+            record = BackgroundTask(request.app.state.store.record_cards, service.id, outcome.cards, now)
+            return JsonResponse(CdsResponse(cards=outcome.cards).dump(), background=record)
         except RequestError as exc:
             status = 400
             return _bad_request(exc.field, exc.message)
@@ -154,13 +190,16 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
             )
             return JsonResponse(body, 412)
         finally:
+            elapsed = time.perf_counter() - started
+            HOOK_CALLS.labels(service.id, str(status)).inc()
+            HOOK_SECONDS.labels(service.id).observe(elapsed)
             logger.info(
                 "hook call",
                 extra={
                     "hookInstance": hook_instance,
                     "service": service.id,
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(elapsed * 1000, 2),
                     "cards": ",".join(kinds),
                     **log,
                 },
@@ -174,4 +213,21 @@ def _add_service_route(app: FastAPI, service: CdsService, clock: Clock) -> None:
         responses=_ERRORS,
         summary=f"{service.hook}: {service.id}",
         name=service.id,
+    )
+
+    async def feedback(body: FeedbackRequest, request: Request) -> JsonResponse:
+        received = datetime.now(UTC)
+        new = await request.app.state.store.store(service.id, body.feedback, received)
+        for entry in body.feedback:
+            FEEDBACK.labels(entry.outcome).inc()
+        logger.info("feedback", extra={"service": service.id, "entries": len(body.feedback), "new": new, "status": 200})
+        return JsonResponse({"received": len(body.feedback), "new": new})
+
+    app.add_api_route(
+        f"/cds-services/{service.id}/feedback",
+        feedback,
+        methods=["POST"],
+        responses={code: _ERRORS[code] for code in (400, 401, 413, 500)},
+        summary=f"feedback on {service.id} cards",
+        name=f"{service.id}-feedback",
     )

@@ -1,10 +1,13 @@
-"""The `cds-service` command: serve, demo."""
+"""The `cds-service` command: serve, demo, report."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import sys
 import tempfile
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +15,8 @@ import orjson
 import typer
 import uvicorn
 from fastapi import FastAPI
+from rich.console import Console
+from rich.table import Table
 
 from . import logs
 from .app import create_app
@@ -19,6 +24,8 @@ from .auth import IssuerConfigError
 from .content import ContentError
 from .demo import example_request, patients
 from .settings import Settings
+from .store.database import migrate, open_database
+from .store.report import Report, build_report
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
 
@@ -51,6 +58,9 @@ def serve(
 ) -> None:
     """Run the service (settings from CDS_* environment variables)."""
     app = _checked_app()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker process writes its metrics here, and /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_config=None)
     else:  # each worker process builds its own app from the same settings
@@ -82,6 +92,61 @@ def demo(
         err=True,
     )
     uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+@cli.command()
+def report(
+    since: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="only cards issued on or after this day (UTC)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+) -> None:
+    """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
+    settings = Settings()
+    result = asyncio.run(_report(settings.database_url, since.replace(tzinfo=UTC) if since else None))
+    if as_json:
+        body = {
+            "since": since.date().isoformat() if since else None,
+            "kinds": [k.as_dict() for k in result.kinds],
+            "feedback_on_unknown_cards": result.feedback_on_unknown_cards,
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    table = Table(title=f"Card outcomes{f' since {since.date()}' if since else ''}")
+    for column in (
+        "kind",
+        "issued",
+        "accepted",
+        "overridden",
+        "no feedback",
+        "acceptance",
+        "top override reasons",
+        "accepted suggestions",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column in {"issued", "accepted", "overridden", "no feedback", "acceptance"} else "left",
+        )
+    for k in result.kinds:
+        rate = f"{k.acceptance_rate:.0%}" if k.acceptance_rate is not None else "-"
+        reasons = ", ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3)) or "-"
+        accepted = ", ".join(f"{s} ({n})" for s, n in k.accepted_suggestions.most_common()) or "-"
+        table.add_row(
+            k.kind, str(k.issued), str(k.accepted), str(k.overridden), str(k.no_feedback), rate, reasons, accepted
+        )
+    console = Console()
+    console.print(table)
+    if result.feedback_on_unknown_cards:
+        console.print(f"Feedback about cards this service did not issue: {result.feedback_on_unknown_cards}")
+
+
+async def _report(url: str, since: datetime | None) -> Report:
+    engine = open_database(url)
+    try:
+        await migrate(engine)
+        return await build_report(engine, since)
+    finally:
+        await engine.dispose()
 
 
 def worker_app() -> FastAPI:

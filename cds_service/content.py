@@ -6,6 +6,7 @@ the file and the problem, instead of failing on some patient's chart later.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -247,6 +248,7 @@ class Content:
     catalogue: Catalogue
     summaries: dict[str, jinja2.Template]
     details: dict[str, jinja2.Template]
+    version: str  # the catalogue's version and a hash of every content file
 
     def profile(self, name: str) -> Profile:
         try:
@@ -357,6 +359,7 @@ def load_content(directory: Path | None = None) -> Content:
         catalogue=catalogue,
         summaries=summaries,
         details=details,
+        version=f"{catalogue.version}+{_digest(directory)}",
     )
 
 
@@ -386,3 +389,12 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
     for name, profile in thresholds.vitamin_d_profiles.items():
         if catalogue.sources[profile.source].url is None:
             fail(f"profile {name}'s source {profile.source!r} has no url")
+
+
+def _digest(directory: Path) -> str:
+    """A short hash of every content file, so that feedback is tied to the wording shown."""
+    sha = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        sha.update(path.relative_to(directory).as_posix().encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import (
     AnyUrl,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -71,6 +72,41 @@ class PatientViewContext(_Wire):
     userId: NonEmpty
     patientId: NonEmpty
     encounterId: NonEmpty | None = None
+
+
+class AcceptedSuggestion(_Wire):
+    id: UUID
+
+
+class FeedbackCoding(_Wire):
+    system: str | None = None
+    code: NonEmpty
+    display: str | None = None
+
+
+class OverrideReason(_Wire):
+    reason: FeedbackCoding | None = None
+    userComment: str | None = None
+
+
+class FeedbackEntry(_Wire):
+    card: UUID
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackEntry:
+        if self.outcome == "accepted" and self.overrideReason is not None:
+            raise ValueError("an accepted card has no overrideReason")
+        if self.outcome == "overridden" and self.acceptedSuggestions:
+            raise ValueError("an overridden card has no acceptedSuggestions")
+        return self
+
+
+class FeedbackRequest(_Wire):
+    feedback: Annotated[list[FeedbackEntry], Field(min_length=1, max_length=1000)]
 
 
 # --- responses ----------------------------------------------------------------------------------

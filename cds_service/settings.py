@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         False, description="read the opt-in 25(OH)D codes (D2 only, vitamin D and metabolites) as totals"
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///data/cds-service.sqlite",
+        description="SQLAlchemy URL of the feedback store: SQLite (default) or postgresql+asyncpg://...",
+    )
     log_format: Literal["json", "text"] = Field("json", description="json for log collectors, text for people")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -15,6 +19,7 @@ from fastapi import FastAPI
 from cds_service.app import create_app
 from cds_service.content import Content, load_content
 from cds_service.settings import Settings
+from cds_service.store.database import migrate, open_database
 from tests.rules import check_response
 
 AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -42,13 +47,32 @@ def anyio_backend() -> str:
 AppFactory = Callable[..., FastAPI]
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the latest migration, copied for each app (faster than migrating each)."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite"
+
+    async def build() -> None:
+        engine = open_database(f"sqlite+aiosqlite:///{path}")
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(build())
+    return path
+
+
 @pytest.fixture
-def make_app(content: Content) -> AppFactory:
+def make_app(content: Content, tmp_path: Path, migrated_sqlite: Path) -> AppFactory:
     """create_app with the clock pinned to AS_OF (or `as_of`) and settings given as keywords;
-    authentication is off unless a test asks for it (tests/test_auth.py does)."""
+    authentication is off unless a test asks for it (tests/test_auth.py does); each app gets its
+    own SQLite database unless `database_url` is given."""
 
     def factory(as_of: datetime = AS_OF, **settings: object) -> FastAPI:
         settings.setdefault("auth", "off")
+        if "database_url" not in settings:
+            database = tmp_path / f"feedback-{uuid.uuid4().hex}.sqlite"
+            shutil.copy(migrated_sqlite, database)
+            settings["database_url"] = f"sqlite+aiosqlite:///{database}"
         return create_app(Settings(**settings), clock=lambda: as_of, content=content)  # type: ignore[arg-type]
 
     return factory
@@ -57,7 +81,9 @@ def make_app(content: Content) -> AppFactory:
 async def _check_rules(response: httpx.Response) -> None:
     """Every successful hook call made in a test must obey the response rules."""
     request = response.request
-    if request.method == "POST" and request.url.path.startswith("/cds-services/") and response.status_code == 200:
+    path = request.url.path
+    is_hook = path.startswith("/cds-services/") and not path.endswith("/feedback")
+    if request.method == "POST" and is_hook and response.status_code == 200:
         await response.aread()
         patient = orjson.loads(request.content)["context"]["patientId"]
         check_response(response.json(), patient)

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 BASE = "http://cds.test"
 SERVICE = f"{BASE}/cds-services/vitamin-d-cramps"
 DISCOVERY = f"{BASE}/cds-services"
+FEEDBACK = f"{SERVICE}/feedback"
 SANDBOX = "https://sandbox.cds-hooks.org"
 EPIC = "https://fhir.epic.example/interconnect-fhir-oauth/api/FHIR/R4"
 INLINE = "https://inline.example.org"
@@ -185,19 +186,31 @@ def hook() -> dict[str, Any]:
 # --- valid tokens ---------------------------------------------------------------------------------
 
 
-async def test_sandbox_style_es384(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
-    discovery = await client.get("/cds-services", headers=bearer(sandbox_token(keys, jwks_server.url, DISCOVERY)))
+def feedback_on(response: httpx.Response) -> dict[str, Any]:
+    card = response.json()["cards"][0]
+    return {"feedback": [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}]}
+
+
+@pytest.mark.parametrize("style", ["sandbox ES384", "Epic RS384"])
+async def test_valid_tokens_pass_on_discovery_service_and_feedback(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer, style: str
+) -> None:
+    make = sandbox_token if style.startswith("sandbox") else epic_token
+    discovery = await client.get("/cds-services", headers=bearer(make(keys, jwks_server.url, DISCOVERY)))
     assert discovery.status_code == 200
-    response = await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url)))
+    response = await client.post(SERVICE, json=hook(), headers=bearer(make(keys, jwks_server.url)))
     assert response.status_code == 200 and response.json()["cards"]
+    feedback = await client.post(
+        FEEDBACK, json=feedback_on(response), headers=bearer(make(keys, jwks_server.url, FEEDBACK))
+    )
+    assert feedback.status_code == 200 and feedback.json()["new"] == 1
 
 
-async def test_epic_style_rs384(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
-    assert (
-        await client.get("/cds-services", headers=bearer(epic_token(keys, jwks_server.url, DISCOVERY)))
-    ).status_code == 200
-    response = await client.post(SERVICE, json=hook(), headers=bearer(epic_token(keys, jwks_server.url)))
-    assert response.status_code == 200
+async def test_feedback_needs_its_own_token(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    response = await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url)))
+    assert_unauthorized(await client.post(FEEDBACK, json=feedback_on(response)))
+    service_token = sandbox_token(keys, jwks_server.url)  # aud: the service, not its feedback URL
+    assert_unauthorized(await client.post(FEEDBACK, json=feedback_on(response), headers=bearer(service_token)))
 
 
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS384"])

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,9 +38,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def demo_server() -> Iterator[str]:
+def demo_server(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
+    env["CDS_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "cds_service", "demo", "--port", str(port)],
         env=env,
@@ -80,3 +82,52 @@ def test_serve_refuses_to_start_without_issuers(monkeypatch: pytest.MonkeyPatch)
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 2
     assert "CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE" in result.output
+
+
+def test_report_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report of an empty store, then of one with a card and its feedback, as JSON and table."""
+    import asyncio
+    import uuid as uuid_
+    from datetime import UTC, datetime
+
+    from cds_service.protocol import Card, Coding, FeedbackEntry, Source
+    from cds_service.store.database import migrate, open_database
+    from cds_service.store.feedback import FeedbackStore
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/report.sqlite"  # type: ignore[str-bytes-safe]
+    monkeypatch.setenv("CDS_DATABASE_URL", url)
+    empty = CliRunner().invoke(cli, ["report", "--json"])
+    assert empty.exit_code == 0 and json.loads(empty.stdout)["kinds"] == []
+
+    async def fill() -> None:
+        engine = open_database(url)
+        await migrate(engine)
+        store = FeedbackStore(engine, "v1", "endocrine-2011")
+        card = Card(
+            uuid=uuid_.uuid4(),
+            summary="s",
+            indicator="warning",
+            source=Source(label="l", topic=Coding(code="vitd-deficient")),
+        )
+        await store.record_cards("vitamin-d-cramps", [card], datetime(2026, 11, 20, tzinfo=UTC))
+        entry = FeedbackEntry.model_validate(
+            {
+                "card": str(card.uuid),
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-21T10:00:00Z",
+                "overrideReason": {"reason": {"code": "patient-declined", "display": "Patient declined"}},
+            }
+        )
+        await store.store("vitamin-d-cramps", [entry], datetime.now(UTC))
+        await engine.dispose()
+
+    asyncio.run(fill())
+    result = CliRunner().invoke(cli, ["report", "--json", "--since", "2026-11-01"])
+    (kind,) = json.loads(result.stdout)["kinds"]
+    assert kind["kind"] == "vitd-deficient" and kind["issued"] == 1 and kind["overridden"] == 1
+    assert kind["override_reasons"] == {"Patient declined": 1} and kind["acceptance_rate"] == 0
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal's width
+    table = CliRunner().invoke(cli, ["report"])
+    assert table.exit_code == 0 and "vitd-deficient" in table.stdout and "Patient declined (1)" in table.stdout
+    later = CliRunner().invoke(cli, ["report", "--json", "--since", "2026-11-30"])
+    assert json.loads(later.stdout)["kinds"] == []

@@ -24,6 +24,7 @@ import httpcore
 import httpx
 import orjson
 
+from ..metrics import FHIR_QUERIES, FHIR_SECONDS
 from ..settings import Settings
 
 logger = logging.getLogger("cds_service")
@@ -213,6 +214,18 @@ class FhirClient:
     async def get(self, server: FhirServer, query: str, deadline: _Deadline) -> dict[str, Any]:
         """A read gives its resource; a search gives one searchset Bundle holding the entries of
         its pages, following `next` links on the same server up to the page and resource bounds."""
+        started = time.perf_counter()
+        try:
+            result = await self._get(server, query, deadline)
+        except FhirUnavailable as exc:
+            FHIR_QUERIES.labels(exc.reason).inc()
+            raise
+        finally:
+            FHIR_SECONDS.observe(time.perf_counter() - started)
+        FHIR_QUERIES.labels("ok").inc()
+        return result
+
+    async def _get(self, server: FhirServer, query: str, deadline: _Deadline) -> dict[str, Any]:
         url = server.url(query)
         first = await self._fetch(server, url, deadline)
         if "?" not in query:

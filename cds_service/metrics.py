@@ -1,0 +1,33 @@
+"""Prometheus metrics. With several worker processes (`serve --workers N`), each worker writes to
+PROMETHEUS_MULTIPROC_DIR and /metrics adds them up (prometheus-client's multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.registry import REGISTRY
+
+HOOK_CALLS = Counter("cds_hook_calls_total", "Hook calls answered", ["service", "status"])
+HOOK_SECONDS = Histogram(
+    "cds_hook_duration_seconds",
+    "Time to answer a hook call",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CARDS = Counter("cds_cards_total", "Cards issued", ["kind", "indicator"])
+FHIR_QUERIES = Counter("cds_fhir_queries_total", "FHIR queries made for missing prefetch", ["outcome"])
+FHIR_SECONDS = Histogram(
+    "cds_fhir_query_duration_seconds", "Time of one FHIR query, all its pages", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4)
+)
+FEEDBACK = Counter("cds_feedback_total", "Feedback entries stored", ["outcome"])
+JWT_REJECTIONS = Counter("cds_jwt_rejections_total", "Calls refused for their JWT", ["reason"])
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus text format, summed over worker processes when there are several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

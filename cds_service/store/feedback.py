@@ -1,0 +1,85 @@
+"""Recording the cards the service issued, and storing the feedback EHRs send about them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..protocol import Card, FeedbackEntry
+from .schema import db_time, feedback, issued_cards
+
+
+class FeedbackStore:
+    def __init__(self, engine: AsyncEngine, content_version: str, profile: str) -> None:
+        self._engine = engine
+        self._content_version = content_version
+        self._profile = profile
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    async def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime) -> None:
+        """What the service said, by card uuid: no patient, no value."""
+        if not cards:
+            return
+        rows = [
+            {
+                "card_uuid": str(card.uuid),
+                "service": service,
+                "kind": card.source.topic.code if card.source.topic else "unknown",
+                "indicator": card.indicator,
+                "suggestions": [{"uuid": str(s.uuid), "label": s.label} for s in card.suggestions or []],
+                "content_version": self._content_version,
+                "profile": self._profile,
+                "issued_at": db_time(issued_at),
+            }
+            for card in cards
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert(issued_cards).on_conflict_do_nothing(), rows)
+
+    async def store(self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime) -> int:
+        """Store every entry in one transaction (all or nothing); the same entry sent again is kept
+        once. Entries about cards this service did not issue are kept and flagged. Returns how many
+        were new."""
+        uuids = {str(e.card) for e in entries}
+        async with self._engine.begin() as conn:
+            known = set(
+                (
+                    await conn.execute(
+                        select(issued_cards.c.card_uuid).where(
+                            issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service
+                        )
+                    )
+                ).scalars()
+            )
+            rows = [self._row(service, e, received_at, str(e.card) in known) for e in entries]
+            result = await conn.execute(
+                self._insert(feedback)
+                .on_conflict_do_nothing(index_elements=["card_uuid", "outcome", "outcome_timestamp"])
+                .returning(feedback.c.id),
+                rows,
+            )
+            return len(result.all())
+
+    @staticmethod
+    def _row(service: str, entry: FeedbackEntry, received_at: datetime, known: bool) -> dict[str, Any]:
+        reason = entry.overrideReason
+        coding = reason.reason if reason else None
+        return {
+            "card_uuid": str(entry.card),
+            "service": service,
+            "outcome": entry.outcome,
+            "accepted_suggestions": [str(s.id) for s in entry.acceptedSuggestions or []],
+            "override_code": coding.code if coding else None,
+            "override_system": coding.system if coding else None,
+            "override_display": coding.display if coding else None,
+            "user_comment": reason.userComment if reason else None,
+            "outcome_timestamp": db_time(entry.outcomeTimestamp),
+            "received_at": db_time(received_at),
+            "known_card": known,
+        }

@@ -1,0 +1,47 @@
+"""The tables. Nothing here is PHI: no patient identifier, no value, only what the service said
+and what the clinician answered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+
+def db_time(moment: datetime) -> datetime:
+    """Times are stored as naive UTC, the same on SQLite and PostgreSQL."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+issued_cards = Table(
+    "issued_cards",
+    metadata,
+    Column("card_uuid", String(36), primary_key=True),
+    Column("service", String(100), nullable=False),
+    Column("kind", String(100), nullable=False, index=True),
+    Column("indicator", String(20), nullable=False),
+    Column("suggestions", JSON, nullable=False),  # [{"uuid": ..., "label": ...}]
+    Column("content_version", String(100), nullable=False),
+    Column("profile", String(100), nullable=False),
+    Column("issued_at", DateTime(), nullable=False, index=True),  # UTC
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_uuid", String(36), nullable=False, index=True),
+    Column("service", String(100), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("accepted_suggestions", JSON, nullable=False),  # [suggestion uuid, ...]
+    Column("override_code", String(200)),
+    Column("override_system", String(500)),
+    Column("override_display", String(500)),
+    Column("user_comment", Text),
+    Column("outcome_timestamp", DateTime(), nullable=False),  # UTC
+    Column("received_at", DateTime(), nullable=False),  # UTC
+    Column("known_card", Boolean, nullable=False),  # the service issued this card
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_entry"),
+)

@@ -1,0 +1,215 @@
+"""Feedback kept in a real database, SQLite and PostgreSQL: stored, idempotent, all-or-nothing,
+concurrent, kept across restarts, and reported correctly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from cds_service.store.database import open_database
+from cds_service.store.report import build_report
+from cds_service.store.schema import feedback, issued_cards
+from tests.builders import hook_request, normal_electrolytes, obs
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+SERVICE = "/cds-services/vitamin-d-cramps"
+FEEDBACK = f"{SERVICE}/feedback"
+WHEN = "2026-11-25T10:00:00Z"
+
+
+def accepted(card: dict[str, Any], when: str = WHEN) -> dict[str, Any]:
+    entry: dict[str, Any] = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": when}
+    if card.get("suggestions"):
+        entry["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+    return entry
+
+
+def overridden(card: dict[str, Any], code: str = "already-addressed", when: str = WHEN) -> dict[str, Any]:
+    reason = next(r for r in card["overrideReasons"] if r["code"] == code)
+    return {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason, "userComment": "on it"},
+        "outcomeTimestamp": when,
+    }
+
+
+async def issue(
+    client: httpx.AsyncClient, value: float = 12, electrolytes: list[Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """One hook call; its cards by kind."""
+    response = await client.post(SERVICE, json=hook_request([obs("62292-8", value, "ng/mL")], electrolytes))
+    assert response.status_code == 200
+    return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+
+
+async def count(url: str, table: Any) -> int:
+    engine = open_database(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_cards_issued_are_recorded_without_phi(make_app: AppFactory, database_url: str) -> None:
+    pid = "patient-55231"
+    request = hook_request([obs("62292-8", 12.345, "ng/mL", patient=pid, id="obs-98765")], None, patient=pid)
+    async with make_client(make_app(database_url=database_url)) as client:
+        response = await client.post(SERVICE, json=request)
+        cards = {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+    engine = open_database(database_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(issued_cards))).mappings().all()
+    await engine.dispose()
+    assert {r["kind"] for r in rows} == {"vitd-deficient", "electrolytes-check"}
+    check = next(r for r in rows if r["kind"] == "electrolytes-check")
+    assert check["card_uuid"] == cards["electrolytes-check"]["uuid"] and check["indicator"] == "info"
+    assert [s["label"] for s in check["suggestions"]] == [
+        s["label"] for s in cards["electrolytes-check"]["suggestions"]
+    ]
+    assert check["profile"] == "endocrine-2011" and "+" in check["content_version"]
+    text = repr(rows)
+    assert pid not in text and "12.345" not in text and "obs-98765" not in text
+
+
+async def test_feedback_is_stored_once(make_app: AppFactory, database_url: str) -> None:
+    async with make_client(make_app(database_url=database_url)) as client:
+        cards = await issue(client)
+        body = {"feedback": [accepted(cards["electrolytes-check"]), overridden(cards["vitd-deficient"])]}
+        first = await client.post(FEEDBACK, json=body)
+        again = await client.post(FEEDBACK, json=body)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == {"received": 2, "new": 2} and again.json() == {"received": 2, "new": 0}
+    assert await count(database_url, feedback) == 2
+
+
+async def test_feedback_fields_are_kept(make_app: AppFactory, database_url: str) -> None:
+    async with make_client(make_app(database_url=database_url)) as client:
+        cards = await issue(client)
+        entry = overridden(cards["vitd-deficient"], "patient-declined", when="2026-11-25T12:30:00+02:00")
+        assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 200
+    engine = open_database(database_url)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(feedback))).mappings().one()
+    await engine.dispose()
+    assert row["outcome"] == "overridden" and row["override_code"] == "patient-declined"
+    assert row["override_display"] == "Patient declined" and row["user_comment"] == "on it"
+    assert row["override_system"] == "urn:vitamin-d-cramps:override-reason"
+    assert row["outcome_timestamp"] == datetime(2026, 11, 25, 10, 30)  # UTC
+    assert row["known_card"] is True
+
+
+async def test_unknown_cards_are_stored_and_flagged(make_app: AppFactory, database_url: str) -> None:
+    stranger = {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": WHEN}
+    async with make_client(make_app(database_url=database_url)) as client:
+        response = await client.post(FEEDBACK, json={"feedback": [stranger]})
+    assert response.status_code == 200
+    engine = open_database(database_url)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(feedback))).mappings().one()
+    await engine.dispose()
+    assert row["known_card"] is False
+
+
+@pytest.mark.parametrize(
+    ("broken", "field"),
+    [
+        ({"outcome": "ignored"}, "feedback[1].outcome"),
+        ({"outcomeTimestamp": "yesterday"}, "feedback[1].outcomeTimestamp"),
+        ({"outcomeTimestamp": "2026-11-25T10:00:00"}, "feedback[1].outcomeTimestamp"),  # no time zone
+        ({"card": "not-a-uuid"}, "feedback[1].card"),
+        ({"overrideReason": {"reason": {"code": "x"}}}, "feedback[1]"),  # accepted with a reason
+    ],
+)
+async def test_a_malformed_entry_is_400_and_nothing_is_stored(
+    make_app: AppFactory, database_url: str, broken: dict[str, Any], field: str
+) -> None:
+    async with make_client(make_app(database_url=database_url)) as client:
+        cards = await issue(client)
+        good = accepted(cards["electrolytes-check"])
+        response = await client.post(FEEDBACK, json={"feedback": [good, accepted(cards["vitd-deficient"]) | broken]})
+    assert response.status_code == 400
+    issue_ = response.json()["issue"][0]
+    assert issue_["expression"] == [field]
+    assert await count(database_url, feedback) == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": "x"}, []])
+async def test_feedback_body_shape(client: httpx.AsyncClient, body: Any) -> None:
+    response = await client.post(FEEDBACK, json=body)
+    assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_feedback_for_an_unknown_service_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/cds-services/nope/feedback", json={"feedback": []})
+    assert response.status_code == 404
+
+
+async def test_200_concurrent_posts_all_kept_none_twice_and_kept_across_a_restart(
+    make_app: AppFactory, database_url: str
+) -> None:
+    async with make_client(make_app(database_url=database_url)) as client:
+        cards = await issue(client)
+        card = cards["vitd-deficient"]
+        start = datetime(2026, 11, 25, 10, tzinfo=UTC)
+        bodies = [{"feedback": [overridden(card, when=(start + timedelta(seconds=i)).isoformat())]} for i in range(200)]
+        responses = await asyncio.gather(*(client.post(FEEDBACK, json=b) for b in bodies + bodies[:50]))
+    assert all(r.status_code == 200 for r in responses)
+    assert sum(r.json()["new"] for r in responses) == 200
+    assert await count(database_url, feedback) == 200
+    async with make_client(make_app(database_url=database_url)) as client:  # a restart: the same database
+        assert (await client.get("/readyz")).status_code == 200
+        again = await client.post(FEEDBACK, json=bodies[0])
+        assert again.json()["new"] == 0
+    assert await count(database_url, feedback) == 200
+
+
+async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
+    """A scripted day: four deficient patients, two insufficient; what the clinicians did."""
+    async with make_client(make_app(database_url=database_url)) as client:
+        deficient = [await issue(client, 12, normal_electrolytes()) for _ in range(4)]
+        insufficient = [await issue(client, 25) for _ in range(2)]
+        feedback_entries = [
+            overridden(deficient[0]["vitd-deficient"], "already-addressed"),
+            overridden(deficient[1]["vitd-deficient"], "already-addressed"),
+            overridden(deficient[2]["vitd-deficient"], "patient-declined"),
+            # the same card reported twice: the later outcome counts
+            overridden(insufficient[0]["vitd-insufficient"], "not-relevant", when="2026-11-25T09:00:00Z"),
+            accepted(insufficient[0]["vitd-insufficient"], when="2026-11-25T09:05:00Z"),
+            accepted(insufficient[0]["electrolytes-check"]),
+            accepted(insufficient[1]["electrolytes-check"]),
+            overridden(insufficient[1]["vitd-insufficient"], "outside-result"),
+            {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": WHEN},
+        ]
+        assert (await client.post(FEEDBACK, json={"feedback": feedback_entries})).status_code == 200
+    engine = open_database(database_url)
+    report = await build_report(engine)
+    await engine.dispose()
+    kinds = {k.kind: k for k in report.kinds}
+    assert set(kinds) == {"vitd-deficient", "vitd-insufficient", "electrolytes-check"}
+    d = kinds["vitd-deficient"]
+    assert (d.issued, d.accepted, d.overridden, d.no_feedback) == (4, 0, 3, 1)
+    assert d.acceptance_rate == 0
+    assert d.override_reasons.most_common() == [
+        ("Already addressed or supplementation in place", 2),
+        ("Patient declined", 1),
+    ]
+    i = kinds["vitd-insufficient"]
+    assert (i.issued, i.accepted, i.overridden, i.no_feedback) == (2, 1, 1, 0)
+    assert i.override_reasons.most_common() == [("Recent result from an outside lab", 1)]
+    c = kinds["electrolytes-check"]
+    assert (c.issued, c.accepted, c.overridden, c.no_feedback) == (2, 2, 0, 0) and c.acceptance_rate == 1
+    assert c.accepted_suggestions.most_common() == [("Order a basic metabolic panel (potassium, calcium)", 2)]
+    assert report.feedback_on_unknown_cards == 1
+    engine = open_database(database_url)
+    later = await build_report(engine, since=datetime.now(UTC) + timedelta(days=1))
+    await engine.dispose()
+    assert later.kinds == []

@@ -1,0 +1,129 @@
+"""/metrics, /healthz and /readyz."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cds_service.store.database import open_database
+from tests.builders import hook_request, normal_electrolytes, obs
+from tests.conftest import AppFactory, make_client
+
+pytestmark = pytest.mark.anyio
+SERVICE = "/cds-services/vitamin-d-cramps"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if match and ",".join(sorted((match[1] or "").split(","))) == wanted:
+            return float(match[2])
+    return 0.0
+
+
+async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/metrics")).text
+    deficient = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
+    for _ in range(3):
+        assert (await client.post(SERVICE, json=deficient)).status_code == 200
+    assert (await client.post(SERVICE, json={"hook": "patient-view"})).status_code == 400
+    no_data = hook_request()
+    del no_data["prefetch"]
+    assert (await client.post(SERVICE, json=no_data)).status_code == 412
+    card = (await client.post(SERVICE, json=deficient)).json()["cards"][0]
+    entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+    assert (await client.post(f"{SERVICE}/feedback", json={"feedback": [entry]})).status_code == 200
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = response.text
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="200") == 4
+    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="412") == 1
+    assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning") == 4
+    assert delta("cds_hook_duration_seconds_count", service="vitamin-d-cramps") == 5  # 400s never reach the route
+    assert delta("cds_feedback_total", outcome="overridden") == 1
+    assert delta("cds_fhir_queries_total", outcome="no fhirServer in the request") == 0  # not a query
+
+
+async def test_health_and_readiness(make_app: AppFactory) -> None:
+    async with make_client(make_app()) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert ready.json()["content"].startswith("2026.11.1+")
+
+
+async def test_not_ready_when_the_database_is_unreachable(make_app: AppFactory) -> None:
+    app = make_app()
+    async with make_client(app) as client:
+        await app.state.engine.dispose()
+        app.state.engine = open_database("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+        response = await client.get("/readyz")
+        assert response.status_code == 503 and response.json() == {"status": "database unreachable"}
+        await app.state.engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDS_", "PROMETHEUS_"))}
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env |= {
+        "CDS_AUTH": "off",
+        "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "serve --workers 2 did not start"
+            time.sleep(0.2)
+        request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
+
+        def workers_seen() -> set[str]:
+            return {p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("counter_*.db")}
+
+        sent = 0
+        while sent < 20 or len(workers_seen()) < 2:  # new connections until both workers have answered
+            assert httpx.post(f"{base}{SERVICE}", json=request).status_code == 200
+            sent += 1
+            assert time.monotonic() < deadline, f"only workers {workers_seen()} answered"
+        with httpx.Client(base_url=base) as client:
+            texts = [client.get("/metrics", headers={"Connection": "close"}).text for _ in range(4)]
+        for text in texts:  # whichever worker answers, the sum is the same
+            assert sample(text, "cds_hook_calls_total", service="vitamin-d-cramps", status="200") == sent
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
