@@ -58,9 +58,12 @@ def serve(
 ) -> None:
     """Run the service (settings from CDS_* environment variables)."""
     app = _checked_app()
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker process writes its metrics here, and /metrics adds them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
+    if workers > 1:
+        # Migrate once here, so that workers starting together do not race on a new database.
+        asyncio.run(_migrate(Settings().database_url))
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker process writes its metrics here, and /metrics adds them up.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_config=None)
     else:  # each worker process builds its own app from the same settings
@@ -145,6 +148,14 @@ async def _report(url: str, since: datetime | None) -> Report:
     try:
         await migrate(engine)
         return await build_report(engine, since)
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = open_database(url)
+    try:
+        await migrate(engine)
     finally:
         await engine.dispose()
 

@@ -28,9 +28,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+_MIGRATION_LOCK = 7_240_311  # any constant: PostgreSQL advisory lock taken while migrating
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade to `revision` (idempotent at head), so the service never runs on an old schema."""
+    """Upgrade to `revision` (idempotent at head), so the service never runs on an old schema.
+    On PostgreSQL an advisory lock makes replicas starting together migrate one at a time."""
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 
 
