@@ -82,7 +82,8 @@ def demo(
     if print_request:
         sys.stdout.buffer.write(body + b"\n")
         return
-    app = _checked_app(auth="off", cors_origins=["*"])
+    people = {} if "CDS_LOG_FORMAT" in os.environ else {"log_format": "text"}  # the demo is read by people
+    app = _checked_app(auth="off", cors_origins=["*"], **people)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"
