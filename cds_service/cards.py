@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .clinical.context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
 from .content import Content, Profile, SourceSpec, format_number
@@ -139,6 +140,7 @@ class CardRenderer:
         spec = self._catalogue.cards[kind]
         values = {
             "unavailable": [],
+            "context": CrampContext(),
             **values,
             "profile": self._profile,
             "critical": critical,

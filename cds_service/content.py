@@ -27,6 +27,9 @@ CARD_KINDS = (
     "vitd-wrong-test",
     "electrolytes-check",
     "electrolytes-abnormal",
+    "vitd-duplicate-order",
+    "vitd-order-1-25",
+    "vitd-supplement-caution",
 )
 # What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
 NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calcium_corrected")
@@ -118,6 +121,7 @@ class Windows(_Strict):
     vitamin_d_status_days: Annotated[int, Field(gt=0)]
     electrolyte_recent_days: Annotated[int, Field(gt=0)]
     ionized_calcium_recent_days: Annotated[int, Field(gt=0)]
+    repeat_test_days: Annotated[int, Field(gt=0)]
     future_allowance_hours: Annotated[int, Field(ge=0)]
 
 
@@ -188,6 +192,39 @@ class Codes(_Strict):
         return index
 
 
+# --- context.yaml -------------------------------------------------------------------------------
+
+
+class ContextSystems(_Strict):
+    icd10: str
+    snomed: str
+    rxnorm: str
+
+
+class ConditionSet(_Strict):
+    name: str
+    icd10: list[str] = []
+    icd10_prefixes: list[str] = []
+    snomed: list[str] = []
+
+
+class Drug(_Strict):
+    group: str = ""
+    ingredient: Annotated[str, Field(min_length=3)]
+    rxnorm: str | None = None
+
+
+class ContextRules(_Strict):
+    systems: ContextSystems
+    active_statuses: list[str] = Field(min_length=1)
+    refused_verification: list[str]
+    cramps: ConditionSet
+    other_causes: list[ConditionSet]
+    ckd_advanced: ConditionSet
+    cramp_drugs: list[Drug]
+    vitamin_d_products: list[Drug] = Field(min_length=1)
+
+
 # --- catalogue.yaml -----------------------------------------------------------------------------
 
 
@@ -222,6 +259,10 @@ class CardSpec(_Strict):
     links: list[str] = []
     cite: list[str] = []
     suggestions: list[SuggestionSpec] = []
+    # the suggestion an order card builds around a draft order: its label and action wording
+    suggestion_label: str | None = None
+    delete_description: str | None = None
+    create_description: str | None = None
 
 
 class Catalogue(_Strict):
@@ -245,6 +286,7 @@ class Content:
     code_roles: dict[str, tuple[str, str, str]]
     units: dict[str, UnitSpec]
     thresholds: Thresholds
+    context: ContextRules
     catalogue: Catalogue
     summaries: dict[str, jinja2.Template]
     details: dict[str, jinja2.Template]
@@ -324,6 +366,9 @@ def load_content(directory: Path | None = None) -> Content:
     thresholds_path = directory / "thresholds.yaml"
     thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
 
+    context_path = directory / "context.yaml"
+    context = _parse(context_path, ContextRules, _read_yaml(context_path))
+
     catalogue_path = directory / "catalogue.yaml"
     catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
     _check_catalogue(catalogue_path, catalogue, thresholds, codes)
@@ -356,6 +401,7 @@ def load_content(directory: Path | None = None) -> Content:
         code_roles=code_roles,
         units=units.analytes,
         thresholds=thresholds,
+        context=context,
         catalogue=catalogue,
         summaries=summaries,
         details=details,

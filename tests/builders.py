@@ -67,16 +67,20 @@ def hook_request(
     vitamin_d: list[dict[str, Any]] | None = None,
     electrolytes: list[dict[str, Any]] | None = None,
     *,
+    conditions: list[dict[str, Any]] | None = None,
+    medications: list[dict[str, Any]] | None = None,
     patient: str = PATIENT,
     hook: str = "patient-view",
     prefetch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A patient-view request; `vitamin_d` and `electrolytes` become searchset Bundles (None: null)."""
+    """A patient-view request; each list becomes a searchset Bundle (None: null, nothing there)."""
     if prefetch is None:
         prefetch = {
             "patient": {"resourceType": "Patient", "id": patient},
             "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
             "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
+            "conditions": bundle(*conditions) if conditions is not None else None,
+            "medications": bundle(*medications) if medications is not None else None,
         }
     return {
         "hook": hook,
@@ -93,3 +97,57 @@ def normal_electrolytes(when: str = "2026-11-01") -> list[dict[str, Any]]:
         obs("19123-9", 2.0, "mg/dL", when),
         obs("17861-6", 9.4, "mg/dL", when),
     ]
+
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def condition(
+    code: str,
+    system: str = ICD10,
+    *,
+    clinical: str | None = "active",
+    verification: str | None = "confirmed",
+    patient: str = PATIENT,
+    id: str | None = None,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": id or f"cond-{next(_ids)}",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    if clinical is not None:
+        resource["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        }
+    if verification is not None:
+        resource["verificationStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]
+        }
+    return resource
+
+
+def medication(
+    display: str,
+    rxnorm: str | None = None,
+    *,
+    status: str = "active",
+    patient: str = PATIENT,
+    id: str | None = None,
+    intent: str = "order",
+) -> dict[str, Any]:
+    """A MedicationRequest with a product coding (as EHRs send: a product code, not the ingredient's)."""
+    coding: dict[str, Any] = {"system": RXNORM, "display": display}
+    if rxnorm:
+        coding["code"] = rxnorm
+    return {
+        "resourceType": "MedicationRequest",
+        "id": id or f"med-{next(_ids)}",
+        "status": status,
+        "intent": intent,
+        "medicationCodeableConcept": {"coding": [coding], "text": display},
+        "subject": {"reference": f"Patient/{patient}"},
+    }

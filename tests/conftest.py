@@ -27,11 +27,12 @@ AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """Commands run in-process configure the service's logger; undo it after each test."""
-    logger = logging.getLogger("cds_service")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    """Commands run in-process configure logging; undo it after each test."""
+    loggers = [logging.getLogger(name) for name in ("", "cds_service", "httpx", "httpcore")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,8 @@ def route_fhir(vitamin_d: Any = None, electrolytes: Any = None) -> dict[str, res
         "patient": respx.get(f"{FHIR}/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"}),
         "vitaminD": respx.get(url__regex=rf"{FHIR}/Observation\?.*62292-8"),
         "electrolytes": respx.get(url__regex=rf"{FHIR}/Observation\?.*2823-3"),
+        "conditions": respx.get(f"{FHIR}/Condition").respond(json=bundle()),
+        "medications": respx.get(f"{FHIR}/MedicationRequest").respond(json=bundle()),
     }
     for key, answer in (("vitaminD", vitamin_d), ("electrolytes", electrolytes)):
         if isinstance(answer, httpx.Response):

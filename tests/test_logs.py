@@ -77,6 +77,8 @@ async def test_no_token_or_patient_value_reaches_the_log(
             respx.get(url__regex=rf"{FHIR}/Observation\?.*62292-8").respond(json=bundle(vitamin_d))
             respx.get(url__regex=rf"{FHIR}/Observation\?.*2823-3").respond(json=bundle(electrolytes))
             respx.get(f"{FHIR}/Patient/{PATIENT}").respond(500)
+            respx.get(f"{FHIR}/Condition").respond(json=bundle())
+            respx.get(f"{FHIR}/MedicationRequest").respond(json=bundle())
             for t in jwts:
                 await client.post(SERVICE, json=request, headers={"Authorization": f"Bearer {t}"})
         # and what a careless library might log

@@ -22,25 +22,30 @@ pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent / "fixtures" / "smart-sample"
 
 
-def _observations(patient: str) -> list[dict[str, Any]]:
+def _resources(patient: str) -> list[dict[str, Any]]:
     bundle = json.loads((FIXTURES / f"r4-smart-{patient}.json").read_text())
-    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    return [e["resource"] for e in bundle["entry"]]
+
+
+def run_query(template: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a FHIR server answers to a prefetch search over these resources: type, codes, newest
+    first, one page of _count."""
+    resource_type, _, params = template.partition("?")
+    query = parse_qs(params)
+    found = [r for r in resources if r["resourceType"] == resource_type]
+    if "code" in query:
+        wanted = {token.split("|")[1] for token in query["code"][0].split(",")}
+        found = [r for r in found if r["code"]["coding"][0]["code"] in wanted]
+    if query.get("_sort") == ["-date"]:
+        found.sort(key=lambda r: r["effectiveDateTime"], reverse=True)
+    found = found[: int(query["_count"][0])]
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]}
 
 
 def prefetch_like_an_ehr(templates: dict[str, str], patient: str) -> dict[str, Any]:
-    """Run each Observation prefetch query over the patient's bundle: codes, newest first, _count."""
-    observations = _observations(patient)
-    prefetch: dict[str, Any] = {}
-    for key, template in templates.items():
-        if not template.startswith("Observation?"):
-            continue
-        query = parse_qs(template.split("?", 1)[1])
-        wanted = {token.split("|")[1] for token in query["code"][0].split(",")}
-        found = [o for o in observations if o["code"]["coding"][0]["code"] in wanted]
-        found.sort(key=lambda o: o["effectiveDateTime"], reverse=True)
-        found = found[: int(query["_count"][0])]
-        prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": o} for o in found]}
-    return prefetch
+    """Every search of the service's prefetch, run over the patient's bundle as a server would."""
+    resources = _resources(patient)
+    return {key: run_query(t, resources) for key, t in templates.items() if "?" in t}
 
 
 # (patient, as of, profile) -> card kinds, and for electrolytes-check the orders it offers

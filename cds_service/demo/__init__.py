@@ -14,7 +14,8 @@ import yaml
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-_KEYS = ("vitaminD", "electrolytes")
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+_OBSERVATION_KEYS = ("vitaminD", "electrolytes")
 
 
 @cache
@@ -36,17 +37,44 @@ def _observation(patient_id: str, spec: dict[str, Any], today: date) -> dict[str
     }
 
 
+def _condition(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": spec["id"],
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": spec["system"], "code": spec["code"], "display": spec["display"]}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+
+
+def _medication_request(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": spec["id"],
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": spec["rxnorm"], "display": spec["display"]}],
+            "text": spec["display"],
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+
+
+def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
 def hook_request(spec: dict[str, Any], today: date) -> dict[str, Any]:
     """The patient-view request, with full prefetch, that an EHR would send for a demo patient."""
     pid = spec["id"]
     prefetch: dict[str, Any] = {"patient": {"resourceType": "Patient", "id": pid, **spec["patient"]}}
-    for key in _KEYS:
-        observations = [_observation(pid, o, today) for o in spec.get(key, [])]
-        prefetch[key] = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": o} for o in observations],
-        }
+    for key in _OBSERVATION_KEYS:
+        prefetch[key] = _searchset([_observation(pid, o, today) for o in spec.get(key, [])])
+    prefetch["conditions"] = _searchset([_condition(pid, c) for c in spec.get("conditions", [])])
+    prefetch["medications"] = _searchset([_medication_request(pid, m) for m in spec.get("medications", [])])
     return {
         "hook": "patient-view",
         "hookInstance": spec["hookInstance"],

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..clinical.results import LabResult
 from ..content import Content
+from .references import names_patient
 from .units import UnitTable
 
 
@@ -111,14 +112,6 @@ class LabRead:
     other_patient: int  # resources about another patient (or no patient), ignored
 
 
-def _reference_is(reference: _Reference | None, patient_id: str) -> bool:
-    """`Patient/123`, `https://server/fhir/Patient/123` and versioned forms all name 123."""
-    if reference is None or reference.reference is None:
-        return False
-    parts = reference.reference.split("/_history/")[0].rstrip("/").split("/")
-    return len(parts) >= 2 and parts[-2] == "Patient" and parts[-1] == patient_id
-
-
 class LabReader:
     """Reads the Observations the rules care about; built once from the content."""
 
@@ -145,7 +138,7 @@ class LabReader:
             except (ValidationError, ValueError):
                 malformed += 1
                 continue
-            if not _reference_is(obs.subject, patient_id):
+            if not names_patient(obs.subject.reference if obs.subject else None, patient_id):
                 other_patient += 1
                 continue
             if result is None:

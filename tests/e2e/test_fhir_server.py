@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import AppFactory, make_client
 from tests.e2e.conftest import FhirServer, load, start_fhir_server, transaction, written_patients
 from tests.rules import without_uuids
-from tests.test_smart_samples import prefetch_like_an_ehr
+from tests.test_smart_samples import prefetch_like_an_ehr, run_query
 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
@@ -54,20 +54,8 @@ def request(
 def local_prefetch(patient: str, templates: dict[str, str]) -> dict[str, Any]:
     if patient.startswith("smart-"):
         return prefetch_like_an_ehr(templates, patient.removeprefix("smart-"))
-    observations = written_patients()[patient]
-    wanted = {
-        key: {t.split("|")[1] for t in template.split("code=")[1].split("&")[0].split(",")}
-        for key, template in templates.items()
-        if key != "patient"
-    }
-    return {
-        key: {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": o} for o in observations if o["code"]["coding"][0]["code"] in codes],
-        }
-        for key, codes in wanted.items()
-    }
+    resources = written_patients()[patient]
+    return {key: run_query(t, resources) for key, t in templates.items() if "?" in t}
 
 
 def app_at(make_app: AppFactory, as_of: str) -> Any:
@@ -96,7 +84,7 @@ async def test_paging_reads_past_the_first_page(
         response = await client.post(URL, json=request("e2e-many", fhir_server, None))
     assert response.status_code == 200
     (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
-    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes"
+    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes,conditions,medications"
 
 
 async def test_partial_prefetch(make_app: AppFactory, fhir_server: FhirServer) -> None:

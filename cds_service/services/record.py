@@ -1,0 +1,160 @@
+"""The patient's record as every service reads it: prefetch keys, resolution, and assessments.
+
+One place defines the FHIR queries (from the code lists in `cards/`) and turns what they return
+into the clinical core's assessments, so that patient-view and the ordering hooks judge the same
+data the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..clinical.context import CrampContext, assess_context
+from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
+from ..clinical.results import LabResult
+from ..clinical.vitamin_d import VitaminDAssessment, assess_vitamin_d
+from ..content import Content, Profile
+from ..fhir.client import FhirClient
+from ..fhir.context import ContextReader
+from ..fhir.labs import LabReader
+from ..fhir.prefetch import PrefetchKey, resolve
+from ..protocol import HookRequest
+from ..settings import Settings
+
+PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS = (
+    "patient",
+    "vitaminD",
+    "electrolytes",
+    "conditions",
+    "medications",
+)
+# Newest first, enough for years of results; later pages are the FHIR client's business.
+_COUNT = {VITAMIN_D: 50, ELECTROLYTES: 100, CONDITIONS: 100, MEDICATIONS: 100}
+
+
+@dataclass(frozen=True)
+class Record:
+    labs: tuple[LabResult, ...]
+    vitamin_d: VitaminDAssessment
+    electrolytes: ElectrolyteAssessment | None  # None when the electrolyte results were not had
+    context: CrampContext
+    conditions_known: bool
+    unavailable: list[str]  # what could not be read and matters to the cards, for their detail
+    log: dict[str, Any] = field(default_factory=dict)  # counts and reasons, never patient data
+
+
+class RecordReader:
+    def __init__(self, content: Content, settings: Settings) -> None:
+        self.content = content
+        self.profile: Profile = content.profile(settings.threshold_profile)
+        self._accept_opt_in = settings.vitd_opt_in_codes
+        self._labs = LabReader(content)
+        self._context = ContextReader(content.context)
+        codes, vd = content.codes, content.codes.vitamin_d
+        self.keys = {
+            PATIENT: PrefetchKey(PATIENT, "Patient/{{context.patientId}}", "the patient", required=False),
+            VITAMIN_D: PrefetchKey(
+                VITAMIN_D,
+                self._observations([*vd.total, *vd.proxy, *vd.opt_in, *vd.wrong_test], _COUNT[VITAMIN_D]),
+                "vitamin D results",
+            ),
+            ELECTROLYTES: PrefetchKey(
+                ELECTROLYTES,
+                self._observations(
+                    [
+                        *codes.potassium,
+                        *codes.magnesium,
+                        *codes.calcium_total,
+                        *codes.calcium_ionized,
+                        *codes.calcium_corrected,
+                        *codes.albumin,
+                    ],
+                    _COUNT[ELECTROLYTES],
+                ),
+                "potassium, magnesium, calcium and albumin results",
+                required=False,
+            ),
+            CONDITIONS: PrefetchKey(
+                CONDITIONS,
+                "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse"
+                f"&_count={_COUNT[CONDITIONS]}",
+                "the patient's conditions",
+                required=False,
+            ),
+            MEDICATIONS: PrefetchKey(
+                MEDICATIONS,
+                f"MedicationRequest?patient={{{{context.patientId}}}}&status=active&_count={_COUNT[MEDICATIONS]}",
+                "the active medication list",
+                required=False,
+            ),
+        }
+
+    def _observations(self, codes: list[str], count: int) -> str:
+        system = self.content.codes.system
+        code = ",".join(f"{system}|{c}" for c in codes)
+        return f"Observation?patient={{{{context.patientId}}}}&code={code}&_sort=-date&_count={count}"
+
+    def prefetch(self, *names: str) -> tuple[PrefetchKey, ...]:
+        return tuple(self.keys[name] for name in names)
+
+    async def read(
+        self,
+        request: HookRequest,
+        keys: tuple[PrefetchKey, ...],
+        fhir: FhirClient,
+        patient_id: str,
+        as_of: datetime,
+    ) -> Record:
+        data = await resolve(keys, request, fhir)
+        wanted = {k.name for k in keys}
+        resources: list[object] = []
+        empty_entries = 0
+        for key in (VITAMIN_D, ELECTROLYTES):
+            found, empty = data.resources(key)
+            resources += found
+            empty_entries += empty
+        labs = self._labs.read(resources, patient_id)
+        conditions = self._context.conditions(data.resources(CONDITIONS)[0], patient_id)
+        medications = self._context.medications(data.resources(MEDICATIONS)[0], patient_id)
+
+        windows = self.content.thresholds.windows
+        allowance = timedelta(hours=windows.future_allowance_hours)
+        vitamin_d = assess_vitamin_d(
+            labs.results,
+            as_of=as_of,
+            profile=self.profile,
+            window_days=windows.vitamin_d_status_days,
+            future_allowance=allowance,
+            accept_opt_in=self._accept_opt_in,
+        )
+        electrolytes = None
+        if ELECTROLYTES in wanted and not data.missing(ELECTROLYTES):
+            electrolytes = assess_electrolytes(
+                labs.results,
+                as_of=as_of,
+                ranges=self.content.thresholds.electrolyte_ranges,
+                windows=windows,
+                payne=self.content.thresholds.payne,
+                future_allowance=allowance,
+            )
+        context = assess_context(conditions.conditions, medications.medications, self.content.context)
+        log: dict[str, Any] = {
+            "results": len(labs.results),
+            "malformed": labs.malformed + empty_entries + conditions.malformed + medications.malformed,
+            "other_patient": labs.other_patient + conditions.other_patient + medications.other_patient,
+        }
+        if data.fetched:
+            log["fetched"] = ",".join(data.fetched)
+        if data.unavailable:
+            log["unavailable"] = "; ".join(f"{u.key.name}: {u.reason}" for u in data.unavailable)
+        return Record(
+            labs=labs.results,
+            vitamin_d=vitamin_d,
+            electrolytes=electrolytes,
+            context=context,
+            conditions_known=CONDITIONS in wanted and not data.missing(CONDITIONS),
+            unavailable=[u.key.purpose for u in data.unavailable if u.key.name != PATIENT],
+            log=log,
+        )
