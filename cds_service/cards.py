@@ -134,9 +134,11 @@ class CardRenderer:
         *,
         critical: bool = False,
         order_for: Iterable[str] = (),
+        suggestions: list[Suggestion] | None = None,
         **values: Any,
     ) -> Card:
-        """One card of `kind`; `order_for` names the analytes whose order suggestions to offer."""
+        """One card of `kind`; `order_for` names the analytes whose order suggestions to offer, and
+        `suggestions` adds those a service built itself (around a draft order)."""
         spec = self._catalogue.cards[kind]
         values = {
             "unavailable": [],
@@ -156,7 +158,7 @@ class CardRenderer:
             self._order_suggestion(s.orderable, s.label, patient_id)
             for s in spec.suggestions
             if wanted.intersection(s.covers)
-        ]
+        ] + (suggestions or [])
         links = [
             Link(label=src.label, url=src.url, type="absolute")
             for src in (self._source(ref) for ref in spec.links)

@@ -147,6 +147,7 @@ class VitaminDCodes(_Strict):
     proxy: dict[str, str]
     opt_in: dict[str, str]
     wrong_test: dict[str, str]
+    dihydroxy_orders: list[str]
     component_d2: list[str]
     component_d3: list[str]
     component_total_name: str

@@ -74,6 +74,21 @@ class PatientViewContext(_Wire):
     encounterId: NonEmpty | None = None
 
 
+class OrderSignContext(PatientViewContext):
+    draftOrders: dict[str, Any]
+
+    @field_validator("draftOrders")
+    @classmethod
+    def _bundle(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("resourceType") != "Bundle" or not isinstance(value.get("entry", []), list):
+            raise ValueError("must be a FHIR Bundle")
+        return value
+
+
+class OrderSelectContext(OrderSignContext):
+    selections: Annotated[list[NonEmpty], Field(min_length=1)]
+
+
 class AcceptedSuggestion(_Wire):
     id: UUID
 

@@ -41,8 +41,13 @@ def outcome(response: httpx.Response) -> dict[str, Any]:
 async def test_discovery(client: httpx.AsyncClient) -> None:
     response = await client.get("/cds-services")
     assert response.status_code == 200
-    (service,) = response.json()["services"]
-    assert service["id"] == "vitamin-d-cramps" and service["hook"] == "patient-view"
+    services = response.json()["services"]
+    assert [(s["id"], s["hook"]) for s in services] == [
+        ("vitamin-d-cramps", "patient-view"),
+        ("vitamin-d-order-select", "order-select"),
+        ("vitamin-d-order-sign", "order-sign"),
+    ]
+    service = services[0]
     assert service["title"] and service["description"]
     prefetch = service["prefetch"]
     assert prefetch["patient"] == "Patient/{{context.patientId}}"
@@ -53,6 +58,12 @@ async def test_discovery(client: httpx.AsyncClient) -> None:
     for key in ("vitaminD", "electrolytes"):
         assert prefetch[key].startswith("Observation?patient={{context.patientId}}&code=")
         assert "_sort=-date" in prefetch[key] and "_count=" in prefetch[key]
+    assert prefetch["conditions"].startswith("Condition?patient={{context.patientId}}")
+    assert prefetch["medications"].startswith("MedicationRequest?patient={{context.patientId}}&status=active")
+    for order_service in services[1:]:
+        assert order_service["title"] and order_service["description"]
+        assert set(order_service["prefetch"]) == {"vitaminD", "electrolytes", "conditions"}
+        assert "draftOrders" not in str(order_service["prefetch"])  # read from the context, never prefetched
 
 
 # --- each card kind -----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
 
 def test_demo_serves_discovery_and_the_example(demo_server: str) -> None:
     services = httpx.get(f"{demo_server}/cds-services").json()["services"]
-    assert [s["id"] for s in services] == ["vitamin-d-cramps"]
+    assert [s["id"] for s in services] == ["vitamin-d-cramps", "vitamin-d-order-select", "vitamin-d-order-sign"]
     response = httpx.post(f"{demo_server}/cds-services/vitamin-d-cramps", json=example_request(date.today()))
     assert response.status_code == 200
     kinds = [c["source"]["topic"]["code"] for c in response.json()["cards"]]

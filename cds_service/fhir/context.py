@@ -28,12 +28,12 @@ class _Coding(_Lite):
     display: str | None = None
 
 
-class _Concept(_Lite):
+class CodeableConcept(_Lite):
     coding: list[_Coding] = Field(default_factory=list)
     text: str | None = None
 
 
-class _Reference(_Lite):
+class Reference(_Lite):
     reference: str | None = None
     display: str | None = None
 
@@ -41,19 +41,19 @@ class _Reference(_Lite):
 class _Condition(_Lite):
     resourceType: str
     id: str | None = None
-    subject: _Reference | None = None
-    code: _Concept | None = None
-    clinicalStatus: _Concept | None = None
-    verificationStatus: _Concept | None = None
+    subject: Reference | None = None
+    code: CodeableConcept | None = None
+    clinicalStatus: CodeableConcept | None = None
+    verificationStatus: CodeableConcept | None = None
 
 
 class _MedicationRequest(_Lite):
     resourceType: str
     id: str | None = None
     status: str
-    subject: _Reference | None = None
-    medicationCodeableConcept: _Concept | None = None
-    medicationReference: _Reference | None = None
+    subject: Reference | None = None
+    medicationCodeableConcept: CodeableConcept | None = None
+    medicationReference: Reference | None = None
     contained: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -65,12 +65,12 @@ class ContextRead:
     other_patient: int
 
 
-def _codes(concept: _Concept | None) -> set[str]:
+def _codes(concept: CodeableConcept | None) -> set[str]:
     return {c.code for c in concept.coding if c.code} if concept else set()
 
 
 def medication_fact(
-    concept: _Concept | None, reference: _Reference | None, contained: list[dict[str, Any]], rxnorm: str
+    concept: CodeableConcept | None, reference: Reference | None, contained: list[dict[str, Any]], rxnorm: str
 ) -> MedicationFact:
     """The RxNorm codes and the names (lower case) of what a MedicationRequest orders."""
     concepts = [concept] if concept else []
@@ -82,7 +82,7 @@ def medication_fact(
             for resource in contained:
                 if resource.get("resourceType") == "Medication" and f"#{resource.get('id')}" == reference.reference:
                     with contextlib.suppress(ValidationError):
-                        concepts.append(_Concept.model_validate(resource.get("code") or {}))
+                        concepts.append(CodeableConcept.model_validate(resource.get("code") or {}))
     codes: set[str] = set()
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]

@@ -49,7 +49,7 @@ class RecordReader:
     def __init__(self, content: Content, settings: Settings) -> None:
         self.content = content
         self.profile: Profile = content.profile(settings.threshold_profile)
-        self._accept_opt_in = settings.vitd_opt_in_codes
+        self.accept_opt_in = settings.vitd_opt_in_codes
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)
         codes, vd = content.codes, content.codes.vitamin_d
@@ -127,7 +127,7 @@ class RecordReader:
             profile=self.profile,
             window_days=windows.vitamin_d_status_days,
             future_allowance=allowance,
-            accept_opt_in=self._accept_opt_in,
+            accept_opt_in=self.accept_opt_in,
         )
         electrolytes = None
         if ELECTROLYTES in wanted and not data.missing(ELECTROLYTES):

@@ -7,9 +7,14 @@ from ..settings import Settings
 from .base import CdsService
 from .record import RecordReader
 from .vitamin_d_cramps import VitaminDCramps
+from .vitamin_d_orders import VitaminDOrders
 
 
 def build_services(content: Content, settings: Settings) -> dict[str, CdsService]:
     record = RecordReader(content, settings)
-    services: list[CdsService] = [VitaminDCramps(record)]
+    services: list[CdsService] = [
+        VitaminDCramps(record),
+        VitaminDOrders(record, "order-select"),
+        VitaminDOrders(record, "order-sign"),
+    ]
     return {s.id: s for s in services}

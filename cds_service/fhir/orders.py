@@ -1,0 +1,107 @@
+"""The draft orders of order-select and order-sign, read from `context.draftOrders`.
+
+Only what the order cards need: which vitamin D test or product a draft orders, its id (for a
+delete action) and the references a replacement order keeps. A draft without a usable code, or
+not among the selections on order-select, is ignored, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..clinical.context import takes
+from ..content import Content
+from .context import CodeableConcept, Reference, medication_fact
+
+OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
+
+
+class _Lite(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _ServiceRequest(_Lite):
+    id: str | None = None
+    code: CodeableConcept | None = None
+    subject: Reference | None = None
+    requester: Reference | None = None
+    encounter: Reference | None = None
+
+
+class _MedicationRequest(_Lite):
+    id: str | None = None
+    medicationCodeableConcept: CodeableConcept | None = None
+    medicationReference: Reference | None = None
+    contained: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    kind: OrderKind
+    resource_type: str
+    id: str | None
+    product: str | None = None  # the vitamin D ingredient a medication draft orders
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject, requester, encounter
+
+    @property
+    def reference(self) -> str | None:
+        return f"{self.resource_type}/{self.id}" if self.id else None
+
+
+class DraftOrderReader:
+    def __init__(self, content: Content, accept_opt_in: bool) -> None:
+        vd = content.codes.vitamin_d
+        self._loinc = content.codes.system
+        self._tests = {*vd.total, *vd.proxy, *(vd.opt_in if accept_opt_in else ())}
+        self._dihydroxy = set(vd.dihydroxy_orders)
+        self._rxnorm = content.context.systems.rxnorm
+        self._products = content.context.vitamin_d_products
+
+    def read(self, bundle: dict[str, Any], selections: Iterable[str] | None = None) -> list[DraftOrder]:
+        selected = set(selections) if selections is not None else None
+        drafts: list[DraftOrder] = []
+        for entry in bundle.get("entry", []):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            try:
+                draft = self._draft(resource)
+            except ValidationError:
+                continue
+            if draft is None:
+                continue
+            if selected is not None and draft.reference not in selected:
+                continue
+            drafts.append(draft)
+        return drafts
+
+    def _draft(self, resource: dict[str, Any]) -> DraftOrder | None:
+        kind = resource.get("resourceType")
+        if kind == "ServiceRequest":
+            request = _ServiceRequest.model_validate(resource)
+            codes = {c.code for c in request.code.coding if c.system == self._loinc} if request.code else set()
+            order: OrderKind | None = (
+                "dihydroxy_test" if codes & self._dihydroxy else "vitamin_d_test" if codes & self._tests else None
+            )
+            if order is None:
+                return None
+            references = {
+                name: ref.model_dump(exclude_none=True)
+                for name, ref in (
+                    ("subject", request.subject),
+                    ("requester", request.requester),
+                    ("encounter", request.encounter),
+                )
+                if ref is not None and ref.reference
+            }
+            return DraftOrder(order, kind, request.id, references=references)
+        if kind == "MedicationRequest":
+            med = _MedicationRequest.model_validate(resource)
+            fact = medication_fact(med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm)
+            product = next((p.ingredient for p in self._products if takes(fact, p)), None)
+            return DraftOrder("vitamin_d_medication", kind, med.id, product=product) if product else None
+        return None

@@ -1,0 +1,160 @@
+"""`vitamin-d-order-select` and `vitamin-d-order-sign`: the moment a clinician orders vitamin D
+tests or vitamin D itself. Duplicate and wrong tests, and vitamin D while levels or calcium are
+already high."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..cards import CardRenderer, result_view
+from ..clinical.results import within
+from ..clinical.vitamin_d import Status
+from ..fhir.client import FhirClient
+from ..fhir.orders import DraftOrder, DraftOrderReader
+from ..protocol import (
+    Action,
+    Card,
+    HookRequest,
+    OrderSelectContext,
+    OrderSignContext,
+    RequestError,
+    ServiceDefinition,
+    Suggestion,
+)
+from .base import Outcome
+from .record import CONDITIONS, ELECTROLYTES, VITAMIN_D, Record, RecordReader
+from .vitamin_d_cramps import by_severity
+
+OrderHook = Literal["order-select", "order-sign"]
+
+
+class VitaminDOrders:
+    def __init__(self, record: RecordReader, hook: OrderHook) -> None:
+        self.hook: str = hook
+        self.id = f"vitamin-d-{hook}"
+        self.title = f"Vitamin D orders ({hook})"
+        self.description = (
+            "When vitamin D tests or vitamin D are ordered: flags a 25-hydroxyvitamin D test repeated within "
+            "90 days of a result, a 1,25-dihydroxyvitamin D test ordered to assess status, and vitamin D "
+            "ordered while 25-hydroxyvitamin D or calcium is already high."
+        )
+        self._record = record
+        self._content = record.content
+        self._cards = CardRenderer(record.content, record.profile)
+        self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
+        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS)
+
+    def definition(self) -> ServiceDefinition:
+        return ServiceDefinition(
+            hook=self.hook,
+            id=self.id,
+            title=self.title,
+            description=self.description,
+            prefetch={k.name: k.template for k in self.prefetch},
+        )
+
+    def _context(self, request: HookRequest) -> OrderSignContext:
+        model = OrderSelectContext if self.hook == "order-select" else OrderSignContext
+        try:
+            return model.model_validate(request.context)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise RequestError(".".join(["context", *map(str, err["loc"])]), err["msg"]) from None
+
+    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
+        context = self._context(request)
+        selections = context.selections if isinstance(context, OrderSelectContext) else None
+        drafts = self._drafts.read(context.draftOrders, selections)
+        if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
+            return Outcome([], {"drafts": 0})
+        record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
+        cards = [card for draft in drafts if (card := self._card(draft, record, context, as_of)) is not None]
+        return Outcome(by_severity(cards), record.log | {"drafts": len(drafts)})
+
+    def _card(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> Card | None:
+        shared: dict[str, Any] = {"context": record.context, "unavailable": record.unavailable}
+        if draft.kind == "vitamin_d_test":
+            return self._duplicate(draft, record, context.patientId, as_of, shared)
+        if draft.kind == "dihydroxy_test":
+            if record.context.ckd_advanced:
+                return None
+            return self._dihydroxy(draft, record, context, shared)
+        return self._supplement_caution(draft, record, context.patientId, shared)
+
+    def _duplicate(
+        self, draft: DraftOrder, record: Record, patient_id: str, as_of: datetime, shared: dict[str, Any]
+    ) -> Card | None:
+        latest = record.vitamin_d.latest
+        window = self._content.thresholds.windows.repeat_test_days
+        if latest is None or latest.effective is None or not within(latest, as_of, window):
+            return None
+        spec = self._content.catalogue.cards["vitd-duplicate-order"]
+        suggestions = None
+        if draft.reference is not None:
+            assert spec.suggestion_label and spec.delete_description
+            delete = Action(type="delete", description=spec.delete_description, resourceId=draft.reference)
+            suggestions = [
+                Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
+            ]
+        return self._cards.render(
+            "vitd-duplicate-order",
+            patient_id,
+            suggestions=suggestions,
+            latest=result_view(latest),
+            history=[result_view(r) for r in record.vitamin_d.history],
+            days_ago=(as_of - latest.effective).days,
+            window_days=window,
+            **shared,
+        )
+
+    def _dihydroxy(self, draft: DraftOrder, record: Record, context: OrderSignContext, shared: dict[str, Any]) -> Card:
+        spec = self._content.catalogue.cards["vitd-order-1-25"]
+        assert spec.suggestion_label and spec.delete_description and spec.create_description
+        test = self._content.codes.orderable["vitamin_d_total"]
+        replacement: dict[str, Any] = {
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "order",
+            "code": {
+                "coding": [{"system": self._content.codes.system, "code": test.code, "display": test.display}],
+                "text": test.display,
+            },
+            "subject": draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
+        }
+        replacement |= {k: v for k, v in draft.references.items() if k in ("requester", "encounter")}
+        actions = []
+        if draft.reference is not None:
+            actions.append(Action(type="delete", description=spec.delete_description, resourceId=draft.reference))
+        actions.append(Action(type="create", description=spec.create_description, resource=replacement))
+        suggestion = Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=actions)
+        return self._cards.render(
+            "vitd-order-1-25",
+            context.patientId,
+            suggestions=[suggestion],
+            conditions_unknown=not record.conditions_known,
+            **shared,
+        )
+
+    def _supplement_caution(
+        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
+    ) -> Card | None:
+        vitamin_d = record.vitamin_d
+        high = vitamin_d.latest if vitamin_d.status in (Status.HIGH, Status.VERY_HIGH) else None
+        electrolytes = record.electrolytes.findings if record.electrolytes else ()
+        calcium = next((f for f in electrolytes if f.electrolyte == "calcium" and f.flag == "high"), None)
+        if high is None and calcium is None:
+            return None
+        return self._cards.render(
+            "vitd-supplement-caution",
+            patient_id,
+            medication=draft.product,
+            vitamin_d=result_view(high) if high else None,
+            vitamin_d_status=str(vitamin_d.status),
+            calcium=self._cards.finding_view(calcium) if calcium else None,
+            rows=[result_view(r) for r in (high, calcium.result if calcium else None) if r is not None],
+            **shared,
+        )
