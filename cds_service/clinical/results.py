@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 Comparator = Literal["<", "<=", ">", ">="]
@@ -71,5 +71,7 @@ def latest(results: Iterable[LabResult]) -> LabResult | None:
 
 
 def within(result: LabResult, as_of: datetime, days: int) -> bool:
+    """Within `days` calendar days (UTC) of the evaluation: a result dated 2026-08-27 is 90 days
+    old all through 2026-11-25, whatever the time of day."""
     assert result.effective is not None
-    return as_of - result.effective <= timedelta(days=days)
+    return (as_of.astimezone(UTC).date() - result.effective.astimezone(UTC).date()).days <= days

@@ -1,0 +1,178 @@
+"""The leg-cramp context: which Conditions count, code matching, CKD stage, and medicines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds_service.clinical.context import CrampContext, assess_context
+from cds_service.content import Content
+from cds_service.fhir.context import ContextReader
+from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
+
+
+def context(
+    content: Content, conditions: list[dict[str, Any]] = (), medications: list[dict[str, Any]] = ()
+) -> CrampContext:  # type: ignore[assignment]
+    reader = ContextReader(content.context)
+    return assess_context(
+        reader.conditions(conditions, PATIENT).conditions,
+        reader.medications(medications, PATIENT).medications,
+        content.context,
+    )
+
+
+# --- conditions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("clinical", "verification", "counts"),
+    [
+        ("active", "confirmed", True),
+        ("recurrence", "confirmed", True),
+        ("relapse", None, True),
+        ("active", "provisional", True),
+        ("resolved", "confirmed", False),
+        ("inactive", "confirmed", False),
+        ("remission", "confirmed", False),
+        ("active", "entered-in-error", False),
+        ("active", "refuted", False),
+        (None, "confirmed", False),
+    ],
+)
+def test_condition_status(content: Content, clinical: str | None, verification: str | None, counts: bool) -> None:
+    assert context(content, [condition("R25.2", clinical=clinical, verification=verification)]).cramps is counts
+
+
+@pytest.mark.parametrize(
+    ("code", "system", "cramps"),
+    [
+        ("R25.2", ICD10, True),
+        ("R252", ICD10, True),  # written without its dot
+        ("G47.62", ICD10, True),
+        ("M62.831", ICD10, True),
+        ("55300003", SNOMED, True),
+        ("R25.1", ICD10, False),  # tremor
+        ("M62.83", ICD10, False),  # muscle spasm, not of calf
+        ("R25.2", SNOMED, False),  # an ICD code under another system is not one
+        ("55300003", ICD10, False),
+    ],
+)
+def test_cramp_codes(content: Content, code: str, system: str, cramps: bool) -> None:
+    assert context(content, [condition(code, system)]).cramps is cramps
+
+
+@pytest.mark.parametrize(
+    ("code", "cause"),
+    [
+        ("E86.0", "dehydration"),
+        ("N18.3", "chronic kidney disease"),
+        ("E11.9", "diabetes"),
+        ("E10.65", "diabetes"),
+        ("K70.30", "liver disease"),
+        ("K77.8", "liver disease"),
+        ("E83.51", "hypocalcemia"),
+        ("E87.6", "hypokalemia"),
+        ("E83.42", "hypomagnesemia"),
+    ],
+)
+def test_other_causes(content: Content, code: str, cause: str) -> None:
+    assert context(content, [condition(code)]).other_causes == (cause,)
+
+
+@pytest.mark.parametrize("code", ["K69.9", "K78", "E12.9", "N19", "E86.1"])
+def test_not_other_causes(content: Content, code: str) -> None:
+    assert context(content, [condition(code)]).other_causes == ()
+
+
+def test_snomed_dehydration(content: Content) -> None:
+    assert context(content, [condition("34095006", SNOMED)]).other_causes == ("dehydration",)
+
+
+@pytest.mark.parametrize(
+    ("code", "advanced"),
+    [
+        ("N18.4", True),
+        ("N18.5", True),
+        ("N18.6", True),
+        ("N184", True),
+        ("N18.3", False),
+        ("N18.9", False),
+        ("N18.30", False),
+    ],
+)
+def test_ckd_stage(content: Content, code: str, advanced: bool) -> None:
+    assert context(content, [condition(code)]).ckd_advanced is advanced
+
+
+def test_another_patients_conditions_are_ignored(content: Content) -> None:
+    reader = ContextReader(content.context)
+    read = reader.conditions([condition("R25.2", patient="p2"), {"resourceType": "Condition", "subject": 1}], PATIENT)
+    assert read.conditions == () and read.other_patient == 1 and read.malformed == 1
+
+
+# --- medicines ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "drug"),
+    [
+        (medication("Furosemide 40 MG Oral Tablet", "310429"), "furosemide (loop or thiazide diuretic)"),
+        (medication("HYDROCHLOROTHIAZIDE 25 MG TABLET"), "hydrochlorothiazide (loop or thiazide diuretic)"),
+        (medication("Lipitor", "83367"), "atorvastatin (statin)"),  # the ingredient's own code
+        (medication("albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"), "albuterol (beta-agonist)"),
+        (medication("spironolactone 25 MG Oral Tablet"), "spironolactone (diuretic)"),
+    ],
+)
+def test_cramp_drugs(content: Content, resource: dict[str, Any], drug: str) -> None:
+    assert context(content, medications=[resource]).drugs == (drug,)
+
+
+def test_drug_by_text_only(content: Content) -> None:
+    resource = medication("x")
+    resource["medicationCodeableConcept"] = {"text": "Simvastatin 20mg tablets"}
+    assert context(content, medications=[resource]).drugs == ("simvastatin (statin)",)
+
+
+def test_drug_by_reference_display_and_contained_medication(content: Content) -> None:
+    by_display = medication("x", id="m1")
+    del by_display["medicationCodeableConcept"]
+    by_display["medicationReference"] = {"reference": "Medication/123", "display": "Torsemide 10 MG"}
+    contained = medication("x", id="m2")
+    del contained["medicationCodeableConcept"]
+    contained["contained"] = [
+        {
+            "resourceType": "Medication",
+            "id": "med",
+            "code": {"coding": [{"system": RXNORM, "code": "197361", "display": "Rosuvastatin 10 MG"}]},
+        }
+    ]
+    contained["medicationReference"] = {"reference": "#med"}
+    assert context(content, medications=[by_display, contained]).drugs == (
+        "torsemide (loop or thiazide diuretic)",
+        "rosuvastatin (statin)",
+    )
+
+
+@pytest.mark.parametrize("status", ["stopped", "completed", "draft", "cancelled", "entered-in-error", "on-hold"])
+def test_only_active_medications_count(content: Content, status: str) -> None:
+    assert context(content, medications=[medication("Furosemide 40 MG", status=status)]).drugs == ()
+
+
+def test_vitamin_d_products(content: Content) -> None:
+    got = context(
+        content,
+        medications=[
+            medication("Cholecalciferol 1000 UNT Oral Tablet"),
+            medication("Drisdol", "2418"),
+            medication("ergocalciferol 50000 UNT"),
+        ],
+    )
+    assert got.vitamin_d_products == ("cholecalciferol", "ergocalciferol")
+    assert got.drugs == ()
+
+
+def test_an_unrelated_medicine_matches_nothing(content: Content) -> None:
+    got = context(content, medications=[medication("metformin 500 MG Oral Tablet", "861007")])
+    assert got == CrampContext()

@@ -1,0 +1,240 @@
+"""order-select and order-sign: duplicate and wrong vitamin D tests, and vitamin D ordered while
+levels or calcium are already high."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.builders import LOINC, RXNORM, bundle, condition, medication, normal_electrolytes, obs
+
+pytestmark = pytest.mark.anyio
+SELECT = "/cds-services/vitamin-d-order-select"
+SIGN = "/cds-services/vitamin-d-order-sign"
+PATIENT_REF = {"reference": "Patient/p1"}
+
+
+def service_request(*codes: tuple[str, str], id: str | None = "sr-1", **fields: Any) -> dict[str, Any]:
+    """A draft ServiceRequest as EHRs send it: several codings (LOINC among local ones)."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [{"system": system, "code": code} for system, code in codes], "text": "lab order"},
+        "subject": PATIENT_REF,
+        "requester": {"reference": "Practitioner/dr-1", "display": "Dr One"},
+        "encounter": {"reference": "Encounter/enc-9"},
+    }
+    if id:
+        resource["id"] = id
+    return resource | fields
+
+
+VITD_25 = service_request(("http://acme.example/orders", "LAB123"), (LOINC, "62292-8"))
+VITD_1_25 = service_request(("http://acme.example/orders", "LAB456"), (LOINC, "1649-3"), id="sr-125")
+CHOLECALCIFEROL = medication("cholecalciferol 50000 UNT Oral Capsule", "316965", status="draft", id="mr-1")
+
+
+def order_request(
+    drafts: list[dict[str, Any]],
+    *,
+    hook: str = "order-sign",
+    selections: list[str] | None = None,
+    vitamin_d: list[dict[str, Any]] | None = None,
+    electrolytes: list[dict[str, Any]] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"userId": "Practitioner/dr-1", "patientId": "p1", "draftOrders": bundle(*drafts)}
+    if hook == "order-select":
+        context["selections"] = (
+            selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts]
+        )
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": {
+            "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
+            "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
+            "conditions": bundle(*conditions) if conditions is not None else None,
+        },
+    }
+
+
+def kinds(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+
+
+def only_card(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    return card
+
+
+# --- vitd-duplicate-order -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url,hook", [(SIGN, "order-sign"), (SELECT, "order-select")])
+async def test_duplicate_25ohd_order(client: httpx.AsyncClient, url: str, hook: str) -> None:
+    request = order_request([VITD_25], hook=hook, vitamin_d=[obs("62292-8", 24, "ng/mL", "2026-10-01")])
+    card = only_card(await client.post(url, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-duplicate-order" and card["indicator"] == "info"
+    assert "55 days ago" in card["summary"] and "24 ng/mL" in card["summary"]
+    (suggestion,) = card["suggestions"]
+    (action,) = suggestion["actions"]
+    assert action == {"type": "delete", "description": "Delete the draft order", "resourceId": "ServiceRequest/sr-1"}
+    assert card["selectionBehavior"] == "any"
+
+
+@pytest.mark.parametrize(("when", "fires"), [("2026-08-27", True), ("2026-08-26", False), ("2025-11-30", False)])
+async def test_duplicate_window_is_90_days(client: httpx.AsyncClient, when: str, fires: bool) -> None:
+    # as of 2026-11-25: 2026-08-27 is 90 calendar days back, 2026-08-26 is 91
+    request = order_request([VITD_25], vitamin_d=[obs("62292-8", 24, "ng/mL", when)])
+    assert (kinds(await client.post(SIGN, json=request)) == ["vitd-duplicate-order"]) is fires
+
+
+async def test_duplicate_by_a_proxy_code_result_and_no_delete_without_an_id(client: httpx.AsyncClient) -> None:
+    draft = service_request((LOINC, "62292-8"), id=None)
+    request = order_request([draft], vitamin_d=[obs("1989-3", 31, "ng/mL", "2026-11-20")])
+    card = only_card(await client.post(SIGN, json=request))
+    assert "suggestions" not in card and "selectionBehavior" not in card
+
+
+async def test_no_duplicate_without_a_usable_result(client: httpx.AsyncClient) -> None:
+    unreadable = obs("62292-8", 24, "mg/L", "2026-11-20")
+    prelim = obs("62292-8", 24, "ng/mL", "2026-11-20", status="preliminary")
+    request = order_request([VITD_25], vitamin_d=[unreadable, prelim])
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+# --- vitd-order-1-25 ------------------------------------------------------------------------------
+
+
+async def test_1_25_order_is_replaced_by_25ohd(client: httpx.AsyncClient) -> None:
+    request = order_request([VITD_1_25], vitamin_d=[], conditions=[])
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-order-1-25"
+    (suggestion,) = card["suggestions"]
+    delete, create = suggestion["actions"]
+    assert delete == {
+        "type": "delete",
+        "description": "Delete the draft 1,25-dihydroxyvitamin D order",
+        "resourceId": "ServiceRequest/sr-125",
+    }
+    resource = create["resource"]
+    assert create["type"] == "create" and resource["code"]["coding"][0]["code"] == "62292-8"
+    assert resource["subject"] == PATIENT_REF
+    assert resource["requester"] == {"reference": "Practitioner/dr-1", "display": "Dr One"}
+    assert resource["encounter"] == {"reference": "Encounter/enc-9"}
+    assert "conditions could not be read" not in card["detail"]
+
+
+async def test_1_25_order_is_fine_in_ckd_stage_4_5(client: httpx.AsyncClient) -> None:
+    request = order_request([VITD_1_25], vitamin_d=[], conditions=[condition("N18.5")])
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+async def test_1_25_order_when_conditions_are_unavailable(client: httpx.AsyncClient) -> None:
+    request = order_request([VITD_1_25], vitamin_d=[])
+    del request["prefetch"]["conditions"]
+    card = only_card(await client.post(SIGN, json=request))
+    assert "check for chronic kidney disease stage 4-5 before replacing the order" in card["detail"]
+
+
+# --- vitd-supplement-caution ----------------------------------------------------------------------
+
+
+async def test_vitamin_d_ordered_while_25ohd_is_high(client: httpx.AsyncClient) -> None:
+    request = order_request(
+        [CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 120, "ng/mL", "2026-11-01")], electrolytes=normal_electrolytes()
+    )
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
+    assert card["summary"] == "Cholecalciferol ordered while 25(OH)D is high: review before signing"
+    assert "suggestions" not in card
+
+
+async def test_vitamin_d_ordered_while_calcium_is_high(client: httpx.AsyncClient) -> None:
+    electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 10.9, "mg/dL")]
+    request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["summary"] == "Cholecalciferol ordered while calcium is above range: review before signing"
+    assert "10.9 mg/dL" in card["detail"] and "8.6-10.2 mg/dL" in card["detail"]
+
+
+async def test_vitamin_d_ordered_with_normal_levels_is_quiet(client: httpx.AsyncClient) -> None:
+    request = order_request(
+        [CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 18, "ng/mL")], electrolytes=normal_electrolytes()
+    )
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+async def test_vitamin_d_by_the_ingredient_code_in_a_contained_medication(client: httpx.AsyncClient) -> None:
+    draft = medication("x", status="draft", id="mr-2")
+    del draft["medicationCodeableConcept"]
+    draft["contained"] = [
+        {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": RXNORM, "code": "2418"}]}}
+    ]
+    draft["medicationReference"] = {"reference": "#m"}
+    request = order_request([draft], vitamin_d=[obs("62292-8", 160, "ng/mL")], electrolytes=normal_electrolytes())
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["summary"].startswith("Cholecalciferol ordered while 25(OH)D is very high")
+
+
+# --- which drafts count ---------------------------------------------------------------------------
+
+
+async def test_order_select_counts_only_the_selected_orders(client: httpx.AsyncClient) -> None:
+    both = [VITD_25, VITD_1_25]
+    request = order_request(
+        both,
+        hook="order-select",
+        selections=["ServiceRequest/sr-125"],
+        vitamin_d=[obs("62292-8", 24, "ng/mL")],
+        conditions=[],
+    )
+    assert kinds(await client.post(SELECT, json=request)) == ["vitd-order-1-25"]
+    request = order_request(both, hook="order-sign", vitamin_d=[obs("62292-8", 24, "ng/mL")], conditions=[])
+    assert sorted(kinds(await client.post(SIGN, json=request))) == ["vitd-duplicate-order", "vitd-order-1-25"]
+
+
+async def test_drafts_without_a_usable_code_are_ignored(client: httpx.AsyncClient) -> None:
+    drafts = [
+        service_request(("http://acme.example/orders", "LAB123"), id="sr-2"),
+        {"resourceType": "ServiceRequest", "id": "sr-3", "code": "62292-8"},
+        {"resourceType": "MedicationRequest", "id": "mr-9", "status": "draft"},
+        medication("metformin 500 MG", status="draft", id="mr-10"),
+        {"resourceType": "Observation", "id": "o"},
+    ]
+    request = order_request(drafts, vitamin_d=[obs("62292-8", 160, "ng/mL")])
+    request["context"]["draftOrders"]["entry"].append({"fullUrl": "no resource"})
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+async def test_no_relevant_draft_needs_no_data(client: httpx.AsyncClient) -> None:
+    """Without a vitamin D draft the record is not read: no prefetch, no fhirServer, still 200."""
+    request = order_request([medication("metformin 500 MG", status="draft", id="mr-10")])
+    del request["prefetch"]
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "mutate", "field"),
+    [
+        (SIGN, lambda r: r["context"].pop("draftOrders"), "context.draftOrders"),
+        (SIGN, lambda r: r["context"].update(draftOrders={"resourceType": "Patient"}), "context.draftOrders"),
+        (SELECT, lambda r: r["context"].pop("selections"), "context.selections"),
+        (SELECT, lambda r: r["context"].update(selections=[]), "context.selections"),
+        (SIGN, lambda r: r.update(hook="order-select"), "hook"),
+    ],
+)
+async def test_bad_order_contexts_are_400(client: httpx.AsyncClient, url: str, mutate: Any, field: str) -> None:
+    hook = "order-select" if url == SELECT else "order-sign"
+    request = order_request([VITD_25], hook=hook, vitamin_d=[])
+    mutate(request)
+    response = await client.post(url, json=request)
+    assert response.status_code == 400 and response.json()["issue"][0]["expression"] == [field]
