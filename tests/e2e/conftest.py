@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import obs
+from tests.builders import condition, medication, obs
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TOKEN = "e2e-bearer-token"
@@ -115,6 +115,16 @@ def written_patients() -> dict[str, list[dict[str, Any]]]:
             obs("1995-0", 1.21, "mmol/L", "2026-11-18", patient="e2e-ionized", id="e2e-ion-ica"),
             obs("2823-3", 3.1, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-k"),
             obs("2601-3", 0.8, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-mg"),
+        ],
+        # Leg cramps and a diuretic; vitamin D sufficient; only potassium recent
+        "e2e-cramps": [
+            obs("62292-8", 42, "ng/mL", "2026-11-01", patient="e2e-cramps", id="e2e-cramps-vitd"),
+            obs("2823-3", 4.0, "mmol/L", "2026-11-01", patient="e2e-cramps", id="e2e-cramps-k"),
+            condition("R25.2", patient="e2e-cramps", id="e2e-cramps-r252"),
+            condition("N18.3", patient="e2e-cramps", id="e2e-cramps-ckd3"),
+            condition("E86.0", clinical="resolved", patient="e2e-cramps", id="e2e-cramps-dehydration-old"),
+            medication("Furosemide 40 MG Oral Tablet", "310429", patient="e2e-cramps", id="e2e-cramps-furosemide"),
+            medication("atorvastatin 20 MG", status="stopped", patient="e2e-cramps", id="e2e-cramps-statin-stopped"),
         ],
         # 150 potassium results: the electrolytes query needs two pages; the newest (low) decides
         "e2e-many": [

@@ -26,6 +26,7 @@ CASES = [
     ("e2e-nmol", "2026-11-25", ["vitd-deficient", "electrolytes-abnormal", "electrolytes-check"]),
     ("e2e-ionized", "2026-11-25", ["electrolytes-abnormal"]),
     ("e2e-many", "2026-11-25", ["electrolytes-abnormal", "vitd-insufficient", "electrolytes-check"]),
+    ("e2e-cramps", "2026-11-25", ["electrolytes-check"]),
 ]
 
 
@@ -133,3 +134,53 @@ async def test_the_fhir_server_stopped_mid_suite(make_app: AppFactory, tmp_path:
     finally:
         if server.process.poll() is None:
             server.stop()
+
+
+async def test_the_context_comes_from_the_server(make_app: AppFactory, fhir_server: FhirServer) -> None:
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        response = await client.post(URL, json=request("e2e-cramps", fhir_server, None))
+    (card,) = response.json()["cards"]
+    assert card["summary"].startswith("Leg cramps documented: magnesium and calcium not checked")
+    assert "Leg cramps are documented** (R25.2)" in card["detail"]
+    assert (
+        "Other documented causes of cramps: chronic kidney disease." in card["detail"]
+    )  # not the resolved dehydration
+    assert "furosemide (loop or thiazide diuretic)." in card["detail"]  # not the stopped statin
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+async def test_order_hooks_without_prefetch(make_app: AppFactory, fhir_server: FhirServer, hook: str) -> None:
+    drafts = [
+        {
+            "resourceType": "ServiceRequest",
+            "id": "draft-25",
+            "status": "draft",
+            "intent": "order",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "62292-8"}]},
+            "subject": {"reference": "Patient/e2e-nmol"},
+        },
+        {
+            "resourceType": "ServiceRequest",
+            "id": "draft-125",
+            "status": "draft",
+            "intent": "order",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "62290-2"}]},
+            "subject": {"reference": "Patient/e2e-nmol"},
+        },
+    ]
+    body = request("e2e-nmol", fhir_server, None)
+    body["hook"] = hook
+    body["context"]["draftOrders"] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": d} for d in drafts],
+    }
+    if hook == "order-select":
+        body["context"]["selections"] = ["ServiceRequest/draft-25", "ServiceRequest/draft-125"]
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        response = await client.post(f"/cds-services/vitamin-d-{hook}", json=body)
+    assert response.status_code == 200, response.text
+    cards = {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+    assert set(cards) == {"vitd-duplicate-order", "vitd-order-1-25"}
+    assert "15 days ago" in cards["vitd-duplicate-order"]["summary"]  # 2026-11-10, read from the server
+    assert "could not be read" not in cards["vitd-order-1-25"]["detail"]  # the conditions were read
