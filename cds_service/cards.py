@@ -12,7 +12,7 @@ from typing import Any
 from .clinical.context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
-from .content import Content, Profile, SourceSpec, format_number
+from .content import Content, Profile, SourceSpec, SuggestionSpec, format_number
 from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters
@@ -155,9 +155,7 @@ class CardRenderer:
         source = self._source(spec.source)
         wanted = set(order_for)
         suggestions = [
-            self._order_suggestion(s.orderable, s.label, patient_id)
-            for s in spec.suggestions
-            if wanted.intersection(s.covers)
+            self._order_suggestion(s, patient_id) for s in spec.suggestions if wanted.intersection(s.covers)
         ] + (suggestions or [])
         links = [
             Link(label=src.label, url=src.url, type="absolute")
@@ -180,9 +178,10 @@ class CardRenderer:
             links=links or None,
         )
 
-    def _order_suggestion(self, orderable: str, label: str, patient_id: str) -> Suggestion:
+    def service_request(self, orderable: str, subject: dict[str, Any], **references: dict[str, Any]) -> dict[str, Any]:
+        """A draft ServiceRequest (FHIR R4) for one of the content's orderable tests."""
         test = self._content.codes.orderable[orderable]
-        request = {
+        return {
             "resourceType": "ServiceRequest",
             "status": "draft",
             "intent": "order",
@@ -190,11 +189,15 @@ class CardRenderer:
                 "coding": [{"system": self._content.codes.system, "code": test.code, "display": test.display}],
                 "text": test.display,
             },
-            "subject": {"reference": f"Patient/{patient_id}"},
+            "subject": subject,
+            **references,
         }
+
+    def _order_suggestion(self, spec: SuggestionSpec, patient_id: str) -> Suggestion:
+        request = self.service_request(spec.orderable, {"reference": f"Patient/{patient_id}"})
         return Suggestion(
-            label=label,
+            label=spec.label,
             uuid=uuid.uuid4(),
             isRecommended=True,
-            actions=[Action(type="create", description=f"Draft an order: {test.display}", resource=request)],
+            actions=[Action(type="create", description=spec.description, resource=request)],
         )

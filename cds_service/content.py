@@ -249,6 +249,7 @@ class SuggestionSpec(_Strict):
     orderable: str
     covers: list[str]
     label: str
+    description: str
 
 
 class CardSpec(_Strict):

@@ -70,8 +70,12 @@ def latest(results: Iterable[LabResult]) -> LabResult | None:
     return max(dated, key=lambda r: r.effective) if dated else None  # type: ignore[arg-type, return-value]
 
 
-def within(result: LabResult, as_of: datetime, days: int) -> bool:
-    """Within `days` calendar days (UTC) of the evaluation: a result dated 2026-08-27 is 90 days
+def age_in_days(result: LabResult, as_of: datetime) -> int:
+    """Calendar days (UTC) from the result to the evaluation: a result dated 2026-08-27 is 90 days
     old all through 2026-11-25, whatever the time of day."""
     assert result.effective is not None
-    return (as_of.astimezone(UTC).date() - result.effective.astimezone(UTC).date()).days <= days
+    return (as_of.astimezone(UTC).date() - result.effective.astimezone(UTC).date()).days
+
+
+def within(result: LabResult, as_of: datetime, days: int) -> bool:
+    return age_in_days(result, as_of) <= days

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from ..fhir.client import FhirClient
 from ..fhir.prefetch import PrefetchKey
-from ..protocol import Card, HookRequest, ServiceDefinition
+from ..protocol import Card, HookRequest, RequestError, ServiceDefinition
+
+_Context = TypeVar("_Context", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,30 @@ class Outcome:
 class CdsService(Protocol):
     id: str
     hook: str
+    title: str
+    description: str
     prefetch: tuple[PrefetchKey, ...]
 
     def definition(self) -> ServiceDefinition: ...
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome: ...
+
+
+def definition(service: CdsService) -> ServiceDefinition:
+    """The service's discovery entry."""
+    return ServiceDefinition(
+        hook=service.hook,
+        id=service.id,
+        title=service.title,
+        description=service.description,
+        prefetch={k.name: k.template for k in service.prefetch},
+    )
+
+
+def parse_context(model: type[_Context], request: HookRequest) -> _Context:
+    """The hook's context, or a 400 naming the field (`context.patientId`)."""
+    try:
+        return model.model_validate(request.context)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RequestError(".".join(["context", *map(str, err["loc"])]), err["msg"]) from None

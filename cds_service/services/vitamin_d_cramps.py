@@ -5,27 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..cards import CardRenderer, result_view
 from ..clinical.context import CrampContext
 from ..clinical.electrolytes import ElectrolyteAssessment
 from ..clinical.results import within
 from ..clinical.vitamin_d import Status, VitaminDAssessment
 from ..fhir.client import FhirClient
-from ..protocol import Card, HookRequest, PatientViewContext, RequestError, ServiceDefinition
-from .base import Outcome
+from ..protocol import Card, HookRequest, PatientViewContext, ServiceDefinition
+from .base import Outcome, definition, parse_context
 from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, VITAMIN_D, Record, RecordReader
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
-
-
-def patient_context(request: HookRequest) -> PatientViewContext:
-    try:
-        return PatientViewContext.model_validate(request.context)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise RequestError(".".join(["context", *map(str, err["loc"])]), err["msg"]) from None
 
 
 def by_severity(cards: list[Card]) -> list[Card]:
@@ -51,16 +41,10 @@ class VitaminDCramps:
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 
     def definition(self) -> ServiceDefinition:
-        return ServiceDefinition(
-            hook=self.hook,
-            id=self.id,
-            title=self.title,
-            description=self.description,
-            prefetch={k.name: k.template for k in self.prefetch},
-        )
+        return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
-        context = patient_context(request)
+        context = parse_context(PatientViewContext, request)
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
         return Outcome(self.decide(record, context.patientId, as_of), record.log)
 

@@ -8,10 +8,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from ..cards import CardRenderer, result_view
-from ..clinical.results import within
+from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
 from ..fhir.orders import DraftOrder, DraftOrderReader
@@ -21,11 +19,10 @@ from ..protocol import (
     HookRequest,
     OrderSelectContext,
     OrderSignContext,
-    RequestError,
     ServiceDefinition,
     Suggestion,
 )
-from .base import Outcome
+from .base import Outcome, definition, parse_context
 from .record import CONDITIONS, ELECTROLYTES, VITAMIN_D, Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
@@ -49,24 +46,10 @@ class VitaminDOrders:
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS)
 
     def definition(self) -> ServiceDefinition:
-        return ServiceDefinition(
-            hook=self.hook,
-            id=self.id,
-            title=self.title,
-            description=self.description,
-            prefetch={k.name: k.template for k in self.prefetch},
-        )
-
-    def _context(self, request: HookRequest) -> OrderSignContext:
-        model = OrderSelectContext if self.hook == "order-select" else OrderSignContext
-        try:
-            return model.model_validate(request.context)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise RequestError(".".join(["context", *map(str, err["loc"])]), err["msg"]) from None
+        return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
-        context = self._context(request)
+        context = parse_context(OrderSelectContext if self.hook == "order-select" else OrderSignContext, request)
         selections = context.selections if isinstance(context, OrderSelectContext) else None
         drafts = self._drafts.read(context.draftOrders, selections)
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
@@ -106,7 +89,7 @@ class VitaminDOrders:
             suggestions=suggestions,
             latest=result_view(latest),
             history=[result_view(r) for r in record.vitamin_d.history],
-            days_ago=(as_of - latest.effective).days,
+            days_ago=age_in_days(latest, as_of),
             window_days=window,
             **shared,
         )
@@ -114,18 +97,11 @@ class VitaminDOrders:
     def _dihydroxy(self, draft: DraftOrder, record: Record, context: OrderSignContext, shared: dict[str, Any]) -> Card:
         spec = self._content.catalogue.cards["vitd-order-1-25"]
         assert spec.suggestion_label and spec.delete_description and spec.create_description
-        test = self._content.codes.orderable["vitamin_d_total"]
-        replacement: dict[str, Any] = {
-            "resourceType": "ServiceRequest",
-            "status": "draft",
-            "intent": "order",
-            "code": {
-                "coding": [{"system": self._content.codes.system, "code": test.code, "display": test.display}],
-                "text": test.display,
-            },
-            "subject": draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
-        }
-        replacement |= {k: v for k, v in draft.references.items() if k in ("requester", "encounter")}
+        replacement = self._cards.service_request(
+            "vitamin_d_total",
+            draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
+            **{k: v for k, v in draft.references.items() if k in ("requester", "encounter")},
+        )
         actions = []
         if draft.reference is not None:
             actions.append(Action(type="delete", description=spec.delete_description, resourceId=draft.reference))
