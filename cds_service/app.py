@@ -129,9 +129,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
         code = _ISSUE_CODES.get(exc.status_code, "processing")
         return JsonResponse(operation_outcome(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
+    listing = Discovery(services=[s.definition() for s in services.values()]).dump()
+
     @app.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
     async def discovery() -> JsonResponse:
-        return JsonResponse(Discovery(services=[s.definition() for s in services.values()]).dump())
+        return JsonResponse(listing)
 
     for service in services.values():
         _add_service_routes(app, service, clock)
