@@ -1,4 +1,4 @@
-"""The `cds-service` command: serve, demo, report."""
+"""The `cds-service` command: serve, demo, evaluate, report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
 from rich.table import Table
 
 from . import logs
@@ -23,6 +25,8 @@ from .app import create_app
 from .auth import IssuerConfigError
 from .content import ContentError
 from .demo import example_request, patients
+from .evaluate import EvaluationError
+from .evaluate import evaluate as run_evaluation
 from .settings import Settings
 from .store.database import migrate, open_database
 from .store.report import Report, build_report
@@ -96,6 +100,50 @@ def demo(
         err=True,
     )
     uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+@cli.command()
+def evaluate(
+    fhir_server: Annotated[str, typer.Option("--fhir-server", help="base URL of a FHIR R4 server")],
+    patient: Annotated[str, typer.Option("--patient", help="the patient's id on that server")],
+    token: Annotated[str | None, typer.Option("--token", help="a bearer token for the server, if it needs one")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="judge recency as of the end of this day")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the exact CDS Hooks response")] = False,
+) -> None:
+    """Run the patient-view service against a FHIR server and print its cards."""
+    settings = Settings()
+    moment = as_of.replace(hour=23, minute=59, second=59, tzinfo=UTC) if as_of else None
+    err_console = Console(stderr=True)
+    try:
+        with err_console.status(f"Reading patient {patient} from {fhir_server} ..."):
+            result = asyncio.run(run_evaluation(settings, fhir_server, patient, token, moment))
+    except EvaluationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (ContentError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(result.response, indent=2))
+        return
+    console = Console()
+    cards = result.response["cards"]
+    if not cards:
+        console.print("No cards: nothing actionable for this patient.")
+        return
+    colours = {"critical": "red", "warning": "yellow", "info": "blue"}
+    table = Table(title=f"Cards for patient {patient}")
+    for column in ("indicator", "card", "summary", "suggestions"):
+        table.add_column(column)
+    for card in cards:
+        labels = ", ".join(s["label"] for s in card.get("suggestions", [])) or "-"
+        indicator = f"[{colours[card['indicator']]}]{card['indicator']}[/]"
+        table.add_row(indicator, card["source"]["topic"]["code"], card["summary"], labels)
+    console.print(table)
+    for card in cards:
+        console.print(Panel(Markdown(card.get("detail", "")), title=card["source"]["topic"]["code"]))
 
 
 @cli.command()

@@ -1,0 +1,91 @@
+"""`cds-service evaluate` against the real FHIR server: the cards, in both formats, and the errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cds_service.cli import cli
+from tests.e2e.conftest import FhirServer
+
+
+@pytest.fixture(autouse=True)
+def _local_server_allowed(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("CDS_FHIR_ALLOW_INSECURE", "true")  # the test server is http on loopback
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["evaluate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cards_as_json(fhir_server: FhirServer) -> None:
+    code, out, _ = run(
+        "--fhir-server",
+        fhir_server.base,
+        "--patient",
+        "smart-8888803",
+        "--token",
+        fhir_server.token,
+        "--as-of",
+        "2015-05-15",
+        "--json",
+    )
+    assert code == 0
+    cards = json.loads(out)["cards"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["vitd-deficient", "electrolytes-check"]
+    assert cards[0]["summary"].startswith("25(OH)D 5 ng/mL on 2015-04-29: vitamin D deficient")
+
+
+def test_cards_as_a_table(fhir_server: FhirServer) -> None:
+    code, out, _ = run(
+        "--fhir-server",
+        fhir_server.base,
+        "--patient",
+        "smart-8888803",
+        "--token",
+        fhir_server.token,
+        "--as-of",
+        "2016-07-01",
+    )
+    assert code == 0
+    assert "electrolytes-abnormal" in out and "corrected Ca 8.54 mg/dL low on 2016-06-09" in out
+    assert "Payne" in out  # the detail, rendered from Markdown
+
+
+def test_no_cards(fhir_server: FhirServer) -> None:
+    code, out, _ = run(
+        "--fhir-server",
+        fhir_server.base,
+        "--patient",
+        "smart-8888801",
+        "--token",
+        fhir_server.token,
+        "--as-of",
+        "2016-03-01",
+    )
+    assert code == 0 and "No cards" in out
+
+
+def test_unknown_patient(fhir_server: FhirServer) -> None:
+    code, _, err = run("--fhir-server", fhir_server.base, "--patient", "nobody-here", "--token", fhir_server.token)
+    assert code == 2 and "the patient was not found on the FHIR server (HTTP 404)" in err
+
+
+def test_a_refused_token(fhir_server: FhirServer) -> None:
+    code, _, err = run("--fhir-server", fhir_server.base, "--patient", "smart-8888803", "--token", "not-the-token")
+    assert code == 2 and "refused the token (HTTP 401)" in err and "not-the-token" not in err
+
+
+def test_an_unreachable_server() -> None:
+    code, _, err = run("--fhir-server", "http://127.0.0.1:9/fhir", "--patient", "smart-8888803")
+    assert code == 2 and "could not be read: connection error" in err
+
+
+def test_the_address_rules_hold(fhir_server: FhirServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDS_FHIR_ALLOW_INSECURE")
+    code, _, err = run("--fhir-server", fhir_server.base, "--patient", "smart-8888803")
+    assert code == 2 and "fhirServer refused: not an https URL" in err
