@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from . import __version__
 from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
+from .demo.routes import add_demo
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
 from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, exposition
@@ -75,8 +76,11 @@ def _trusted_issuers(settings: Settings) -> dict[str, IssuerSpec] | None:
     return load_issuers(settings.trusted_issuers_file)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = _now, content: Content | None = None) -> FastAPI:
-    """Build the service. `clock` gives the instant recency is judged at; tests pin it."""
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = _now, content: Content | None = None, demo: bool = False
+) -> FastAPI:
+    """Build the service. `clock` gives the instant recency is judged at; tests pin it. `demo` adds
+    the demo page at /demo (`cds-service demo`)."""
     settings = settings or Settings()
     content = content or load_content(settings.content_dir)
     services = build_services(content, settings)
@@ -151,6 +155,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = _now, content
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    if demo:
+        add_demo(app, content, settings.threshold_profile)
 
     logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app

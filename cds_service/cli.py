@@ -37,12 +37,12 @@ Host = Annotated[str, typer.Option(help="interface to listen on")]
 Port = Annotated[int, typer.Option(help="port to listen on")]
 
 
-def _checked_app(**overrides: Any) -> FastAPI:
+def _checked_app(demo: bool = False, **overrides: Any) -> FastAPI:
     """The app from CDS_* settings, built up front so a bad content file or setting fails fast."""
     try:
         settings = Settings(**overrides)
         logs.configure(settings.log_format)
-        return create_app(settings)
+        return create_app(settings, demo=demo)
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -87,12 +87,13 @@ def demo(
         sys.stdout.buffer.write(body + b"\n")
         return
     people = {} if "CDS_LOG_FORMAT" in os.environ else {"log_format": "text"}  # the demo is read by people
-    app = _checked_app(auth="off", cors_origins=["*"], **people)
+    app = _checked_app(demo=True, auth="off", cors_origins=["*"], **people)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"
     typer.echo(
-        f"Demo: {patients()[0]['about']}.\n"
+        f"Demo page:  {base}/demo\n"
+        f"Example:    {patients()[0]['about']}.\n"
         f"Discovery:  curl -s {base}/cds-services\n"
         "Hook call:  curl -s -X POST -H 'Content-Type: application/json' "
         f"--data @{path} {base}/cds-services/vitamin-d-cramps\n"

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,42 +24,6 @@ def test_print_request_is_dated_relative_to_today() -> None:
 def test_python_dash_m_works() -> None:
     done = subprocess.run([sys.executable, "-m", "cds_service", "--help"], capture_output=True, text=True, check=True)
     assert "serve" in done.stdout and "demo" in done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
-    env["CDS_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/cds-services", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                time.sleep(0.1)
-        else:
-            pytest.fail("the demo did not start within 30 s")
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_demo_serves_discovery_and_the_example(demo_server: str) -> None:

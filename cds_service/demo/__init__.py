@@ -67,6 +67,17 @@ def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
 
 
+def patient_resources(spec: dict[str, Any], today: date) -> list[dict[str, Any]]:
+    """Everything the demo EHR holds about a patient, as FHIR resources."""
+    pid = spec["id"]
+    return [
+        {"resourceType": "Patient", "id": pid, **spec["patient"]},
+        *(_observation(pid, o, today) for key in _OBSERVATION_KEYS for o in spec.get(key, [])),
+        *(_condition(pid, c) for c in spec.get("conditions", [])),
+        *(_medication_request(pid, m) for m in spec.get("medications", [])),
+    ]
+
+
 def hook_request(spec: dict[str, Any], today: date) -> dict[str, Any]:
     """The patient-view request, with full prefetch, that an EHR would send for a demo patient."""
     pid = spec["id"]

@@ -1,0 +1,79 @@
+"""The demo page (`cds-service demo` only): an EHR in a browser that calls the real service."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..content import Content
+from ..responses import JsonResponse
+from . import patient_resources, patients
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
+    router = APIRouter(prefix="/demo", include_in_schema=False)
+    profile = content.profile(profile_name)
+    ranges = content.thresholds.electrolyte_ranges
+    display = {
+        "profile": {
+            "name": profile_name,
+            "label": profile.label,
+            "deficient_below": profile.deficient_below,
+            "insufficient_below": profile.insufficient_below,
+            "insufficient_label": profile.insufficient_label,
+            "high_above": profile.high_above,
+            "very_high_above": profile.very_high_above,
+        },
+        "vitamin_d_units": content.units["vitamin_d"].factors(),
+        "electrolytes": [
+            {
+                "name": "Potassium",
+                "codes": list(content.codes.potassium),
+                "unit": "mmol/L",
+                "range": ranges["potassium"].model_dump(),
+            },
+            {
+                "name": "Magnesium",
+                "codes": list(content.codes.magnesium),
+                "unit": "mg/dL",
+                "range": ranges["magnesium"].model_dump(),
+            },
+            {
+                "name": "Calcium",
+                "codes": list(content.codes.calcium_total),
+                "unit": "mg/dL",
+                "range": ranges["calcium"].model_dump(),
+            },
+        ],
+        "vitamin_d_codes": [*content.codes.vitamin_d.total, *content.codes.vitamin_d.proxy],
+    }
+
+    @router.get("")
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @router.get("/settings")
+    async def settings() -> JsonResponse:
+        return JsonResponse(display)
+
+    @router.get("/patients")
+    async def listing() -> JsonResponse:
+        return JsonResponse([{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()])
+
+    @router.get("/patients/{patient_id}")
+    async def record(patient_id: str) -> JsonResponse:
+        spec = next((p for p in patients() if p["id"] == patient_id), None)
+        if spec is None:
+            raise HTTPException(404, "no such demo patient")
+        entries: list[dict[str, Any]] = [{"resource": r} for r in patient_resources(spec, date.today())]
+        return JsonResponse({"resourceType": "Bundle", "type": "collection", "entry": entries})
+
+    app.include_router(router)
+    app.mount("/demo/static", StaticFiles(directory=STATIC), name="demo-static")

@@ -1,0 +1,145 @@
+"""The demo page in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no
+browser is ever downloaded): it shows the service's cards, sends feedback, and fires the order
+hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, demo_server: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, base_url=demo_server)
+    page = context.new_page()
+    page.goto("/demo")
+    expect(page.locator("body[data-ready=true]")).to_be_attached(timeout=15000)
+    yield page
+    context.close()
+
+
+def shown_cards(page: Page, box: str = "#cards") -> list[dict[str, str]]:
+    return page.eval_on_selector_all(
+        f"{box} article.card",
+        "cards => cards.map(c => ({kind: c.dataset.kind, indicator: c.querySelector('.indicator').textContent,"
+        " summary: c.querySelector('.summary').textContent}))",
+    )
+
+
+def last_response(page: Page) -> dict[str, Any]:
+    return json.loads(page.locator("#raw-response").text_content() or "{}")
+
+
+def choose(page: Page, patient: str) -> None:
+    with page.expect_response(lambda r: r.url.endswith("/cds-services/vitamin-d-cramps")) as response:
+        page.select_option("#patient-picker", patient)
+    assert response.value.status == 200
+    expect(page.locator("#cards-status")).not_to_have_text("Calling vitamin-d-cramps ...")
+
+
+@pytest.mark.parametrize("patient", ["demo-deficient-cramps", "demo-high-supplement", "demo-calcitriol-only"])
+def test_cards_shown_are_the_services(page: Page, patient: str) -> None:
+    choose(page, patient)
+    response = last_response(page)
+    expected = [
+        {"kind": c["source"]["topic"]["code"], "indicator": c["indicator"], "summary": c["summary"]}
+        for c in response["cards"]
+    ]
+    assert expected and shown_cards(page) == expected
+    assert page.locator("#banner").text_content()
+    if patient == "demo-calcitriol-only":
+        expect(page.locator("#chart")).to_have_text("No 25-hydroxyvitamin D result on file.")
+    else:
+        assert page.locator("#chart svg circle").count() >= 2  # a trend, with the profile's bands
+        expect(page.locator("#chart svg")).to_contain_text("deficient")
+
+
+def test_accept_and_override_send_feedback(page: Page, demo_server: str) -> None:
+    choose(page, "demo-deficient-cramps")
+    check = page.locator("article.card[data-kind=electrolytes-check]")
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as accepted:
+        check.get_by_role("button", name="Accept: Order serum magnesium").click()
+    assert accepted.value.status == 200 and accepted.value.json()["new"] == 1
+    expect(check.locator(".feedback-status")).to_have_text("Feedback recorded: accepted.")
+
+    deficient = page.locator("article.card[data-kind=vitd-deficient]")
+    deficient.get_by_label("Override reason").select_option("patient-declined")
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as overridden:
+        deficient.get_by_role("button", name="Override").click()
+    assert overridden.value.status == 200
+    sent = json.loads(overridden.value.request.post_data or "{}")["feedback"][0]
+    assert sent["outcome"] == "overridden" and sent["overrideReason"]["reason"]["code"] == "patient-declined"
+    expect(deficient.locator(".feedback-status")).to_have_text("Feedback recorded: overridden.")
+
+
+def test_order_sign_with_a_duplicate_25ohd_order(page: Page) -> None:
+    choose(page, "demo-deficient-cramps")  # a 25(OH)D result 12 days ago
+    with page.expect_response(lambda r: r.url.endswith("/vitamin-d-order-select")):
+        page.get_by_role("button", name="Draft 25(OH)D test").click()
+    with page.expect_response(lambda r: r.url.endswith("/vitamin-d-order-sign")) as signed:
+        page.get_by_role("button", name="Sign orders").click()
+    assert signed.value.status == 200
+    expect(page.locator("#order-cards article.card[data-kind=vitd-duplicate-order]")).to_have_count(1)
+    card = page.locator("#order-cards article.card").first
+    expect(card.locator(".summary")).to_contain_text("25(OH)D already measured 12 days ago")
+    card.get_by_text("What it would do").click()
+    expect(card.locator("pre")).to_contain_text('"resourceId": "ServiceRequest/draft-1"')
+
+
+def test_keyboard_and_labels(page: Page) -> None:
+    expect(page.get_by_label("Patient", exact=True)).to_be_visible()
+    page.get_by_label("Patient", exact=True).focus()
+    page.keyboard.press("ArrowDown")  # a native select: the keyboard moves to the next patient
+    expect(page.locator("#patient-about")).to_have_text("25(OH)D 24 ng/mL; electrolytes last checked eight months ago")
+
+
+def test_screenshot(page: Page, tmp_path: Path) -> None:
+    """The README's docs/demo.png is this screenshot (UPDATE_SCREENSHOT=1 writes it there)."""
+    choose(page, "demo-deficient-cramps")
+    page.locator("article.card").first.wait_for()
+    path = ROOT / "docs" / "demo.png" if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "demo.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 20_000
+
+
+def test_the_page_loads_nothing_from_elsewhere(browser: Browser, demo_server: str) -> None:
+    context = browser.new_context(base_url=demo_server)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto("/demo")
+    expect(page.locator("body[data-ready=true]")).to_be_attached(timeout=15000)
+    context.close()
+    assert requested and all(url.startswith(demo_server) for url in requested)
+    assert httpx.get(f"{demo_server}/demo/static/demo.js").status_code == 200
