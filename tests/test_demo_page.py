@@ -68,7 +68,9 @@ def choose(page: Page, patient: str) -> None:
     expect(page.locator("#cards-status")).not_to_have_text("Calling vitamin-d-cramps ...")
 
 
-@pytest.mark.parametrize("patient", ["demo-deficient-cramps", "demo-high-supplement", "demo-calcitriol-only"])
+@pytest.mark.parametrize(
+    "patient", ["demo-deficient-cramps", "demo-high-supplement", "demo-calcitriol-only", "smart-8888803"]
+)
 def test_cards_shown_are_the_services(page: Page, patient: str) -> None:
     choose(page, patient)
     response = last_response(page)

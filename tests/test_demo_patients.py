@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from cds_service.demo import hook_request, patients
+from cds_service.demo import hook_request, patients, smart_resources
 from tests.conftest import AppFactory, make_client
+from tests.test_smart_samples import run_query
 
 pytestmark = pytest.mark.anyio
 
@@ -46,3 +47,26 @@ async def test_demo_patients(make_app: AppFactory, today: date) -> None:
             response = await client.post("/cds-services/vitamin-d-cramps", json=hook_request(spec, today))
             kinds = [c["source"]["topic"]["code"] for c in response.json()["cards"]]
             assert kinds == EXPECTED[spec["id"]], spec["id"]
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [("8888801", []), ("8888803", ["electrolytes-abnormal"]), ("8888804", [])],
+)
+async def test_smart_sample_patients_in_the_demo(make_app: AppFactory, number: str, expected: list[str]) -> None:
+    """Shifted to end 30 days ago: 8888803's calcium 8.7 with albumin 4.2 corrects to 8.54, low."""
+    today = date(2027, 3, 1)
+    resources = smart_resources(number, today)
+    dates = [r["effectiveDateTime"] for r in resources if r["resourceType"] == "Observation"]
+    assert max(dates) == "2027-01-30"
+    async with make_client(make_app(as_of=datetime(2027, 3, 1, 12, tzinfo=UTC))) as client:
+        templates = (await client.get("/cds-services")).json()["services"][0]["prefetch"]
+        prefetch = {key: run_query(t, resources) for key, t in templates.items() if "?" in t}
+        request = {
+            "hook": "patient-view",
+            "hookInstance": "3f1d6a52-3c39-4a7b-9d4e-9a8c2b1e0f11",
+            "context": {"userId": "Practitioner/demo", "patientId": f"smart-{number}"},
+            "prefetch": prefetch,
+        }
+        response = await client.post("/cds-services/vitamin-d-cramps", json=request)
+    assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == expected

@@ -5,6 +5,8 @@ Dates are relative to the day the demo runs, so the example never goes stale.
 
 from __future__ import annotations
 
+import copy
+import json
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
@@ -16,6 +18,12 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _OBSERVATION_KEYS = ("vitaminD", "electrolytes")
+SMART_PATIENTS = ("8888801", "8888803", "8888804")
+SMART_ABOUT = (
+    "SMART sample patient (smart-on-fhir/generated-sample-data, Apache-2.0), every date shifted so that "
+    "the latest result is 30 days old"
+)
+_SMART_LATEST_DAYS_AGO = 30
 
 
 @cache
@@ -92,6 +100,28 @@ def hook_request(spec: dict[str, Any], today: date) -> dict[str, Any]:
         "context": {"userId": "Practitioner/demo-clinician", "patientId": pid},
         "prefetch": prefetch,
     }
+
+
+@cache
+def _smart_bundle(number: str) -> dict[str, Any]:
+    text = (resources.files(__package__) / "smart" / f"r4-smart-{number}.json").read_text(encoding="utf-8")
+    bundle: dict[str, Any] = json.loads(text)
+    return bundle
+
+
+def smart_resources(number: str, today: date) -> list[dict[str, Any]]:
+    """A SMART sample patient's Patient and Observations, dates moved to end 30 days ago."""
+    found = [copy.deepcopy(e["resource"]) for e in _smart_bundle(number)["entry"]]
+    observations = [r for r in found if r["resourceType"] == "Observation" and "effectiveDateTime" in r]
+    latest = max(date.fromisoformat(o["effectiveDateTime"][:10]) for o in observations)
+    shift = today - timedelta(days=_SMART_LATEST_DAYS_AGO) - latest
+    for o in observations:
+        o["effectiveDateTime"] = (date.fromisoformat(o["effectiveDateTime"][:10]) + shift).isoformat()
+    return [r for r in found if r["resourceType"] in ("Patient", "Observation")]
+
+
+def smart_patient(number: str) -> dict[str, Any]:
+    return next(r for r in smart_resources(number, date.today()) if r["resourceType"] == "Patient")
 
 
 def example_request(today: date) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..content import Content
 from ..responses import JsonResponse
-from . import patient_resources, patients
+from . import SMART_ABOUT, SMART_PATIENTS, patient_resources, patients, smart_patient, smart_resources
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -63,16 +63,26 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
     async def settings() -> JsonResponse:
         return JsonResponse(display)
 
+    listing_body = [{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()]
+    listing_body += [
+        {"id": f"smart-{n}", "about": SMART_ABOUT, "name": smart_patient(n)["name"][0]} for n in SMART_PATIENTS
+    ]
+
     @router.get("/patients")
     async def listing() -> JsonResponse:
-        return JsonResponse([{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()])
+        return JsonResponse(listing_body)
 
     @router.get("/patients/{patient_id}")
     async def record(patient_id: str) -> JsonResponse:
+        today = date.today()
         spec = next((p for p in patients() if p["id"] == patient_id), None)
-        if spec is None:
+        if spec is not None:
+            found = patient_resources(spec, today)
+        elif patient_id.removeprefix("smart-") in SMART_PATIENTS:
+            found = smart_resources(patient_id.removeprefix("smart-"), today)
+        else:
             raise HTTPException(404, "no such demo patient")
-        entries: list[dict[str, Any]] = [{"resource": r} for r in patient_resources(spec, date.today())]
+        entries: list[dict[str, Any]] = [{"resource": r} for r in found]
         return JsonResponse({"resourceType": "Bundle", "type": "collection", "entry": entries})
 
     app.include_router(router)
