@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -12,7 +14,6 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -92,12 +93,18 @@ def create_app(
         try:
             await migrate(engine)
             app.state.engine = engine
-            app.state.store = FeedbackStore(engine, content.version, settings.threshold_profile)
-            async with make_http_client(settings) as http:
-                app.state.fhir = FhirClient(http, settings)
-                if issuers is not None:
-                    app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
-                yield
+            app.state.store = store = FeedbackStore(engine, content.version, settings.threshold_profile)
+            recorder = asyncio.create_task(store.run())
+            try:
+                async with make_http_client(settings) as http:
+                    app.state.fhir = FhirClient(http, settings)
+                    if issuers is not None:
+                        app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
+                    yield
+            finally:
+                recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recorder
         finally:
             await engine.dispose()
 
@@ -182,9 +189,8 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
             status = 200
             for card in outcome.cards:
                 CARDS.labels(card.source.topic.code if card.source.topic else "unknown", card.indicator).inc()
-            # Recorded after the response is sent: the EHR does not wait for the database.
-            record = BackgroundTask(request.app.state.store.record_cards, service.id, outcome.cards, now)
-            return JsonResponse(CdsResponse(cards=outcome.cards).dump(), background=record)
+            request.app.state.store.record_cards(service.id, outcome.cards, now)  # written behind
+            return JsonResponse(CdsResponse(cards=outcome.cards).dump())
         except RequestError as exc:
             status = 400
             return _bad_request(exc.field, exc.message)

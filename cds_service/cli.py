@@ -59,6 +59,7 @@ def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log every HTTP request")] = True,
 ) -> None:
     """Run the service (settings from CDS_* environment variables)."""
     app = _checked_app()
@@ -69,7 +70,7 @@ def serve(
             # Each worker process writes its metrics here, and /metrics adds them up.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_config=None)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=access_log)
     else:  # each worker process builds its own app from the same settings
         uvicorn.run("cds_service.cli:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None)
 

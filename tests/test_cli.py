@@ -68,7 +68,8 @@ def test_report_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> No
             indicator="warning",
             source=Source(label="l", topic=Coding(code="vitd-deficient")),
         )
-        await store.record_cards("vitamin-d-cramps", [card], datetime(2026, 11, 20, tzinfo=UTC))
+        store.record_cards("vitamin-d-cramps", [card], datetime(2026, 11, 20, tzinfo=UTC))
+        await store.flush()
         entry = FeedbackEntry.model_validate(
             {
                 "card": str(card.uuid),

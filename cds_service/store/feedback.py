@@ -1,7 +1,15 @@
-"""Recording the cards the service issued, and storing the feedback EHRs send about them."""
+"""Recording the cards the service issued, and storing the feedback EHRs send about them.
+
+Issued cards are written behind: a hook call only appends them to a queue that one task flushes
+in a single transaction every half second (and before any feedback is stored, and at shutdown),
+so that no EHR waits on the database. Feedback is written at once, in the request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ..protocol import Card, FeedbackEntry
 from .schema import db_time, feedback, issued_cards
 
+logger = logging.getLogger("cds_service")
+
+_FLUSH_INTERVAL_S = 0.5
+_MAX_PENDING = 100_000  # if the database stays away this long, the oldest records go first
+
 
 class FeedbackStore:
     def __init__(self, engine: AsyncEngine, content_version: str, profile: str) -> None:
@@ -21,12 +34,12 @@ class FeedbackStore:
         self._content_version = content_version
         self._profile = profile
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._pending: list[dict[str, Any]] = []
+        self._flushing = asyncio.Lock()
 
-    async def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime) -> None:
-        """What the service said, by card uuid: no patient, no value."""
-        if not cards:
-            return
-        rows = [
+    def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime) -> None:
+        """Queue what the service said, by card uuid: no patient, no value."""
+        self._pending += [
             {
                 "card_uuid": str(card.uuid),
                 "service": service,
@@ -39,13 +52,42 @@ class FeedbackStore:
             }
             for card in cards
         ]
-        async with self._engine.begin() as conn:
-            await conn.execute(self._insert(issued_cards).on_conflict_do_nothing(), rows)
+        if len(self._pending) > _MAX_PENDING:
+            logger.error(
+                "issued cards not recorded: the queue is full", extra={"dropped": len(self._pending) - _MAX_PENDING}
+            )
+            del self._pending[: len(self._pending) - _MAX_PENDING]
+
+    async def flush(self) -> None:
+        """Write the queued cards in one transaction; on failure keep them for the next try."""
+        async with self._flushing:
+            rows, self._pending = self._pending, []
+            if not rows:
+                return
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(self._insert(issued_cards).on_conflict_do_nothing(), rows)
+            except Exception as exc:  # the database is away: keep the rows, say so, try again later
+                self._pending = rows + self._pending
+                logger.error(
+                    "issued cards not recorded yet", extra={"pending": len(self._pending), "error": type(exc).__name__}
+                )
+
+    async def run(self) -> None:
+        """Flush every half second until cancelled, then once more."""
+        try:
+            while True:
+                await asyncio.sleep(_FLUSH_INTERVAL_S)
+                await self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.flush())
 
     async def store(self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime) -> int:
         """Store every entry in one transaction (all or nothing); the same entry sent again is kept
         once. Entries about cards this service did not issue are kept and flagged. Returns how many
         were new."""
+        await self.flush()  # so that feedback on a card issued a moment ago finds it
         uuids = {str(e.card) for e in entries}
         async with self._engine.begin() as conn:
             known = set(

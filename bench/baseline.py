@@ -1,0 +1,19 @@
+"""The baseline: the same stack (FastAPI on uvicorn) receiving the same hook request, parsing its
+JSON, and answering a fixed response of the size the service answers. What merely reading the
+input costs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+
+app = FastAPI()
+_RESPONSE = Path(os.environ["BENCH_BASELINE_RESPONSE"]).read_bytes()
+
+
+@app.post("/cds-services/vitamin-d-cramps")
+async def hook(request: Request) -> Response:
+    await request.json()
+    return Response(_RESPONSE, media_type="application/json")

@@ -1,0 +1,175 @@
+"""`make bench`: the service against a baseline on the same stack, driven by wrk.
+
+For each workload and concurrency the two servers take turns (service, baseline, service, baseline)
+for a fixed duration each; the table shows the mean of the turns. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (1, 8, 32)
+DURATION_S = int(os.environ.get("BENCH_DURATION_S", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+STUB_DELAY_S = 0.05
+SERVICE_PATH = "/cds-services/vitamin-d-cramps"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(health, timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args} did not start; see {log}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def uvicorn(module: str, port: int) -> list[str]:
+    return ["-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, body: Path, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{DURATION_S}s", "--latency", "-s", str(ROOT / "bench" / "post.lua"), url],
+        env=os.environ | {"BENCH_BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    latency = {p: float(v) * _UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]), "p50_ms": latency["50"], "p99_ms": latency["99"]}  # type: ignore[index]
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
+
+
+def mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(sum(r[k] for r in runs) / len(runs), 2) for k in runs[0]}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.workloads import workloads
+
+    work = Path(tempfile.mkdtemp(prefix="cds-bench-"))
+    stub_port, service_port, baseline_port = free_port(), free_port(), free_port()
+    stub_url = f"http://127.0.0.1:{stub_port}/fhir"
+    service_env = {
+        "CDS_AUTH": "off",
+        "CDS_FHIR_ALLOW_INSECURE": "true",
+        "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.sqlite'}",
+        "CDS_LOG_FORMAT": "json",
+    }
+    results: list[dict[str, Any]] = []
+    with (
+        server(uvicorn("bench.fhir_stub:app", stub_port), {"BENCH_STUB_DELAY_S": str(STUB_DELAY_S)}, f"{stub_url}/Patient/x", work / "stub.log"),
+        server(["-m", "cds_service", "serve", "--port", str(service_port), "--no-access-log"], service_env, f"http://127.0.0.1:{service_port}/healthz", work / "service.log") as service,
+    ):
+        service_url = f"http://127.0.0.1:{service_port}{SERVICE_PATH}"
+        for name, request in workloads(stub_url).items():
+            body = work / f"{name}.json"
+            body.write_text(json.dumps(request))
+            answer = httpx.post(service_url, content=body.read_bytes(), headers={"Content-Type": "application/json"}, timeout=10)
+            answer.raise_for_status()
+            response_file = work / f"{name}.response.json"
+            response_file.write_bytes(answer.content)
+            baseline_env = {"BENCH_BASELINE_RESPONSE": str(response_file)}
+            with server(uvicorn("bench.baseline:app", baseline_port), baseline_env, f"http://127.0.0.1:{baseline_port}/docs", work / "baseline.log"):
+                baseline_url = f"http://127.0.0.1:{baseline_port}{SERVICE_PATH}"
+                for connections in CONCURRENCY:
+                    ours, theirs = [], []
+                    for _ in range(ROUNDS):
+                        ours.append(wrk(service_url, body, connections))
+                        theirs.append(wrk(baseline_url, body, connections))
+                    row = {
+                        "workload": name,
+                        "request_kb": round(body.stat().st_size / 1024, 1),
+                        "cards": len(answer.json()["cards"]),
+                        "connections": connections,
+                        "service": mean(ours),
+                        "baseline": mean(theirs),
+                    }
+                    row["ratio"] = round(row["service"]["rps"] / row["baseline"]["rps"], 2)
+                    results.append(row)
+                    print_row(row)
+        rss = peak_rss_mb(service.pid)
+    report = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "duration_s": DURATION_S, "rounds": ROUNDS, "service_peak_rss_mb": round(rss, 1), "results": results}
+    report["targets"] = targets(results, rss)
+    out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nservice peak RSS: {rss:.1f} MB")
+    for target, (ok, figure) in report["targets"].items():
+        print(f"{'met ' if ok else 'MISS'}  {target}: {figure}")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def print_row(row: dict[str, Any]) -> None:
+    s, b = row["service"], row["baseline"]
+    if row["connections"] == CONCURRENCY[0]:
+        print(f"\n{row['workload']} ({row['request_kb']} KB request, {row['cards']} cards)")
+        print(f"{'conn':>5} {'service req/s':>14} {'baseline req/s':>15} {'ratio':>6} {'svc p50 ms':>11} {'svc p99 ms':>11} {'base p50 ms':>12} {'base p99 ms':>12}")
+    print(f"{row['connections']:>5} {s['rps']:>14.0f} {b['rps']:>15.0f} {row['ratio']:>6.2f} {s['p50_ms']:>11.2f} {s['p99_ms']:>11.2f} {b['p50_ms']:>12.2f} {b['p99_ms']:>12.2f}")
+
+
+def targets(results: list[dict[str, Any]], rss: float) -> dict[str, tuple[bool, str]]:
+    def at(workload: str, connections: int) -> dict[str, Any]:
+        return next(r for r in results if r["workload"] == workload and r["connections"] == connections)
+
+    a8, b8, c1 = at("a-typical", 8), at("b-heavy", 8), at("c-no-prefetch", 1)
+    limit_c = 1.3 * STUB_DELAY_S * 1000
+    return {
+        "(a) throughput >= 60% of baseline at 8 connections": (a8["ratio"] >= 0.6, f"{a8['ratio']:.0%}"),
+        "(a) p99 < 20 ms at 8 connections": (a8["service"]["p99_ms"] < 20, f"{a8['service']['p99_ms']} ms"),
+        "(b) throughput >= 40% of baseline at 8 connections": (b8["ratio"] >= 0.4, f"{b8['ratio']:.0%}"),
+        f"(c) p50 < {limit_c:.0f} ms (1.3 x the stub's {STUB_DELAY_S * 1000:.0f} ms)": (c1["service"]["p50_ms"] < limit_c, f"{c1['service']['p50_ms']} ms"),
+        "peak RSS < 200 MB": (rss < 200, f"{rss:.1f} MB"),
+    }
+
+
+if __name__ == "__main__":
+    main()
