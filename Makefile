@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint clean
+.PHONY: run serve test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check cds_service tests
 	$(BIN)/ruff format --check cds_service tests
 	$(BIN)/mypy cds_service
+
+# The benchmark of bench/README.md: installs wrk (Debian) where missing; takes about five minutes.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
+	$(BIN)/python -m pytest tests/test_pipeline_benchmark.py --benchmark-enable -q
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

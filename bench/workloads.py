@@ -19,18 +19,30 @@ def _obs(i: int, code: str, value: float, unit: str, days_ago: int) -> dict[str,
         "resourceType": "Observation",
         "id": f"obs-{i}",
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
         "code": {"coding": [{"system": LOINC, "code": code}], "text": code},
         "subject": {"reference": f"Patient/{PATIENT}"},
         "effectiveDateTime": (TODAY - timedelta(days=days_ago)).isoformat(),
         "issued": (TODAY - timedelta(days=days_ago)).isoformat() + "T12:00:00Z",
         "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
-        "referenceRange": [{"low": {"value": 1, "unit": unit, "system": UCUM, "code": unit}, "high": {"value": 100, "unit": unit, "system": UCUM, "code": unit}}],
+        "referenceRange": [
+            {
+                "low": {"value": 1, "unit": unit, "system": UCUM, "code": unit},
+                "high": {"value": 100, "unit": unit, "system": UCUM, "code": unit},
+            }
+        ],
     }
 
 
 def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r} for r in resources],
+    }
 
 
 def patient_data(electrolyte_count: int) -> dict[str, dict[str, Any]]:
@@ -38,17 +50,22 @@ def patient_data(electrolyte_count: int) -> dict[str, dict[str, Any]]:
     vitamin_d = [_obs(i, "62292-8", 14 + i, "ng/mL", 20 + 90 * i) for i in range(5)]
     kinds = [("2823-3", 4.1, "mmol/L"), ("19123-9", 2.0, "mg/dL"), ("17861-6", 9.3, "mg/dL"), ("1751-7", 4.0, "g/dL")]
     electrolytes = [
-        _obs(100 + i, kinds[i % 4][0], kinds[i % 4][1], kinds[i % 4][2], 200 + 15 * (i // 4)) for i in range(electrolyte_count)
+        _obs(100 + i, kinds[i % 4][0], kinds[i % 4][1], kinds[i % 4][2], 200 + 15 * (i // 4))
+        for i in range(electrolyte_count)
     ]
     conditions = [
         {
             "resourceType": "Condition",
             "id": f"cond-{i}",
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
             "code": {"coding": [{"system": ICD10, "code": code}]},
             "subject": {"reference": f"Patient/{PATIENT}"},
         }
-        for i, code in enumerate(["R25.2", "I10", "E78.5", "J45.909", "M54.5", "K21.9", "E11.9", "F41.1", "G47.00", "N18.3"])
+        for i, code in enumerate(
+            ["R25.2", "I10", "E78.5", "J45.909", "M54.5", "K21.9", "E11.9", "F41.1", "G47.00", "N18.3"]
+        )
     ]
     medications = [
         {
@@ -56,12 +73,25 @@ def patient_data(electrolyte_count: int) -> dict[str, dict[str, Any]]:
             "id": f"med-{i}",
             "status": "active",
             "intent": "order",
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": str(300000 + i), "display": name}], "text": name},
+            "medicationCodeableConcept": {
+                "coding": [{"system": RXNORM, "code": str(300000 + i), "display": name}],
+                "text": name,
+            },
             "subject": {"reference": f"Patient/{PATIENT}"},
         }
         for i, name in enumerate(
-            ["furosemide 20 MG", "lisinopril 10 MG", "metformin 500 MG", "atorvastatin 20 MG", "albuterol inhaler",
-             "omeprazole 20 MG", "sertraline 50 MG", "aspirin 81 MG", "levothyroxine 50 MCG", "amlodipine 5 MG"]
+            [
+                "furosemide 20 MG",
+                "lisinopril 10 MG",
+                "metformin 500 MG",
+                "atorvastatin 20 MG",
+                "albuterol inhaler",
+                "omeprazole 20 MG",
+                "sertraline 50 MG",
+                "aspirin 81 MG",
+                "levothyroxine 50 MCG",
+                "amlodipine 5 MG",
+            ]
         )
     ]
     return {

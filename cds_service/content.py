@@ -7,6 +7,7 @@ the file and the problem, instead of failing on some patient's chart later.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -202,17 +203,47 @@ class ContextSystems(_Strict):
     rxnorm: str
 
 
+def dotless(code: str) -> str:
+    """ICD-10-CM codes are compared without their dot: R25.2 and R252 are one code."""
+    return code.replace(".", "").upper()
+
+
 class ConditionSet(_Strict):
     name: str
     icd10: list[str] = []
     icd10_prefixes: list[str] = []
     snomed: list[str] = []
+    # the same, prepared once for matching: dotless code -> code as written, dotless prefixes
+    _icd10: dict[str, str] = PrivateAttr(default_factory=dict)
+    _prefixes: tuple[str, ...] = PrivateAttr(default=())
+    _snomed: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def model_post_init(self, context: Any) -> None:
+        self._icd10 = {dotless(c): c for c in self.icd10}
+        self._prefixes = tuple(dotless(p) for p in self.icd10_prefixes)
+        self._snomed = frozenset(self.snomed)
+
+    def icd10_match(self, code: str) -> str | None:
+        """The code as the content writes it, for a dotless ICD-10-CM code this set lists."""
+        if code in self._icd10:
+            return self._icd10[code]
+        return code if code.startswith(self._prefixes) and self._prefixes else None
+
+    def snomed_match(self, code: str) -> bool:
+        return code in self._snomed
 
 
 class Drug(_Strict):
     group: str = ""
     ingredient: Annotated[str, Field(min_length=3)]
     rxnorm: str | None = None
+    _name: str = PrivateAttr(default="")
+
+    def model_post_init(self, context: Any) -> None:
+        self._name = self.ingredient.lower()
+
+    def named_in(self, names: Iterable[str]) -> bool:
+        return any(self._name in name for name in names)
 
 
 class ContextRules(_Strict):

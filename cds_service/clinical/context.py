@@ -30,21 +30,14 @@ class CrampContext:
     vitamin_d_products: tuple[str, ...] = ()
 
 
-def _dotless(code: str) -> str:
-    return code.replace(".", "").upper()
-
-
 def _matches(fact: ConditionFact, wanted: ConditionSet, rules: ContextRules) -> list[str]:
     """The codes of `fact` that `wanted` lists, as written in the content."""
     found = []
     for system, code in fact.codes:
         if system == rules.systems.icd10:
-            exact = {_dotless(c): c for c in wanted.icd10}
-            if code in exact:
-                found.append(exact[code])
-            elif any(code.startswith(_dotless(p)) for p in wanted.icd10_prefixes):
-                found.append(code)
-        elif system == rules.systems.snomed and code in wanted.snomed:
+            if (written := wanted.icd10_match(code)) is not None:
+                found.append(written)
+        elif system == rules.systems.snomed and wanted.snomed_match(code):
             found.append(code)
     return found
 
@@ -53,7 +46,7 @@ def takes(medication: MedicationFact, drug: Drug) -> bool:
     """By RxNorm ingredient code, or the ingredient's name in the order's names."""
     if drug.rxnorm is not None and drug.rxnorm in medication.rxnorm:
         return True
-    return any(drug.ingredient.lower() in name for name in medication.names)
+    return drug.named_in(medication.names)
 
 
 def assess_context(

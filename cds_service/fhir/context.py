@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..clinical.context import ConditionFact, MedicationFact
-from ..content import ContextRules
+from ..content import ContextRules, dotless
 from .references import names_patient
 
 
@@ -116,7 +116,7 @@ class ContextReader:
             ):
                 continue
             codes = frozenset(
-                (c.system, c.code.replace(".", "").upper() if c.system == self._systems.icd10 else c.code)
+                (c.system, dotless(c.code) if c.system == self._systems.icd10 else c.code)
                 for c in (condition.code.coding if condition.code else [])
                 if c.system and c.code
             )
