@@ -4,10 +4,8 @@ import asyncio
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +23,7 @@ from cds_service.content import Content, load_content
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
 from tests.rules import check_response
+from tests.servers import free_port, wait_until_serving
 
 AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -124,16 +123,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped in CI, where every test must run: {report.longrepr}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[str]:
     """`cds-service demo` as a real process on a free port (what `make run` starts)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
     env["CDS_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}"
     proc = subprocess.Popen(
@@ -144,15 +137,7 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, "the demo exited"
-                assert time.monotonic() < deadline, "the demo did not start within 30 s"
-                time.sleep(0.1)
+        wait_until_serving(f"{base}/healthz", proc, timeout_s=30)
         yield base
     finally:
         proc.terminate()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from cds_service.store.database import open_database
 from tests.builders import hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
+from tests.servers import free_port, wait_until_serving
 
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/vitamin-d-cramps"
@@ -77,14 +77,8 @@ async def test_not_ready_when_the_database_is_unreachable(make_app: AppFactory) 
         await app.state.engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CDS_", "PROMETHEUS_"))}
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
@@ -101,15 +95,8 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        wait_until_serving(f"{base}/healthz", proc)
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "serve --workers 2 did not start"
-            time.sleep(0.2)
         request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
 
         def workers_seen() -> set[str]:

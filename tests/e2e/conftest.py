@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import httpx
 import pytest
 
 from tests.builders import condition, medication, obs
+from tests.servers import free_port, wait_until_serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TOKEN = "e2e-bearer-token"
@@ -35,15 +34,9 @@ class FhirServer:
         self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_fhir_server(workdir: Path) -> FhirServer:
     """Start sekmet and wait for its CapabilityStatement; never skip: a failure here fails the suite."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     (workdir / "settings.yaml").write_text(
         "host: 127.0.0.1\n"
@@ -60,18 +53,12 @@ def start_fhir_server(workdir: Path) -> FhirServer:
     sekmet = Path(sys.executable).with_name("sekmet")
     log = (workdir / "sekmet.log").open("wb")
     process = subprocess.Popen([str(sekmet), "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"sekmet exited: {(workdir / 'sekmet.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/metadata", timeout=1).status_code == 200:
-                return FhirServer(base, TOKEN, process)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.terminate()
-    pytest.fail("sekmet did not answer /metadata within 60 s")
+    try:
+        wait_until_serving(f"{base}/metadata", process)
+    except AssertionError:
+        process.terminate()
+        pytest.fail(f"sekmet did not start: {(workdir / 'sekmet.log').read_text()[-2000:]}")
+    return FhirServer(base, TOKEN, process)
 
 
 def load(server: FhirServer, transaction: dict[str, Any]) -> None:
