@@ -15,7 +15,7 @@ from pythonjsonlogger.json import JsonFormatter
 logger = logging.getLogger("cds_service")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|id_token|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"',}\s]+")
@@ -56,7 +56,8 @@ class _TextFormatter(logging.Formatter):
 
 def configure(fmt: Literal["json", "text"], stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(_FORMAT) if fmt == "json" else _TextFormatter(_FORMAT))
+    json_formatter = JsonFormatter(_FORMAT, reserved_attrs=[*JsonFormatter().reserved_attrs, "color_message"])
+    handler.setFormatter(json_formatter if fmt == "json" else _TextFormatter(_FORMAT))
     handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
