@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -213,37 +214,45 @@ class ConditionSet(_Strict):
     icd10: list[str] = []
     icd10_prefixes: list[str] = []
     snomed: list[str] = []
-    # the same, prepared once for matching: dotless code -> code as written, dotless prefixes
-    _icd10: dict[str, str] = PrivateAttr(default_factory=dict)
-    _prefixes: tuple[str, ...] = PrivateAttr(default=())
-    _snomed: frozenset[str] = PrivateAttr(default=frozenset())
 
-    def model_post_init(self, context: Any) -> None:
-        self._icd10 = {dotless(c): c for c in self.icd10}
-        self._prefixes = tuple(dotless(p) for p in self.icd10_prefixes)
-        self._snomed = frozenset(self.snomed)
+    # Prepared once for matching (plain attributes after the first use: matching runs per call).
+    @cached_property
+    def icd10_index(self) -> dict[str, str]:
+        """Dotless code -> the code as the content writes it."""
+        return {dotless(c): c for c in self.icd10}
+
+    @cached_property
+    def prefix_index(self) -> tuple[str, ...]:
+        return tuple(dotless(p) for p in self.icd10_prefixes)
+
+    @cached_property
+    def snomed_index(self) -> frozenset[str]:
+        return frozenset(self.snomed)
 
     def icd10_match(self, code: str) -> str | None:
         """The code as the content writes it, for a dotless ICD-10-CM code this set lists."""
-        if code in self._icd10:
-            return self._icd10[code]
-        return code if code.startswith(self._prefixes) and self._prefixes else None
+        written = self.icd10_index.get(code)
+        if written is not None:
+            return written
+        prefixes = self.prefix_index
+        return code if prefixes and code.startswith(prefixes) else None
 
     def snomed_match(self, code: str) -> bool:
-        return code in self._snomed
+        return code in self.snomed_index
 
 
 class Drug(_Strict):
     group: str = ""
     ingredient: Annotated[str, Field(min_length=3)]
     rxnorm: str | None = None
-    _name: str = PrivateAttr(default="")
 
-    def model_post_init(self, context: Any) -> None:
-        self._name = self.ingredient.lower()
+    @cached_property
+    def lower_name(self) -> str:
+        return self.ingredient.lower()
 
     def named_in(self, names: Iterable[str]) -> bool:
-        return any(self._name in name for name in names)
+        name = self.lower_name
+        return any(name in text for text in names)
 
 
 class ContextRules(_Strict):
