@@ -8,61 +8,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..clinical.context import ConditionFact, MedicationFact
 from ..content import ContextRules, dotless
-from .references import names_patient
+from .models import CodeableConcept, Read, Reference, Resource, Tally, own
 
 
-class _Lite(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _Coding(_Lite):
-    system: str | None = None
-    code: str | None = None
-    display: str | None = None
-
-
-class CodeableConcept(_Lite):
-    coding: list[_Coding] = Field(default_factory=list)
-    text: str | None = None
-
-
-class Reference(_Lite):
-    reference: str | None = None
-    display: str | None = None
-
-
-class _Condition(_Lite):
-    resourceType: str
-    id: str | None = None
-    subject: Reference | None = None
+class _Condition(Resource):
     code: CodeableConcept | None = None
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
 
 
-class _MedicationRequest(_Lite):
-    resourceType: str
-    id: str | None = None
+class _MedicationRequest(Resource):
     status: str
-    subject: Reference | None = None
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
     contained: list[dict[str, Any]] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ContextRead:
-    conditions: tuple[ConditionFact, ...]
-    medications: tuple[MedicationFact, ...]
-    malformed: int
-    other_patient: int
 
 
 def _codes(concept: CodeableConcept | None) -> set[str]:
@@ -96,20 +61,10 @@ class ContextReader:
         self._active = frozenset(rules.active_statuses)
         self._refused = frozenset(rules.refused_verification)
 
-    def conditions(self, resources: Iterable[Any], patient_id: str) -> ContextRead:
-        facts: list[ConditionFact] = []
-        malformed = other = 0
-        for raw in resources:
-            if not isinstance(raw, dict) or raw.get("resourceType") != "Condition":
-                continue
-            try:
-                condition = _Condition.model_validate(raw)
-            except ValidationError:
-                malformed += 1
-                continue
-            if not names_patient(condition.subject.reference if condition.subject else None, patient_id):
-                other += 1
-                continue
+    def conditions(self, resources: Iterable[Any], patient_id: str) -> Read[ConditionFact]:
+        tally = Tally()
+        facts = []
+        for condition in own(resources, "Condition", _Condition, patient_id, tally):
             if (
                 _codes(condition.verificationStatus) & self._refused
                 or not _codes(condition.clinicalStatus) & self._active
@@ -121,30 +76,12 @@ class ContextReader:
                 if c.system and c.code
             )
             facts.append(ConditionFact(codes))
-        return ContextRead(tuple(facts), (), malformed, other)
+        return tally.read(facts)
 
-    def medications(self, resources: Iterable[Any], patient_id: str) -> ContextRead:
-        facts: list[MedicationFact] = []
-        malformed = other = 0
-        for raw in resources:
-            if not isinstance(raw, dict) or raw.get("resourceType") != "MedicationRequest":
-                continue
-            try:
-                request = _MedicationRequest.model_validate(raw)
-            except ValidationError:
-                malformed += 1
-                continue
-            if not names_patient(request.subject.reference if request.subject else None, patient_id):
-                other += 1
-                continue
-            if request.status != "active":
-                continue
-            facts.append(
-                medication_fact(
-                    request.medicationCodeableConcept,
-                    request.medicationReference,
-                    request.contained,
-                    self._systems.rxnorm,
-                )
-            )
-        return ContextRead((), tuple(facts), malformed, other)
+    def medications(self, resources: Iterable[Any], patient_id: str) -> Read[MedicationFact]:
+        tally = Tally()
+        return tally.read(
+            medication_fact(r.medicationCodeableConcept, r.medicationReference, r.contained, self._systems.rxnorm)
+            for r in own(resources, "MedicationRequest", _MedicationRequest, patient_id, tally)
+            if r.status == "active"
+        )

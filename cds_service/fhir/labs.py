@@ -9,77 +9,41 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from ..clinical.results import LabResult
 from ..content import Content
-from .references import names_patient
+from .models import CodeableConcept, Lite, Period, Quantity, Read, Resource, Tally, own
 from .units import UnitTable
 
 
-class _Lite(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+class _ReferenceRange(Lite):
+    low: Quantity | None = None
+    high: Quantity | None = None
+    type: CodeableConcept | None = None
 
 
-_Number = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class _Coding(_Lite):
-    system: str | None = None
-    code: str | None = None
-
-
-class _Concept(_Lite):
-    coding: list[_Coding] = Field(default_factory=list)
-
-
-class _Quantity(_Lite):
-    value: _Number | None = None
-    comparator: Literal["<", "<=", ">=", ">"] | None = None
-    unit: str | None = None
-    system: str | None = None
-    code: str | None = None
-
-
-class _Period(_Lite):
-    start: str | None = None
-    end: str | None = None
-
-
-class _Reference(_Lite):
-    reference: str | None = None
-
-
-class _ReferenceRange(_Lite):
-    low: _Quantity | None = None
-    high: _Quantity | None = None
-    type: _Concept | None = None
-
-
-class _Component(_Lite):
-    code: _Concept
-    valueQuantity: _Quantity | None = None
+class _Component(Lite):
+    code: CodeableConcept
+    valueQuantity: Quantity | None = None
     valueString: str | None = None
-    dataAbsentReason: _Concept | None = None
+    dataAbsentReason: CodeableConcept | None = None
 
 
-class _Observation(_Lite):
+class _Observation(Resource):
     resourceType: Literal["Observation"]
-    id: str | None = None
     status: str
-    code: _Concept
-    subject: _Reference | None = None
+    code: CodeableConcept
     effectiveDateTime: str | None = None
-    effectivePeriod: _Period | None = None
+    effectivePeriod: Period | None = None
     effectiveInstant: str | None = None
     issued: str | None = None
-    valueQuantity: _Quantity | None = None
+    valueQuantity: Quantity | None = None
     valueString: str | None = None
-    dataAbsentReason: _Concept | None = None
+    dataAbsentReason: CodeableConcept | None = None
     referenceRange: list[_ReferenceRange] = Field(default_factory=list)
     component: list[_Component] = Field(default_factory=list)
 
@@ -105,13 +69,6 @@ def parse_fhir_datetime(text: str) -> datetime:
     return datetime.fromisoformat(f"{match['y']}-{match['m']}-{match['d']}T{match['time']}{tz}")
 
 
-@dataclass(frozen=True)
-class LabRead:
-    results: tuple[LabResult, ...]
-    malformed: int  # selected resources skipped because they were not valid
-    other_patient: int  # resources about another patient (or no patient), ignored
-
-
 class LabReader:
     """Reads the Observations the rules care about; built once from the content."""
 
@@ -125,30 +82,23 @@ class LabReader:
         self._d3 = frozenset(vitamin_d.component_d3)
         self._component_name = vitamin_d.component_total_name
 
-    def read(self, resources: Iterable[Any], patient_id: str) -> LabRead:
+    def read(self, resources: Iterable[Any], patient_id: str) -> Read[LabResult]:
+        """The patient's results, each resource once (by id)."""
+        tally = Tally()
         results: list[LabResult] = []
         seen_ids: set[str] = set()
-        malformed = other_patient = 0
-        for raw in resources:
-            if not self._selected(raw):
-                continue
+        for obs in own(filter(self._selected, resources), "Observation", _Observation, patient_id, tally):
             try:
-                obs = _Observation.model_validate(raw)
                 result = self._result(obs)
-            except (ValidationError, ValueError):
-                malformed += 1
+            except ValueError:  # a date that is not a FHIR date
+                tally.malformed += 1
                 continue
-            if not names_patient(obs.subject.reference if obs.subject else None, patient_id):
-                other_patient += 1
-                continue
-            if result is None:
+            if result is None or obs.id in seen_ids:
                 continue
             if obs.id is not None:
-                if obs.id in seen_ids:
-                    continue
                 seen_ids.add(obs.id)
             results.append(result)
-        return LabRead(tuple(results), malformed, other_patient)
+        return tally.read(results)
 
     # -- selection on raw JSON ------------------------------------------------------------------
 
@@ -174,7 +124,7 @@ class LabReader:
 
     # -- reading a validated Observation ---------------------------------------------------------
 
-    def _loinc(self, concept: _Concept) -> list[str]:
+    def _loinc(self, concept: CodeableConcept) -> list[str]:
         return [c.code for c in concept.coding if c.system == self._system and c.code is not None]
 
     def _result(self, obs: _Observation) -> LabResult | None:
@@ -223,7 +173,7 @@ class LabReader:
             range_high=high,
         )
 
-    def _quantity(self, analyte: str, q: _Quantity) -> tuple[float, Any, str] | str:
+    def _quantity(self, analyte: str, q: Quantity) -> tuple[float, Any, str] | str:
         """(value as reported, comparator, recognised UCUM unit) or why it is unreadable."""
         if q.value is None:
             return "no numeric value"
@@ -259,7 +209,7 @@ class LabReader:
             return low, high
         return None, None
 
-    def _bound(self, analyte: str, q: _Quantity | None) -> float | None:
+    def _bound(self, analyte: str, q: Quantity | None) -> float | None:
         if q is None or q.value is None or q.comparator is not None or q.value < 0:
             return None
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)

@@ -11,20 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..clinical.context import takes
 from ..content import Content
-from .context import CodeableConcept, Reference, medication_fact
+from .context import medication_fact
+from .models import CodeableConcept, Lite, Reference
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
 
 
-class _Lite(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _ServiceRequest(_Lite):
+class _ServiceRequest(Lite):
     id: str | None = None
     code: CodeableConcept | None = None
     subject: Reference | None = None
@@ -32,7 +29,7 @@ class _ServiceRequest(_Lite):
     encounter: Reference | None = None
 
 
-class _MedicationRequest(_Lite):
+class _MedicationRequest(Lite):
     id: str | None = None
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None

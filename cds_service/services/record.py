@@ -122,7 +122,7 @@ class RecordReader:
         windows = self.content.thresholds.windows
         allowance = timedelta(hours=windows.future_allowance_hours)
         vitamin_d = assess_vitamin_d(
-            labs.results,
+            labs.items,
             as_of=as_of,
             profile=self.profile,
             window_days=windows.vitamin_d_status_days,
@@ -132,16 +132,16 @@ class RecordReader:
         electrolytes = None
         if ELECTROLYTES in wanted and not data.missing(ELECTROLYTES):
             electrolytes = assess_electrolytes(
-                labs.results,
+                labs.items,
                 as_of=as_of,
                 ranges=self.content.thresholds.electrolyte_ranges,
                 windows=windows,
                 payne=self.content.thresholds.payne,
                 future_allowance=allowance,
             )
-        context = assess_context(conditions.conditions, medications.medications, self.content.context)
+        context = assess_context(conditions.items, medications.items, self.content.context)
         log: dict[str, Any] = {
-            "results": len(labs.results),
+            "results": len(labs.items),
             "malformed": labs.malformed + empty_entries + conditions.malformed + medications.malformed,
             "other_patient": labs.other_patient + conditions.other_patient + medications.other_patient,
         }
@@ -150,7 +150,7 @@ class RecordReader:
         if data.unavailable:
             log["unavailable"] = "; ".join(f"{u.key.name}: {u.reason}" for u in data.unavailable)
         return Record(
-            labs=labs.results,
+            labs=labs.items,
             vitamin_d=vitamin_d,
             electrolytes=electrolytes,
             context=context,

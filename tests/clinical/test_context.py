@@ -17,8 +17,8 @@ def context(
 ) -> CrampContext:  # type: ignore[assignment]
     reader = ContextReader(content.context)
     return assess_context(
-        reader.conditions(conditions, PATIENT).conditions,
-        reader.medications(medications, PATIENT).medications,
+        reader.conditions(conditions, PATIENT).items,
+        reader.medications(medications, PATIENT).items,
         content.context,
     )
 
@@ -109,7 +109,7 @@ def test_ckd_stage(content: Content, code: str, advanced: bool) -> None:
 def test_another_patients_conditions_are_ignored(content: Content) -> None:
     reader = ContextReader(content.context)
     read = reader.conditions([condition("R25.2", patient="p2"), {"resourceType": "Condition", "subject": 1}], PATIENT)
-    assert read.conditions == () and read.other_patient == 1 and read.malformed == 1
+    assert read.items == () and read.other_patient == 1 and read.malformed == 1
 
 
 # --- medicines ------------------------------------------------------------------------------------

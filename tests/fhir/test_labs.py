@@ -9,7 +9,8 @@ import pytest
 
 from cds_service.clinical.results import LabResult
 from cds_service.content import Content
-from cds_service.fhir.labs import LabRead, LabReader, parse_fhir_datetime
+from cds_service.fhir.labs import LabReader, parse_fhir_datetime
+from cds_service.fhir.models import Read
 from tests.builders import LOINC, PATIENT, UCUM, obs
 
 
@@ -18,12 +19,12 @@ def reader(content: Content) -> LabReader:
     return LabReader(content)
 
 
-def read(reader: LabReader, *resources: Any) -> LabRead:
+def read(reader: LabReader, *resources: Any) -> Read[LabResult]:
     return reader.read(resources, PATIENT)
 
 
 def one(reader: LabReader, resource: dict[str, Any]) -> LabResult:
-    (result,) = read(reader, resource).results
+    (result,) = read(reader, resource).items
     return result
 
 
@@ -137,7 +138,7 @@ def test_value_strings_that_are_not_values(reader: LabReader, text: str, problem
     ],
 )
 def test_statuses(reader: LabReader, status: str, counts: bool) -> None:
-    assert bool(read(reader, obs("62292-8", 12, "ng/mL", status=status)).results) is counts
+    assert bool(read(reader, obs("62292-8", 12, "ng/mL", status=status)).items) is counts
 
 
 # --- dates --------------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ def test_effective_date_time_wins_over_issued(reader: LabReader) -> None:
 @pytest.mark.parametrize("text", ["2026-11-01T08:30:00", "01/11/2026", "2026-13-01", "2026-11-01T25:00:00Z", ""])
 def test_malformed_dates_make_the_resource_malformed(reader: LabReader, text: str) -> None:
     got = read(reader, obs("62292-8", 12, "ng/mL", when=text))
-    assert got.results == () and got.malformed == 1
+    assert got.items == () and got.malformed == 1
 
 
 def test_parse_fhir_datetime_keeps_offsets() -> None:
@@ -200,13 +201,13 @@ def test_only_the_context_patients_results_count(reader: LabReader, subject: dic
     if subject is not None:
         resource["subject"] = subject
     got = read(reader, resource)
-    assert bool(got.results) is ours and got.other_patient == (0 if ours else 1)
+    assert bool(got.items) is ours and got.other_patient == (0 if ours else 1)
 
 
 def test_the_same_resource_twice_counts_once(reader: LabReader) -> None:
     twin = obs("62292-8", 12, "ng/mL", id="dup")
     got = read(reader, twin, dict(twin), obs("62292-8", 40, "ng/mL", id="other"))
-    assert [r.resource_id for r in got.results] == ["dup", "other"]
+    assert [r.resource_id for r in got.items] == ["dup", "other"]
 
 
 def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) -> None:
@@ -215,7 +216,7 @@ def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) ->
     local["code"]["coding"][0]["system"] = "http://acme.example/labs"
     patient = {"resourceType": "Patient", "id": "p1"}
     got = read(reader, glucose, local, patient, "not a resource", 42, None)
-    assert got.results == () and got.malformed == 0
+    assert got.items == () and got.malformed == 0
 
 
 @pytest.mark.parametrize(
@@ -231,12 +232,12 @@ def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) ->
 def test_malformed_selected_resources_are_skipped_and_counted(reader: LabReader, broken: dict[str, Any]) -> None:
     bad = obs("62292-8", 12, "ng/mL") | broken
     got = read(reader, bad, obs("62292-8", 40, "ng/mL"))
-    assert [r.value for r in got.results] == [40] and got.malformed == 1
+    assert [r.value for r in got.items] == [40] and got.malformed == 1
 
 
 def test_roles_follow_the_code_lists(reader: LabReader) -> None:
     got = read(reader, obs("1989-3", 12, "ng/mL"), obs("1649-3", 40, "pg/mL"), obs("29265-6", 9, "mg/dL"))
-    assert [(r.analyte, r.role) for r in got.results] == [
+    assert [(r.analyte, r.role) for r in got.items] == [
         ("vitamin_d", "proxy"),
         ("vitamin_d", "wrong_test"),
         ("calcium", "corrected"),
@@ -268,7 +269,7 @@ def test_components_under_a_local_panel_code(reader: LabReader) -> None:
 
 def test_a_d3_component_alone_is_not_a_total(reader: LabReader) -> None:
     resource = obs("2345-7", component=[component("1989-3", 24)])
-    assert read(reader, resource).results == ()
+    assert read(reader, resource).items == ()
 
 
 # --- reference ranges ---------------------------------------------------------------------------
