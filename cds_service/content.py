@@ -35,6 +35,12 @@ CARD_KINDS = (
 )
 # What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
 NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calcium_corrected")
+# The wording an order card's own suggestion needs, and the test the 1,25 card orders instead.
+SUGGESTION_WORDING = {
+    "vitd-duplicate-order": ("suggestion_label", "delete_description"),
+    "vitd-order-1-25": ("suggestion_label", "delete_description", "create_description"),
+}
+REPLACEMENT_TEST = "vitamin_d_total"
 # Analytes the electrolyte rules evaluate, each needing a default range.
 RANGED_ANALYTES = ("potassium", "calcium", "calcium_ionized", "magnesium")
 
@@ -464,6 +470,8 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
     for name, profile in thresholds.vitamin_d_profiles.items():
         if profile.source not in sources:
             fail(f"profile {name} cites unknown source {profile.source!r}")
+        if catalogue.sources[profile.source].url is None:
+            fail(f"profile {name}'s source {profile.source!r} has no url")
     for kind, spec in catalogue.cards.items():
         for ref in [spec.source, *spec.links, *spec.cite]:
             if ref != "profile" and ref not in sources:
@@ -474,9 +482,10 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
         for suggestion in spec.suggestions:
             if suggestion.orderable not in codes.orderable:
                 fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")
-    for name, profile in thresholds.vitamin_d_profiles.items():
-        if catalogue.sources[profile.source].url is None:
-            fail(f"profile {name}'s source {profile.source!r} has no url")
+        if missing := [f for f in SUGGESTION_WORDING.get(kind, ()) if getattr(spec, f) is None]:
+            fail(f"cards.{kind} lacks {', '.join(missing)}")
+    if REPLACEMENT_TEST not in codes.orderable:
+        fail(f"codes.yaml orderable lacks {REPLACEMENT_TEST}, which vitd-order-1-25 orders")
 
 
 def _digest(directory: Path) -> str:

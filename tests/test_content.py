@@ -96,6 +96,14 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "electrolytes-check.summary",
     ),
     (
+        "order card wording missing",
+        lambda d: edit(
+            d / "catalogue.yaml", '    create_description: "Draft an order: 25-hydroxyvitamin D (62292-8)"\n', ""
+        ),
+        "catalogue.yaml",
+        "cards.vitd-order-1-25 lacks create_description",
+    ),
+    (
         "an analyte name missing",
         lambda d: edit(d / "catalogue.yaml", '  calcium_ionized: "ionized calcium"\n', ""),
         "catalogue.yaml",

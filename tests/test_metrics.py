@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
 
 from cds_service.store.database import open_database
-from tests.builders import hook_request, normal_electrolytes, obs
+from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
 from tests.servers import free_port, wait_until_serving
+from tests.test_fetch import route_fhir, without_prefetch
 
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/vitamin-d-cramps"
@@ -41,6 +43,9 @@ async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> 
     no_data = hook_request()
     del no_data["prefetch"]
     assert (await client.post(SERVICE, json=no_data)).status_code == 412
+    with respx.mock:  # one call reads its data from a FHIR server: five queries, the electrolytes failing
+        route_fhir(bundle(obs("62292-8", 12, "ng/mL")), httpx.Response(404))
+        assert (await client.post(SERVICE, json=without_prefetch())).status_code == 200
     card = (await client.post(SERVICE, json=deficient)).json()["cards"][0]
     entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
     assert (await client.post(f"{SERVICE}/feedback", json={"feedback": [entry]})).status_code == 200
@@ -51,12 +56,14 @@ async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> 
     def delta(name: str, **labels: str) -> float:
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="200") == 4
+    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="200") == 5
     assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="412") == 1
-    assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning") == 4
-    assert delta("cds_hook_duration_seconds_count", service="vitamin-d-cramps") == 5  # 400s never reach the route
+    assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning") == 5
+    assert delta("cds_hook_duration_seconds_count", service="vitamin-d-cramps") == 6  # 400s never reach the route
     assert delta("cds_feedback_total", outcome="overridden") == 1
-    assert delta("cds_fhir_queries_total", outcome="no fhirServer in the request") == 0  # not a query
+    assert delta("cds_fhir_queries_total", outcome="ok") == 4
+    assert delta("cds_fhir_queries_total", outcome="HTTP 404") == 1
+    assert delta("cds_fhir_query_duration_seconds_count") == 5
 
 
 async def test_health_and_readiness(make_app: AppFactory) -> None:

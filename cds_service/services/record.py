@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..cards import CardRenderer
 from ..clinical.context import CrampContext, assess_context
 from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult
@@ -49,6 +50,7 @@ class RecordReader:
     def __init__(self, content: Content, settings: Settings) -> None:
         self.content = content
         self.profile: Profile = content.profile(settings.threshold_profile)
+        self.cards = CardRenderer(content, self.profile)  # one renderer for every service
         self.accept_opt_in = settings.vitd_opt_in_codes
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)

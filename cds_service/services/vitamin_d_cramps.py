@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..cards import CardRenderer, result_view
+from ..cards import result_view
 from ..clinical.context import CrampContext
 from ..clinical.electrolytes import ElectrolyteAssessment
 from ..clinical.results import within
@@ -37,7 +37,7 @@ class VitaminDCramps:
         self._record = record
         self._content = record.content
         self._profile = record.profile
-        self._cards = CardRenderer(record.content, record.profile)
+        self._cards = record.cards
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 
     def definition(self) -> ServiceDefinition:

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from ..cards import CardRenderer, result_view
+from ..cards import result_view
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
@@ -41,7 +41,7 @@ class VitaminDOrders:
         )
         self._record = record
         self._content = record.content
-        self._cards = CardRenderer(record.content, record.profile)
+        self._cards = record.cards
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS)
 
