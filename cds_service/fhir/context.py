@@ -10,11 +10,11 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import Field, ValidationError
+import msgspec
 
 from ..clinical.context import ConditionFact, MedicationFact
 from ..content import ContextRules, dotless
-from .models import CodeableConcept, Read, Reference, Resource, Tally, own
+from .models import CodeableConcept, Read, Reference, Resource, Tally, own, read_as
 
 
 class _Condition(Resource):
@@ -23,11 +23,11 @@ class _Condition(Resource):
     verificationStatus: CodeableConcept | None = None
 
 
-class _MedicationRequest(Resource):
+class _MedicationRequest(Resource, kw_only=True):
     status: str
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] = Field(default_factory=list)
+    contained: list[dict[str, Any]] = []
 
 
 def _codes(concept: CodeableConcept | None) -> set[str]:
@@ -46,8 +46,8 @@ def medication_fact(
         if reference.reference and reference.reference.startswith("#"):
             for resource in contained:
                 if resource.get("resourceType") == "Medication" and f"#{resource.get('id')}" == reference.reference:
-                    with contextlib.suppress(ValidationError):
-                        concepts.append(CodeableConcept.model_validate(resource.get("code") or {}))
+                    with contextlib.suppress(msgspec.ValidationError):
+                        concepts.append(read_as(CodeableConcept, resource.get("code") or {}))
     codes: set[str] = set()
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]

@@ -1,8 +1,7 @@
 """Observation JSON -> LabResult, exactly as CLINICAL.md "Reading an Observation" says.
 
 Resources are selected by LOINC code on the raw JSON first; only the selected ones are validated,
-and against a small model of the fields read here rather than the whole FHIR Observation (which
-costs far more per resource and would dominate a hook call).
+and against a small model of the fields read here (fhir/models.py says why).
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-from pydantic import Field
 
 from ..clinical.results import LabResult
 from ..content import Content
@@ -33,7 +30,7 @@ class _Component(Lite):
     dataAbsentReason: CodeableConcept | None = None
 
 
-class _Observation(Resource):
+class _Observation(Resource, kw_only=True):
     resourceType: Literal["Observation"]
     status: str
     code: CodeableConcept
@@ -44,8 +41,8 @@ class _Observation(Resource):
     valueQuantity: Quantity | None = None
     valueString: str | None = None
     dataAbsentReason: CodeableConcept | None = None
-    referenceRange: list[_ReferenceRange] = Field(default_factory=list)
-    component: list[_Component] = Field(default_factory=list)
+    referenceRange: list[_ReferenceRange] = []
+    component: list[_Component] = []
 
 
 _DATE = re.compile(

@@ -1,29 +1,38 @@
 """The few FHIR datatypes the readers validate, and the result of a read.
 
-Only the fields the service reads are modelled (validating whole resources costs far more); a
-resource that fails is counted as malformed and skipped, and one about another patient is counted
-and ignored.
+Only the fields the service reads are modelled, as msgspec structs: validating a whole resource
+with fhir.resources costs about 200 µs and a pydantic model of these fields 10 µs, msgspec about
+3 µs, and a heavy patient brings hundreds. A resource that fails is counted as malformed and
+skipped, and one about another patient is counted and ignored.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from .references import names_patient
 
 T = TypeVar("T")
 M = TypeVar("M", bound="Resource")
+L = TypeVar("L", bound="Lite")
 
 
-class Lite(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+class Lite(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Strict types (a number is never a string), unknown fields ignored."""
 
 
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# Finite: NaN fails both bounds, an infinity one (stdlib json reads NaN and Infinity).
+Number = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+
+def read_as(model: type[L], raw: Any) -> L:
+    """`raw` as `model`; msgspec.ValidationError when it does not fit."""
+    return msgspec.convert(raw, model)
 
 
 class Coding(Lite):
@@ -33,7 +42,7 @@ class Coding(Lite):
 
 
 class CodeableConcept(Lite):
-    coding: list[Coding] = Field(default_factory=list)
+    coding: list[Coding] = []
     text: str | None = None
 
 
@@ -82,8 +91,8 @@ def own(resources: Iterable[Any], resource_type: str, model: type[M], patient_id
         if not isinstance(raw, dict) or raw.get("resourceType") != resource_type:
             continue
         try:
-            resource = model.model_validate(raw)
-        except ValidationError:
+            resource = read_as(model, raw)
+        except msgspec.ValidationError:
             tally.malformed += 1
             continue
         if not names_patient(resource.subject.reference if resource.subject else None, patient_id):

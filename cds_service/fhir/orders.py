@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+import msgspec
 
 from ..clinical.context import takes
 from ..content import Content
 from .context import medication_fact
-from .models import CodeableConcept, Lite, Reference
+from .models import CodeableConcept, Lite, Reference, read_as
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
 
@@ -33,7 +33,7 @@ class _MedicationRequest(Lite):
     id: str | None = None
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] = Field(default_factory=list)
+    contained: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DraftOrderReader:
                 continue
             try:
                 draft = self._draft(resource)
-            except ValidationError:
+            except msgspec.ValidationError:
                 continue
             if draft is None:
                 continue
@@ -79,7 +79,7 @@ class DraftOrderReader:
     def _draft(self, resource: dict[str, Any]) -> DraftOrder | None:
         kind = resource.get("resourceType")
         if kind == "ServiceRequest":
-            request = _ServiceRequest.model_validate(resource)
+            request = read_as(_ServiceRequest, resource)
             codes = {c.code for c in request.code.coding if c.system == self._loinc} if request.code else set()
             order: OrderKind | None = (
                 "dihydroxy_test" if codes & self._dihydroxy else "vitamin_d_test" if codes & self._tests else None
@@ -87,7 +87,7 @@ class DraftOrderReader:
             if order is None:
                 return None
             references = {
-                name: ref.model_dump(exclude_none=True)
+                name: msgspec.to_builtins(ref)
                 for name, ref in (
                     ("subject", request.subject),
                     ("requester", request.requester),
@@ -97,7 +97,7 @@ class DraftOrderReader:
             }
             return DraftOrder(order, kind, request.id, references=references)
         if kind == "MedicationRequest":
-            med = _MedicationRequest.model_validate(resource)
+            med = read_as(_MedicationRequest, resource)
             fact = medication_fact(med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm)
             product = next((p.ingredient for p in self._products if takes(fact, p)), None)
             return DraftOrder("vitamin_d_medication", kind, med.id, product=product) if product else None

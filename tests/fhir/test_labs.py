@@ -224,6 +224,11 @@ def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) ->
     [
         {"valueQuantity": {"value": "12", "unit": "ng/mL"}},  # a string where FHIR has a number
         {"valueQuantity": {"value": 12, "comparator": "~"}},
+        {"valueQuantity": {"value": True, "unit": "ng/mL"}},
+        {"valueQuantity": {"value": float("nan"), "unit": "ng/mL"}},  # stdlib json reads NaN
+        {"valueQuantity": {"value": float("inf"), "unit": "ng/mL"}},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "62292-8"}], "text": 5}},
+        {"referenceRange": {"low": {"value": 1}}},
         {"status": 7},
         {"subject": "Patient/p1"},
         {"effectivePeriod": "2026"},
