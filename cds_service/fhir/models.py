@@ -22,7 +22,7 @@ M = TypeVar("M", bound="Resource")
 L = TypeVar("L", bound="Lite")
 
 
-class Lite(msgspec.Struct, frozen=True, omit_defaults=True):
+class Lite(msgspec.Struct, omit_defaults=True):
     """Strict types (a number is never a string), unknown fields ignored."""
 
 
