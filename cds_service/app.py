@@ -26,6 +26,7 @@ from .fhir.prefetch import PrefetchUnavailable
 from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
 from .protocol import CdsResponse, Discovery, FeedbackRequest, HookRequest, RequestError, operation_outcome
+from .requests import JsonRoute
 from .responses import JsonResponse
 from .services.base import CdsService
 from .services.registry import build_services
@@ -114,6 +115,7 @@ def create_app(
         default_response_class=JsonResponse,
         lifespan=lifespan,
     )
+    app.router.route_class = JsonRoute
     # Outermost last: CORS, then errors, then the JWT (before any body is read), then the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if issuers is not None:
