@@ -7,7 +7,6 @@ the file and the problem, instead of failing on some patient's chart later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -256,10 +255,6 @@ class Drug(_Strict):
     def lower_name(self) -> str:
         return self.ingredient.lower()
 
-    def named_in(self, names: Iterable[str]) -> bool:
-        name = self.lower_name
-        return any(name in text for text in names)
-
 
 class ContextRules(_Strict):
     systems: ContextSystems
@@ -427,6 +422,7 @@ def load_content(directory: Path | None = None) -> Content:
         autoescape=False,  # Markdown, not HTML; templates only receive values the service formats
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # content is read once: cards must match the version the store records
     )
     env.filters["and_list"] = and_list
     env.filters["num"] = format_number

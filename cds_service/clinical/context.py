@@ -17,7 +17,7 @@ class ConditionFact:
 @dataclass(frozen=True)
 class MedicationFact:
     rxnorm: frozenset[str]
-    names: tuple[str, ...]  # lower case: coding displays, text, reference display
+    names: str  # lower case, one a line: coding displays, text, reference display
 
 
 @dataclass(frozen=True)
@@ -30,30 +30,36 @@ class CrampContext:
     vitamin_d_products: tuple[str, ...] = ()
 
 
-def _matches(fact: ConditionFact, wanted: ConditionSet, rules: ContextRules) -> list[str]:
-    """The codes of `fact` that `wanted` lists, as written in the content."""
-    found = []
-    for system, code in fact.codes:
-        if system == rules.systems.icd10:
-            if (written := wanted.icd10_match(code)) is not None:
-                found.append(written)
-        elif system == rules.systems.snomed and wanted.snomed_match(code):
-            found.append(code)
-    return found
+def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[set[str], set[str]]:
+    """The ICD-10-CM (dotless) and SNOMED CT codes of all the conditions."""
+    icd10, snomed = set(), set()
+    for fact in conditions:
+        for system, code in fact.codes:
+            if system == rules.systems.icd10:
+                icd10.add(code)
+            elif system == rules.systems.snomed:
+                snomed.add(code)
+    return icd10, snomed
+
+
+def _matches(codes: tuple[set[str], set[str]], wanted: ConditionSet) -> list[str]:
+    """The codes that `wanted` lists, as written in the content."""
+    icd10, snomed = codes
+    found = [written for code in icd10 if (written := wanted.icd10_match(code)) is not None]
+    return found + [code for code in snomed if wanted.snomed_match(code)]
 
 
 def takes(medication: MedicationFact, drug: Drug) -> bool:
     """By RxNorm ingredient code, or the ingredient's name in the order's names."""
-    if drug.rxnorm is not None and drug.rxnorm in medication.rxnorm:
-        return True
-    return drug.named_in(medication.names)
+    return drug.rxnorm in medication.rxnorm or drug.lower_name in medication.names
 
 
 def assess_context(
     conditions: Sequence[ConditionFact], medications: Sequence[MedicationFact], rules: ContextRules
 ) -> CrampContext:
-    cramp_codes = sorted({code for fact in conditions for code in _matches(fact, rules.cramps, rules)})
-    other_causes = [cause.name for cause in rules.other_causes if any(_matches(f, cause, rules) for f in conditions)]
+    codes = _codes(conditions, rules)
+    cramp_codes = sorted(_matches(codes, rules.cramps))
+    other_causes = [cause.name for cause in rules.other_causes if _matches(codes, cause)]
     drugs = [
         f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient
         for drug in rules.cramp_drugs
@@ -64,7 +70,7 @@ def assess_context(
         cramps=bool(cramp_codes),
         cramp_codes=tuple(cramp_codes),
         other_causes=tuple(other_causes),
-        ckd_advanced=any(_matches(f, rules.ckd_advanced, rules) for f in conditions),
+        ckd_advanced=bool(_matches(codes, rules.ckd_advanced)),
         drugs=tuple(drugs),
         vitamin_d_products=tuple(products),
     )

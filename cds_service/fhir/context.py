@@ -52,7 +52,7 @@ def medication_fact(
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]
         codes |= {x.code for x in c.coding if x.system == rxnorm and x.code}
-    return MedicationFact(frozenset(codes), tuple(n.lower() for n in names))
+    return MedicationFact(frozenset(codes), "\n".join(names).lower())
 
 
 class ContextReader:
