@@ -33,8 +33,8 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TESTING)
-	$(BIN)/ruff check cds_service tests
-	$(BIN)/ruff format --check cds_service tests
+	$(BIN)/ruff check cds_service tests bench
+	$(BIN)/ruff format --check cds_service tests bench
 	$(BIN)/mypy cds_service
 
 # The benchmark of bench/README.md: installs wrk (Debian) where missing; takes about five minutes.

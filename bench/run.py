@@ -15,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -214,12 +215,11 @@ def print_row(row: dict[str, Any]) -> None:
     s, b = row["service"], row["baseline"]
     if row["connections"] == CONCURRENCY[0]:
         print(f"\n{row['workload']} ({row['request_kb']} KB request, {row['cards']} cards)")
-        print(
-            f"{'conn':>5} {'service req/s':>14} {'baseline req/s':>15} {'ratio':>6} {'svc p50 ms':>11} {'svc p99 ms':>11} {'base p50 ms':>12} {'base p99 ms':>12}"
-        )
-    print(
-        f"{row['connections']:>5} {s['rps']:>14.0f} {b['rps']:>15.0f} {row['ratio']:>6.2f} {s['p50_ms']:>11.2f} {s['p99_ms']:>11.2f} {b['p50_ms']:>12.2f} {b['p99_ms']:>12.2f}"
-    )
+        heads = ["service req/s", "baseline req/s", "ratio", "svc p50 ms", "svc p99 ms", "base p50 ms", "base p99 ms"]
+        print(f"{'conn':>5} " + " ".join(f"{h:>14}" for h in heads))
+    cells = [f"{s['rps']:.0f}", f"{b['rps']:.0f}", f"{row['ratio']:.2f}"]
+    cells += [f"{x[p]:.2f}" for x in (s, b) for p in ("p50_ms", "p99_ms")]
+    print(f"{row['connections']:>5} " + " ".join(f"{c:>14}" for c in cells))
 
 
 def targets(results: list[dict[str, Any]], rss: float) -> dict[str, tuple[bool, str]]:

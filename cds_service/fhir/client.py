@@ -46,9 +46,19 @@ class FhirUnavailable(Exception):
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, wait_s: float = _RETRY_BACKOFF_S) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.wait_s = wait_s
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds; None for a date or anything else (not worth a retry then)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 60 else None
 
 
 class AddressRefused(Exception):
@@ -250,7 +260,8 @@ class FhirClient:
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries[: self._max_resources]}
 
     async def _fetch(self, server: FhirServer, url: httpx.URL, deadline: _Deadline) -> dict[str, Any]:
-        """GET one JSON resource: one retry on 502/503/504 and connection errors, never on 4xx."""
+        """GET one JSON resource: one retry on 502/503/504 and connection errors, and on a 429 whose
+        Retry-After (in seconds) fits the deadline; never on other 4xx."""
         for attempt in (1, 2):
             budget = min(self._timeout, deadline.remaining())
             if budget <= 0:
@@ -261,9 +272,9 @@ class FhirClient:
             except TimeoutError:
                 raise FhirUnavailable("timed out") from None
             except _Retryable as exc:
-                if attempt == 2 or deadline.remaining() < _RETRY_BACKOFF_S + 0.05:
+                if attempt == 2 or deadline.remaining() < exc.wait_s + 0.05:
                     raise FhirUnavailable(exc.reason) from None
-                await asyncio.sleep(_RETRY_BACKOFF_S)
+                await asyncio.sleep(exc.wait_s)
         raise AssertionError("unreachable")
 
     async def _get_json(self, server: FhirServer, url: httpx.URL) -> dict[str, Any]:
@@ -279,6 +290,9 @@ class FhirClient:
                         continue
                     if response.status_code in _RETRY_STATUSES:
                         raise _Retryable(f"HTTP {response.status_code}")
+                    retry_after = _retry_after(response.headers.get("retry-after"))
+                    if response.status_code == 429 and retry_after is not None:
+                        raise _Retryable("HTTP 429", retry_after)
                     if response.status_code != 200:
                         raise FhirUnavailable(f"HTTP {response.status_code}")
                     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -158,7 +158,31 @@ async def test_one_retry_on_connection_errors(fhir: FhirClient) -> None:
             await get(fhir)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 429, 500])
+async def test_a_429_is_retried_once_after_its_retry_after(fhir: FhirClient) -> None:
+    with respx.mock:
+        route = respx.get(f"{BASE}/Observation").mock(
+            side_effect=[httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200, json=page(1))]
+        )
+        started = time.monotonic()
+        assert len((await get(fhir))["entry"]) == 2
+    assert route.call_count == 2 and time.monotonic() - started >= 0.3
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [None, "Wed, 25 Nov 2026 10:00:00 GMT", "soon", "-1", "3600", "9"],  # 9 s: past the hook's deadline
+)
+async def test_a_429_is_not_retried_without_a_wait_that_fits(fhir: FhirClient, retry_after: str | None) -> None:
+    with respx.mock:
+        route = respx.get(f"{BASE}/Observation").respond(
+            429, headers={"Retry-After": retry_after} if retry_after else {}
+        )
+        with pytest.raises(FhirUnavailable, match="HTTP 429"):
+            await get(fhir)
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 500])
 async def test_no_retry_on_other_errors(fhir: FhirClient, status: int) -> None:
     with respx.mock:
         route = respx.get(f"{BASE}/Observation").respond(status, headers={"Retry-After": "1"})
