@@ -7,6 +7,7 @@ and against a small model of the fields read here (fhir/models.py says why).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -53,9 +54,11 @@ _VALUE_STRING = re.compile(r"\s*(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(
 _NORMAL_RANGE = "normal"
 
 
+@lru_cache(maxsize=4096)
 def parse_fhir_datetime(text: str) -> datetime:
     """A FHIR date, dateTime or instant as an aware datetime; partial dates take their first day,
-    and a date without a time is midnight UTC."""
+    and a date without a time is midnight UTC. Cached: a panel's results share their date, and a
+    record's dates recur from call to call."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise ValueError("not a FHIR date")
@@ -111,8 +114,9 @@ class LabReader:
     def _selected(self, raw: Any) -> bool:
         if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
             return False
-        if any(code in self._roles for code in self._codes(raw.get("code"))):
-            return True
+        for code in self._codes(raw.get("code")):
+            if code in self._roles:
+                return True
         components = raw.get("component")
         if not isinstance(components, list):
             return False
