@@ -7,9 +7,9 @@ and against a small model of the fields read here (fhir/models.py says why).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from ..clinical.results import LabResult
