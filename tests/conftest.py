@@ -17,6 +17,8 @@ import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from cds_service.app import create_app
 from cds_service.content import Content, load_content
@@ -26,6 +28,14 @@ from tests.rules import check_response
 from tests.servers import free_port, wait_until_serving
 
 AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+# Property tests and API fuzzing: no per-example deadline (the machine is shared and noisy); in CI
+# a seeded run, so that a failure there can be replayed exactly.
+hypothesis_settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile(
+    "ci", parent=hypothesis_settings.get_profile("dev"), derandomize=True, database=None
+)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 
 @pytest.fixture(autouse=True)

@@ -83,20 +83,20 @@ class LabReader:
         self._component_name = vitamin_d.component_total_name
 
     def read(self, resources: Iterable[Any], patient_id: str) -> Read[LabResult]:
-        """The patient's results, each resource once (by id)."""
+        """The patient's results, each resource once: by id, or without one, by what it says (the
+        same result twice would be listed twice on a card)."""
         tally = Tally()
         results: list[LabResult] = []
-        seen_ids: set[str] = set()
+        seen: set[str | LabResult] = set()
         for obs in own(filter(self._selected, resources), "Observation", _Observation, patient_id, tally):
             try:
                 result = self._result(obs)
             except ValueError:  # a date that is not a FHIR date
                 tally.malformed += 1
                 continue
-            if result is None or obs.id in seen_ids:
+            if result is None or (key := obs.id if obs.id is not None else result) in seen:
                 continue
-            if obs.id is not None:
-                seen_ids.add(obs.id)
+            seen.add(key)
             results.append(result)
         return tally.read(results)
 
