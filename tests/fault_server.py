@@ -28,6 +28,7 @@ FAULTS = (
     "next-self",  # a Bundle whose next link is itself
     "next-other-host",  # a Bundle whose next link is on another server
     "pages",  # 10,000 pages, one resource each
+    "redirect-other-host",  # 302 to another server
 )
 PAGES = 10_000
 
@@ -113,6 +114,8 @@ class FaultServer:
             await self._send(writer, 500, _outcome("boom"))
         elif fault == "429":
             await self._send(writer, 429, _outcome("slow down"), {"Retry-After": "1"})
+        elif fault == "redirect-other-host":
+            await self._send(writer, 302, b"", {"Location": f"http://other.example{target}"})
         elif fault == "html":
             await self._send(writer, 200, b"<html><body>Maintenance</body></html>", content_type="text/html")
         elif fault == "truncated":

@@ -44,6 +44,7 @@ REASONS: dict[str, str | None] = {
     "next-self": "next links loop",
     "next-other-host": "a next link points to another server",
     "pages": None,  # the first pages are read, up to CDS_FHIR_MAX_PAGES
+    "redirect-other-host": "redirected to another server",
 }
 assert set(REASONS) == set(FAULTS)
 
