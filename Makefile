@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTING := $(VENV)/.installed-test
 
-.PHONY: run serve test lint bench clean
+.PHONY: run serve test lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(TESTING)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
 	$(BIN)/python -m pytest tests/test_pipeline_benchmark.py --benchmark-enable -q
 	$(BIN)/python bench/run.py
+
+# The soak of the README's reliability section: three minutes of mixed and faulty traffic.
+soak: $(TESTING)
+	$(BIN)/python -m tests.soak --seconds $(or $(SOAK_SECONDS),180)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from . import __version__
+from . import __version__, openapi
 from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
 from .demo.routes import add_demo
@@ -25,7 +25,17 @@ from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
 from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
-from .protocol import CdsResponse, Discovery, FeedbackRequest, HookRequest, RequestError, operation_outcome
+from .protocol import (
+    CdsResponse,
+    Discovery,
+    FeedbackAnswer,
+    FeedbackRequest,
+    HookRequest,
+    OperationOutcome,
+    RequestError,
+    Status,
+    operation_outcome,
+)
 from .requests import JsonRoute
 from .responses import JsonResponse
 from .services.base import CdsService
@@ -39,7 +49,7 @@ logger = logging.getLogger("cds_service")
 Clock = Callable[[], datetime]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": text + " (an OperationOutcome)"}
+    status: {"description": text, "model": OperationOutcome}
     for status, text in [
         (400, "not a valid hook request, or a hook this service does not serve"),
         (404, "no such service"),
@@ -150,18 +160,29 @@ def create_app(
 
     for service in services.values():
         _add_service_routes(app, service, clock)
+    openapi.install(app, services.values())
 
-    @app.get("/healthz", summary="the process is alive")
+    @app.get("/healthz", summary="the process is alive", response_model=Status)
     async def healthz() -> JsonResponse:
         return JsonResponse({"status": "ok"})
 
-    @app.get("/readyz", summary="content loaded and database reachable", responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz",
+        summary="content loaded and database reachable",
+        response_model=Status,
+        responses={503: {"description": "not ready", "model": Status}},
+    )
     async def readyz(request: Request) -> JsonResponse:
         if await ping(request.app.state.engine):
             return JsonResponse({"status": "ready", "content": content.version})
         return JsonResponse({"status": "database unreachable"}, 503)
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "the text exposition format", "content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -244,6 +265,7 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
         f"/cds-services/{service.id}/feedback",
         feedback,
         methods=["POST"],
+        response_model=FeedbackAnswer,
         responses={code: _ERRORS[code] for code in (400, 401, 413, 500)},
         summary=f"feedback on {service.id} cards",
         name=f"{service.id}-feedback",

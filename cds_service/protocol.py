@@ -6,6 +6,7 @@ forbids nulls and empty arrays or objects in responses (`"cards": []` excepted).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -111,6 +112,15 @@ class FeedbackEntry(_Wire):
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: AwareDatetime
 
+    @field_validator("outcomeTimestamp")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        """Stored in UTC: an instant that has none (0001-01-01T00:00+05:00) is refused, not a 500."""
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("not an instant that can be expressed in UTC") from None
+
     @model_validator(mode="after")
     def _consistent(self) -> FeedbackEntry:
         if self.outcome == "accepted" and self.overrideReason is not None:
@@ -203,7 +213,31 @@ class Discovery(_Response):
     services: list[ServiceDefinition]
 
 
+class FeedbackAnswer(_Response):
+    received: int  # entries in the request
+    new: int  # entries not stored before (a repeated entry is stored once)
+
+
+class Status(_Response):
+    status: str
+    content: str | None = None  # /readyz: the content version in use
+
+
 # --- errors -------------------------------------------------------------------------------------
+
+
+class Issue(_Response):
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: NonEmpty
+    diagnostics: NonEmpty
+    expression: Annotated[list[NonEmpty], Field(min_length=1)] | None = None
+
+
+class OperationOutcome(_Response):
+    """The error body, documented; `operation_outcome` builds it."""
+
+    resourceType: Literal["OperationOutcome"]
+    issue: Annotated[list[Issue], Field(min_length=1)]
 
 
 def operation_outcome(code: str, diagnostics: str, expression: list[str] | None = None) -> dict[str, Any]:

@@ -4,8 +4,6 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,7 +23,7 @@ from cds_service.content import Content, load_content
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
 from tests.rules import check_response
-from tests.servers import free_port, wait_until_serving
+from tests.servers import service
 
 AS_OF = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -136,19 +134,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[str]:
     """`cds-service demo` as a real process on a free port (what `make run` starts)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
-    env["CDS_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/healthz", proc, timeout_s=30)
+    with service("demo", {"CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite'}"}) as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

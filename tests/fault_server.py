@@ -3,7 +3,8 @@ its own thread), so faults happen on real sockets, where respx cannot reach (a s
 body trickled a byte at a time, a connection dropped mid-exchange).
 
 Each query is sorted into the prefetch key it serves (vitaminD, electrolytes, conditions,
-medications, patient) and answered by the fault set for that key, "ok" by default.
+medications, patient) and answered by the fault set for that key, "ok" by default; a query about
+patient `fault-<name>` gets that fault whatever its key (concurrent callers each choose theirs).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class FaultServer:
         parts = urlsplit(target)
         query = parse_qs(parts.query)
         key = _kind(parts.path, query)
-        fault = self.faults.get(key, "ok")
+        patient = query.get("patient", [parts.path.rsplit("/", 1)[-1]])[0]
+        fault = patient.removeprefix("fault-") if patient.startswith("fault-") else self.faults.get(key, "ok")
         self.requests.append((key, fault))
         if fault == "stall":
             await reader.read()  # until the client gives up and closes

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
 
 import httpx
 
@@ -29,3 +34,26 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"{process.args} did not answer {url} within {timeout_s:.0f} s")
         time.sleep(0.1)
+
+
+@contextmanager
+def service(
+    command: str, settings: dict[str, str], *args: str, output: IO[bytes] | int = subprocess.DEVNULL
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`cds-service <command>` as a real process on a free port, with only the CDS_* settings
+    given; yields its base URL and the process, and stops it (SIGTERM) afterwards."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")} | settings
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", command, "--port", str(port), *args],
+        env=env,
+        stdout=output,
+        stderr=output,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base}/healthz", proc, timeout_s=30)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

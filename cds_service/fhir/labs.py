@@ -18,20 +18,20 @@ from .models import CodeableConcept, Lite, Period, Quantity, Read, Resource, Tal
 from .units import UnitTable
 
 
-class _ReferenceRange(Lite):
+class ReferenceRange(Lite):
     low: Quantity | None = None
     high: Quantity | None = None
     type: CodeableConcept | None = None
 
 
-class _Component(Lite):
+class Component(Lite):
     code: CodeableConcept
     valueQuantity: Quantity | None = None
     valueString: str | None = None
     dataAbsentReason: CodeableConcept | None = None
 
 
-class _Observation(Resource, kw_only=True):
+class Observation(Resource, kw_only=True):
     resourceType: Literal["Observation"]
     status: str
     code: CodeableConcept
@@ -42,8 +42,8 @@ class _Observation(Resource, kw_only=True):
     valueQuantity: Quantity | None = None
     valueString: str | None = None
     dataAbsentReason: CodeableConcept | None = None
-    referenceRange: list[_ReferenceRange] = []
-    component: list[_Component] = []
+    referenceRange: list[ReferenceRange] = []
+    component: list[Component] = []
 
 
 _DATE = re.compile(
@@ -88,7 +88,7 @@ class LabReader:
         tally = Tally()
         results: list[LabResult] = []
         seen: set[str | LabResult] = set()
-        for obs in own(filter(self._selected, resources), "Observation", _Observation, patient_id, tally):
+        for obs in own(filter(self._selected, resources), "Observation", Observation, patient_id, tally):
             try:
                 result = self._result(obs)
             except ValueError:  # a date that is not a FHIR date
@@ -128,7 +128,7 @@ class LabReader:
     def _loinc(self, concept: CodeableConcept) -> list[str]:
         return [c.code for c in concept.coding if c.system == self._system and c.code is not None]
 
-    def _result(self, obs: _Observation) -> LabResult | None:
+    def _result(self, obs: Observation) -> LabResult | None:
         """None for a status that does not count; ValueError for a malformed date."""
         if obs.status not in self._statuses:
             return None
@@ -196,7 +196,7 @@ class LabReader:
             return "unit not recognised"
         return float(match["num"]), match["cmp"], unit
 
-    def _reference_range(self, analyte: str, ranges: list[_ReferenceRange]) -> tuple[float | None, float | None]:
+    def _reference_range(self, analyte: str, ranges: list[ReferenceRange]) -> tuple[float | None, float | None]:
         """The first normal range with a numeric bound in a convertible unit, low < high."""
         for rr in ranges:
             if rr.type is not None and _NORMAL_RANGE not in {c.code for c in rr.type.coding}:
@@ -216,7 +216,7 @@ class LabReader:
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
         return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
 
-    def _component_total(self, obs: _Observation, codes: list[str], effective: datetime | None) -> LabResult | None:
+    def _component_total(self, obs: Observation, codes: list[str], effective: datetime | None) -> LabResult | None:
         """A total sent as D2 and D3 components: their sum, when both parts read cleanly."""
         parts: dict[str, tuple[float, Any, str]] = {}
         for comp in obs.component:
@@ -253,7 +253,7 @@ class LabReader:
         )
 
 
-def _effective(obs: _Observation) -> datetime | None:
+def _effective(obs: Observation) -> datetime | None:
     """effectiveDateTime, else the period's end or start, else effectiveInstant, else issued."""
     period = obs.effectivePeriod
     for text in (

@@ -30,6 +30,11 @@ class CdsService(Protocol):
     description: str
     prefetch: tuple[PrefetchKey, ...]
 
+    @property
+    def context_model(self) -> type[BaseModel]:
+        """The hook's context, as parse_context reads it (and the OpenAPI document describes it)."""
+        ...
+
     def definition(self) -> ServiceDefinition: ...
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome: ...

@@ -25,6 +25,7 @@ def by_severity(cards: list[Card]) -> list[Card]:
 class VitaminDCramps:
     id = "vitamin-d-cramps"
     hook = "patient-view"
+    context_model = PatientViewContext
     title = "Vitamin D and leg cramps"
     description = (
         "Classifies the latest serum 25-hydroxyvitamin D and suggests a supplementation review when it is "
@@ -44,7 +45,7 @@ class VitaminDCramps:
         return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
-        context = parse_context(PatientViewContext, request)
+        context = parse_context(self.context_model, request)
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
         return Outcome(self.decide(record, context.patientId, as_of), record.log)
 

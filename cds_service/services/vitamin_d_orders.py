@@ -32,6 +32,7 @@ OrderHook = Literal["order-select", "order-sign"]
 class VitaminDOrders:
     def __init__(self, record: RecordReader, hook: OrderHook) -> None:
         self.hook: str = hook
+        self.context_model: type[OrderSignContext] = OrderSelectContext if hook == "order-select" else OrderSignContext
         self.id = f"vitamin-d-{hook}"
         self.title = f"Vitamin D orders ({hook})"
         self.description = (
@@ -49,7 +50,7 @@ class VitaminDOrders:
         return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
-        context = parse_context(OrderSelectContext if self.hook == "order-select" else OrderSignContext, request)
+        context = parse_context(self.context_model, request)
         selections = context.selections if isinstance(context, OrderSelectContext) else None
         drafts = self._drafts.read(context.draftOrders, selections)
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record

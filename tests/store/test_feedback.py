@@ -125,6 +125,8 @@ async def test_unknown_cards_are_stored_and_flagged(make_app: AppFactory, databa
         ({"outcome": "ignored"}, "feedback[1].outcome"),
         ({"outcomeTimestamp": "yesterday"}, "feedback[1].outcomeTimestamp"),
         ({"outcomeTimestamp": "2026-11-25T10:00:00"}, "feedback[1].outcomeTimestamp"),  # no time zone
+        ({"outcomeTimestamp": "0001-01-01T08:19:00+19:00"}, "feedback[1].outcomeTimestamp"),  # before year 1 in UTC
+        ({"outcomeTimestamp": "9999-12-31T23:00:00-05:00"}, "feedback[1].outcomeTimestamp"),  # after 9999 in UTC
         ({"card": "not-a-uuid"}, "feedback[1].card"),
         ({"overrideReason": {"reason": {"code": "x"}}}, "feedback[1]"),  # accepted with a reason
     ],
