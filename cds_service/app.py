@@ -41,6 +41,7 @@ from .responses import JsonResponse
 from .services.base import CdsService
 from .services.registry import build_services
 from .settings import Settings
+from .shared import SharedState
 from .store.database import migrate, open_database, ping
 from .store.feedback import FeedbackStore
 
@@ -106,16 +107,20 @@ def create_app(
             app.state.engine = engine
             app.state.store = store = FeedbackStore(engine, content.version, settings.threshold_profile)
             recorder = asyncio.create_task(store.run())
+            app.state.shared = shared = SharedState.connect(settings.redis_url) if settings.redis_url else None
             try:
                 async with make_http_client(settings) as http:
                     app.state.fhir = FhirClient(http, settings)
                     if issuers is not None:
-                        app.state.verifier = Verifier(settings, issuers, KeyStore(app.state.fhir))
+                        keys = KeyStore(app.state.fhir, shared=shared)
+                        app.state.verifier = Verifier(settings, issuers, keys, shared=shared)
                     yield
             finally:
                 recorder.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await recorder
+                if shared is not None:
+                    await shared.close()
         finally:
             await engine.dispose()
 
@@ -168,14 +173,17 @@ def create_app(
 
     @app.get(
         "/readyz",
-        summary="content loaded and database reachable",
+        summary="content loaded, database reachable, and Redis when CDS_REDIS_URL is set",
         response_model=Status,
         responses={503: {"description": "not ready", "model": Status}},
     )
     async def readyz(request: Request) -> JsonResponse:
-        if await ping(request.app.state.engine):
-            return JsonResponse({"status": "ready", "content": content.version})
-        return JsonResponse({"status": "database unreachable"}, 503)
+        if not await ping(request.app.state.engine):
+            return JsonResponse({"status": "database unreachable"}, 503)
+        shared = request.app.state.shared
+        if shared is not None and not await shared.ping():
+            return JsonResponse({"status": "redis unreachable"}, 503)
+        return JsonResponse({"status": "ready", "content": content.version})
 
     @app.get(
         "/metrics",

@@ -33,6 +33,7 @@ from .metrics import JWT_REJECTIONS
 from .protocol import operation_outcome
 from .responses import JsonResponse
 from .settings import Settings
+from .shared import SharedState, SharedStateUnavailable
 
 logger = logging.getLogger("cds_service")
 
@@ -120,22 +121,56 @@ class _CachedKeys:
 
 class KeyStore:
     """Key sets by URL, fetched on first use and again when a token names an unknown `kid`, at most
-    once a minute per URL (so unknown kids cannot make the service hammer an EHR)."""
+    once a minute per URL (so unknown kids cannot make the service hammer an EHR). With shared
+    state (Redis) the minute and the fetched document are shared by every worker and replica."""
 
-    def __init__(self, fhir: FhirClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, fhir: FhirClient, clock: Callable[[], float] = time.time, shared: SharedState | None = None
+    ) -> None:
         self._fhir = fhir
         self._clock = clock
+        self._shared = shared
         self._cache: dict[str, _CachedKeys] = {}
 
     async def key(self, url: str, kid: str) -> Any:
         cached = self._cache.get(url)
         if cached is None or (_lacks(cached.keys, kid) and self._clock() - cached.fetched_at >= _REFRESH_INTERVAL_S):
-            cached = await self._fetch(url, cached)
+            try:
+                cached = await (self._refresh_shared(url, kid, cached) if self._shared else self._fetch(url, cached))
+            except SharedStateUnavailable as exc:
+                raise Unauthorized(f"key set unavailable: {exc}") from None
         if _lacks(cached.keys, kid):
             raise Unauthorized("unknown kid")
         return cached.keys.get_by_kid(kid)
 
+    async def _refresh_shared(self, url: str, kid: str, previous: _CachedKeys | None) -> _CachedKeys:
+        """The shared document when it is newer than ours and either names `kid` or is less than
+        the interval old; otherwise one worker fetches for all while the others wait for it."""
+        assert self._shared is not None
+        shared = await self._shared.key_set(url)
+        if shared is not None:
+            adopted = self._adopt(url, shared, previous)
+            if not _lacks(adopted.keys, kid) or self._clock() - adopted.fetched_at < _REFRESH_INTERVAL_S:
+                return adopted
+            previous = adopted
+        if await self._shared.fetch_once(url, newer_than=shared[1] if shared else 0.0):
+            return await self._fetch(url, previous)
+        shared = await self._shared.key_set(url)
+        return self._adopt(url, shared, previous) if shared is not None else await self._fetch(url, previous)
+
+    def _adopt(self, url: str, shared: tuple[dict[str, Any], float], previous: _CachedKeys | None) -> _CachedKeys:
+        document, fetched_at = shared
+        if previous is not None and previous.fetched_at >= fetched_at:
+            return previous
+        try:
+            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (JoseError, ValueError, KeyError, TypeError):
+            return previous or _CachedKeys(KeySet([]), fetched_at)
+        cached = self._cache[url] = _CachedKeys(keys, fetched_at)
+        return cached
+
     async def _fetch(self, url: str, previous: _CachedKeys | None) -> _CachedKeys:
+        fetched_at = self._clock()
         try:
             document = await self._fhir.get_document(url)
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
@@ -147,7 +182,10 @@ class KeyStore:
             if previous is None:
                 raise Unauthorized("key set is not a JWKS") from None
             keys = previous.keys
-        cached = _CachedKeys(keys, self._clock())
+        else:
+            if self._shared is not None:
+                await self._shared.put_key_set(url, document, fetched_at)
+        cached = _CachedKeys(keys, fetched_at)
         self._cache[url] = cached
         return cached
 
@@ -168,7 +206,7 @@ class ReplayCache:
     _seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _expiries: list[tuple[float, tuple[str, str]]] = field(default_factory=list)
 
-    def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool:
+    async def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool:
         while self._expiries and (self._expiries[0][0] < now or len(self._seen) >= self.size):
             expiry, key = heapq.heappop(self._expiries)
             if self._seen.get(key) == expiry:
@@ -213,6 +251,7 @@ class Verifier:
         issuers: dict[str, IssuerSpec],
         keys: KeyStore,
         clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
     ) -> None:
         self._algorithms = frozenset(settings.jwt_algorithms)
         self._leeway = settings.jwt_leeway_s
@@ -221,6 +260,7 @@ class Verifier:
         self._keys = keys
         self._inline = {i.iss: KeySet.import_key_set(i.jwks) for i in issuers.values() if i.jwks is not None}  # type: ignore[arg-type]
         self._replays = ReplayCache(settings.jwt_replay_cache_size)
+        self._shared = shared
         self._clock = clock
 
     async def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
@@ -263,7 +303,7 @@ class Verifier:
         except JoseError:
             raise Unauthorized("bad signature") from None
 
-        self._check_claims(claims, issuer, audience)
+        await self._check_claims(claims, issuer, audience)
         return claims
 
     async def _key(self, issuer: IssuerSpec, jku: Any, kid: str) -> Any:
@@ -278,7 +318,7 @@ class Verifier:
             raise Unauthorized("unknown kid")
         return keys.get_by_kid(kid)
 
-    def _check_claims(self, claims: dict[str, Any], issuer: IssuerSpec, audience: str) -> None:
+    async def _check_claims(self, claims: dict[str, Any], issuer: IssuerSpec, audience: str) -> None:
         now = self._clock()
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -301,7 +341,15 @@ class Verifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise Unauthorized("no jti")
-        if not self._replays.first_use(issuer.iss, jti, exp + self._leeway, now):
+        try:
+            first = await (
+                self._shared.first_use(issuer.iss, jti, exp + self._leeway)
+                if self._shared is not None
+                else self._replays.first_use(issuer.iss, jti, exp + self._leeway, now)
+            )
+        except SharedStateUnavailable as exc:
+            raise Unauthorized(f"replay check unavailable: {exc}") from None
+        if not first:
             raise Unauthorized("jti replayed")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import tempfile
@@ -58,21 +59,28 @@ def _checked_app(demo: bool = False, **overrides: Any) -> FastAPI:
 def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes (default: CDS_WORKERS, 1)")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log every HTTP request")] = True,
 ) -> None:
-    """Run the service (settings from CDS_* environment variables)."""
+    """Run the service (settings from CDS_* environment variables). On SIGTERM it stops accepting
+    connections and gives the calls in flight CDS_SHUTDOWN_GRACE_S to finish."""
     app = _checked_app()
+    settings = Settings()
+    workers = workers or settings.workers
+    grace = math.ceil(settings.shutdown_grace_s)
     if workers > 1:
         # Migrate once here, so that workers starting together do not race on a new database.
-        asyncio.run(_migrate(Settings().database_url))
+        asyncio.run(_migrate(settings.database_url))
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker process writes its metrics here, and /metrics adds them up.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
+    common: dict[str, Any] = {"host": host, "port": port, "log_config": None, "access_log": access_log}
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=access_log)
+        uvicorn.run(app, timeout_graceful_shutdown=grace, **common)
     else:  # each worker process builds its own app from the same settings
-        uvicorn.run("cds_service.cli:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+        uvicorn.run(
+            "cds_service.cli:worker_app", factory=True, workers=workers, timeout_graceful_shutdown=grace, **common
+        )
 
 
 @cli.command()

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the feedback store: SQLite (default) or postgresql+asyncpg://...",
     )
     log_format: Literal["json", "text"] = Field("json", description="json for log collectors, text for people")
+    workers: int = Field(1, ge=1, description="worker processes of `serve` (its --workers option wins)")
+    shutdown_grace_s: float = Field(
+        20.0, gt=0, description="on SIGTERM, time in-flight calls get to finish; new connections are refused at once"
+    )
+    redis_url: str | None = Field(
+        None, description="redis://...: the JWT replay cache and key sets shared by all workers and replicas"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"
     )

@@ -30,7 +30,9 @@ FAULTS = (
     "next-other-host",  # a Bundle whose next link is on another server
     "pages",  # 10,000 pages, one resource each
     "redirect-other-host",  # 302 to another server
+    "slow",  # answer after SLOW_S
 )
+SLOW_S = 1.5
 PAGES = 10_000
 
 
@@ -112,6 +114,9 @@ class FaultServer:
             return False
         if fault == "drop":
             return False
+        if fault == "slow":
+            await asyncio.sleep(SLOW_S)
+            fault = "ok"
         if fault == "500":
             await self._send(writer, 500, _outcome("boom"))
         elif fault == "429":

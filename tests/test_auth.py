@@ -467,13 +467,13 @@ async def test_jwks_url_follows_the_address_rules(
     assert jwks_server.fetches == 0
 
 
-def test_replay_cache_is_bounded() -> None:
+async def test_replay_cache_is_bounded() -> None:
     cache = ReplayCache(size=3)
     for i in range(5):
-        assert cache.first_use("iss", f"j{i}", exp=100.0 + i, now=0.0)
+        assert await cache.first_use("iss", f"j{i}", exp=100.0 + i, now=0.0)
     assert len(cache._seen) == 3
-    assert not cache.first_use("iss", "j4", exp=104.0, now=0.0)  # still remembered
-    assert cache.first_use("iss", "j0", exp=100.0, now=200.0)  # expired long ago: forgotten
+    assert not await cache.first_use("iss", "j4", exp=104.0, now=0.0)  # still remembered
+    assert await cache.first_use("iss", "j0", exp=100.0, now=200.0)  # expired long ago: forgotten
 
 
 # --- the issuers file and the setting -------------------------------------------------------------

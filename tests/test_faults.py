@@ -45,6 +45,7 @@ REASONS: dict[str, str | None] = {
     "next-other-host": "a next link points to another server",
     "pages": None,  # the first pages are read, up to CDS_FHIR_MAX_PAGES
     "redirect-other-host": "redirected to another server",
+    "slow": "timed out",  # answers after 1.5 s, past the 0.5 s a query has here
 }
 assert set(REASONS) == set(FAULTS)
 

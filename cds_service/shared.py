@@ -1,0 +1,97 @@
+"""What the JWT checks remember, shared by every worker and replica through Redis (CDS_REDIS_URL):
+the jti values already used, so a token replayed to another worker is refused, and the EHRs' key
+sets, so that they are fetched once for all.
+
+Without Redis each process keeps its own (auth.ReplayCache, KeyStore's dictionary). With Redis,
+the checks fail closed: when Redis cannot be reached, a call is refused (401, logged) rather than
+let a replayed token through, and /readyz says the service is not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("cds_service")
+
+_PREFIX = "cds-service:"
+_JWKS_TTL_S = 24 * 3600  # a key set unused for a day is fetched again
+_LOCK_TTL_MS = 5000
+_LOCK_WAIT_S = 3.0
+
+
+class SharedStateUnavailable(Exception):
+    """Redis could not be reached; the reason is safe to log."""
+
+
+def _key(kind: str, *parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()  # bounded keys, no token text
+    return f"{_PREFIX}{kind}:{digest}"
+
+
+class SharedState:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    @classmethod
+    def connect(cls, url: str) -> SharedState:
+        return cls(redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def first_use(self, iss: str, jti: str, exp: float) -> bool:
+        """True the first time (iss, jti) is seen, in any worker, until the token expires."""
+        try:
+            created = await self._redis.set(_key("jti", iss, jti), b"1", nx=True, exat=int(exp) + 1)
+        except (RedisError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
+        return bool(created)
+
+    async def key_set(self, url: str) -> tuple[dict[str, Any], float] | None:
+        """The key set document last fetched from `url` by any worker, and when (epoch seconds)."""
+        try:
+            raw = await self._redis.get(_key("jwks", url))
+        except (RedisError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
+        if raw is None:
+            return None
+        entry = orjson.loads(raw)
+        return entry["document"], float(entry["fetched_at"])
+
+    async def put_key_set(self, url: str, document: dict[str, Any], fetched_at: float) -> None:
+        entry = orjson.dumps({"document": document, "fetched_at": fetched_at})
+        try:
+            await self._redis.set(_key("jwks", url), entry, ex=_JWKS_TTL_S)
+        except (RedisError, OSError):
+            logger.warning("the key set could not be shared through Redis")  # this worker keeps it
+
+    async def fetch_once(self, url: str, newer_than: float) -> bool:
+        """Whether this worker should fetch `url` now: True for the one that takes the lock; the
+        others wait (a few seconds at most) for its document to be newer than `newer_than`, and
+        get False once it is."""
+        try:
+            if await self._redis.set(_key("jwks-lock", url), b"1", nx=True, px=_LOCK_TTL_MS):
+                return True
+            deadline = time.monotonic() + _LOCK_WAIT_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                shared = await self.key_set(url)
+                if shared is not None and shared[1] > newer_than:
+                    return False
+        except (RedisError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
+        return True  # the lock holder gave no document in time: fetch anyway
