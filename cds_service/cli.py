@@ -8,10 +8,12 @@ import math
 import os
 import sys
 import tempfile
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import orjson
 import typer
 import uvicorn
@@ -25,7 +27,7 @@ from . import logs
 from .app import create_app
 from .auth import IssuerConfigError
 from .content import ContentError
-from .demo import example_request, patients
+from .demo import example_request, patients, transaction
 from .evaluate import EvaluationError
 from .evaluate import evaluate as run_evaluation
 from .settings import Settings
@@ -154,6 +156,38 @@ def evaluate(
     console.print(table)
     for card in cards:
         console.print(Panel(Markdown(card.get("detail", "")), title=card["source"]["topic"]["code"]))
+
+
+@cli.command("load-demo")
+def load_demo(
+    fhir_server: Annotated[str, typer.Option("--fhir-server", help="base URL of the FHIR R4 server to load")],
+    token: Annotated[str | None, typer.Option("--token", help="a bearer token for the server, if it needs one")] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for the server to come up")] = 0,
+) -> None:
+    """Put the demo patients into a FHIR server (one transaction of PUTs; loading again changes
+    nothing), so that `evaluate` and hook calls without prefetch can read them there."""
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    base = fhir_server.rstrip("/")
+    deadline = time.monotonic() + wait
+    with httpx.Client(timeout=60, headers=headers) as http:
+        while True:
+            try:
+                http.get(f"{base}/metadata").raise_for_status()
+                break
+            except httpx.HTTPError as exc:
+                if time.monotonic() >= deadline:
+                    typer.echo(f"error: {fhir_server} does not answer: {type(exc).__name__}", err=True)
+                    raise typer.Exit(2) from None
+                time.sleep(2)
+        bundle = transaction(date.today())
+        answer = http.post(base, content=orjson.dumps(bundle))
+    if answer.status_code != 200:
+        typer.echo(f"error: the server refused the transaction: HTTP {answer.status_code}", err=True)
+        raise typer.Exit(2)
+    patients_loaded = sum(1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    typer.echo(f"loaded {len(bundle['entry'])} resources ({patients_loaded} patients) into {fhir_server}")
 
 
 @cli.command()

@@ -36,7 +36,7 @@ def patients() -> list[dict[str, Any]]:
 def _observation(patient_id: str, spec: dict[str, Any], today: date) -> dict[str, Any]:
     return {
         "resourceType": "Observation",
-        "id": spec["id"],
+        "id": f"{patient_id}-{spec['id']}",  # unique on a FHIR server holding every demo patient
         "status": "final",
         "code": {"coding": [{"system": LOINC, "code": spec["code"], "display": spec["display"]}]},
         "subject": {"reference": f"Patient/{patient_id}"},
@@ -48,7 +48,7 @@ def _observation(patient_id: str, spec: dict[str, Any], today: date) -> dict[str
 def _condition(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "resourceType": "Condition",
-        "id": spec["id"],
+        "id": f"{patient_id}-{spec['id']}",  # unique on a FHIR server holding every demo patient
         "clinicalStatus": {
             "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
         },
@@ -60,7 +60,7 @@ def _condition(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
 def _medication_request(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "resourceType": "MedicationRequest",
-        "id": spec["id"],
+        "id": f"{patient_id}-{spec['id']}",  # unique on a FHIR server holding every demo patient
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": {
@@ -122,6 +122,20 @@ def smart_resources(number: str, today: date) -> list[dict[str, Any]]:
 
 def smart_patient(number: str) -> dict[str, Any]:
     return next(r for r in smart_resources(number, date.today()) if r["resourceType"] == "Patient")
+
+
+def transaction(today: date) -> dict[str, Any]:
+    """Every demo patient (written and SMART) as one FHIR transaction of PUTs, for loading a FHIR
+    server (`cds-service load-demo`); loading twice leaves the same data."""
+    found = [r for spec in patients() for r in patient_resources(spec, today)]
+    found += [r for number in SMART_PATIENTS for r in smart_resources(number, today)]
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in found
+        ],
+    }
 
 
 def example_request(today: date) -> dict[str, Any]:

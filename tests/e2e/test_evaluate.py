@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cds_service.cli import cli
 from tests.e2e.conftest import FhirServer
+from tests.test_demo_patients import EXPECTED
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +90,21 @@ def test_the_address_rules_hold(fhir_server: FhirServer, monkeypatch: pytest.Mon
     monkeypatch.delenv("CDS_FHIR_ALLOW_INSECURE")
     code, _, err = run("--fhir-server", fhir_server.base, "--patient", "smart-8888803")
     assert code == 2 and "fhirServer refused: not an https URL" in err
+
+
+def test_load_demo_then_evaluate_a_demo_patient(fhir_server: FhirServer) -> None:
+    """What the docker-compose loader does to HAPI, done to the real server here."""
+    args = ["load-demo", "--fhir-server", fhir_server.base, "--token", fhir_server.token]
+    for _ in range(2):  # loading again changes nothing
+        loaded = CliRunner().invoke(cli, args)
+        assert loaded.exit_code == 0, loaded.output
+        assert "(13 patients)" in loaded.stdout
+    for pid in ("demo-deficient-cramps", "demo-high-supplement", "demo-normal"):
+        code, out, _ = run("--fhir-server", fhir_server.base, "--patient", pid, "--token", fhir_server.token, "--json")
+        assert code == 0
+        assert [c["source"]["topic"]["code"] for c in json.loads(out)["cards"]] == EXPECTED[pid], pid
+
+
+def test_load_demo_without_a_server() -> None:
+    loaded = CliRunner().invoke(cli, ["load-demo", "--fhir-server", "http://127.0.0.1:1/fhir"])
+    assert loaded.exit_code == 2 and "does not answer" in loaded.stderr
