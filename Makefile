@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 TESTING := $(VENV)/.installed-test
+# docker-compose 1.29 (which validates the compose file without a Docker engine) pins PyYAML < 6, so
+# it lives in a virtual environment of its own; PyYAML 5.4 builds only with Cython < 3.
+COMPOSE := .venv-compose/bin/docker-compose
 
 .PHONY: run serve test lint bench soak clean
 
@@ -29,7 +32,13 @@ run: $(RUNTIME)
 serve: $(RUNTIME)
 	$(BIN)/cds-service serve
 
-test: lint
+$(COMPOSE):
+	$(PYTHON) -m venv .venv-compose
+	.venv-compose/bin/python -m pip install --quiet "cython<3" wheel
+	.venv-compose/bin/python -m pip install --quiet --no-build-isolation "pyyaml==5.4.1"
+	.venv-compose/bin/python -m pip install --quiet "docker-compose==1.29.2"
+
+test: lint $(COMPOSE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TESTING)
@@ -48,4 +57,4 @@ soak: $(TESTING)
 	$(BIN)/python -m tests.soak --seconds $(or $(SOAK_SECONDS),180)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build dist
+	rm -rf $(VENV) .venv-compose .pytest_cache build dist
