@@ -259,8 +259,7 @@ class Verifier:
         self._issuers = issuers
         self._keys = keys
         self._inline = {i.iss: KeySet.import_key_set(i.jwks) for i in issuers.values() if i.jwks is not None}  # type: ignore[arg-type]
-        self._replays = ReplayCache(settings.jwt_replay_cache_size)
-        self._shared = shared
+        self._replays = shared or ReplayCache(settings.jwt_replay_cache_size)
         self._clock = clock
 
     async def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
@@ -342,11 +341,7 @@ class Verifier:
         if not isinstance(jti, str) or not jti:
             raise Unauthorized("no jti")
         try:
-            first = await (
-                self._shared.first_use(issuer.iss, jti, exp + self._leeway)
-                if self._shared is not None
-                else self._replays.first_use(issuer.iss, jti, exp + self._leeway, now)
-            )
+            first = await self._replays.first_use(issuer.iss, jti, exp + self._leeway, now)
         except SharedStateUnavailable as exc:
             raise Unauthorized(f"replay check unavailable: {exc}") from None
         if not first:

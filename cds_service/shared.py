@@ -53,8 +53,9 @@ class SharedState:
         except (RedisError, OSError):
             return False
 
-    async def first_use(self, iss: str, jti: str, exp: float) -> bool:
-        """True the first time (iss, jti) is seen, in any worker, until the token expires."""
+    async def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool:
+        """True the first time (iss, jti) is seen, in any worker, until the token expires (Redis
+        forgets it then; `now` is for auth.ReplayCache's sake)."""
         try:
             created = await self._redis.set(_key("jti", iss, jti), b"1", nx=True, exat=int(exp) + 1)
         except (RedisError, OSError) as exc:
