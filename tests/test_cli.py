@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -9,10 +10,12 @@ from datetime import date
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
-from cds_service.cli import cli
+from cds_service.cli import _serving, cli
 from cds_service.demo import example_request
+from tests.conftest import AppFactory
 
 
 def test_print_request_is_dated_relative_to_today() -> None:
@@ -91,3 +94,14 @@ def test_report_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> No
     assert table.exit_code == 0 and "vitd-deficient" in table.stdout and "Patient declined (1)" in table.stdout
     later = CliRunner().invoke(cli, ["report", "--json", "--since", "2026-11-30"])
     assert json.loads(later.stdout)["kinds"] == []
+
+
+@pytest.mark.anyio
+async def test_a_server_process_freezes_what_it_started_with(make_app: AppFactory) -> None:
+    """Once started, the objects alive are out of the collector's sight (see `_serving`)."""
+    gc.unfreeze()
+    try:
+        async with LifespanManager(_serving(make_app())):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

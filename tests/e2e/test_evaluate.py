@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cds_service.cli import cli
-from tests.e2e.conftest import FhirServer
+from tests.e2e.conftest import FhirServer, start_fhir_server
 from tests.test_demo_patients import EXPECTED
 
 
@@ -92,8 +94,18 @@ def test_the_address_rules_hold(fhir_server: FhirServer, monkeypatch: pytest.Mon
     assert code == 2 and "fhirServer refused: not an https URL" in err
 
 
-def test_load_demo_then_evaluate_a_demo_patient(fhir_server: FhirServer) -> None:
-    """What the docker-compose loader does to HAPI, done to the real server here."""
+@pytest.fixture
+def empty_fhir_server(tmp_path: Path) -> Iterator[FhirServer]:
+    """A server of its own: the demo's SMART patients, dated relative to today, would overwrite
+    the dated ones the other tests read from the shared server."""
+    server = start_fhir_server(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_load_demo_then_evaluate_a_demo_patient(empty_fhir_server: FhirServer) -> None:
+    """What the docker-compose loader does to HAPI, done to a real FHIR server here."""
+    fhir_server = empty_fhir_server
     args = ["load-demo", "--fhir-server", fhir_server.base, "--token", fhir_server.token]
     for _ in range(2):  # loading again changes nothing
         loaded = CliRunner().invoke(cli, args)
