@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
@@ -124,11 +125,8 @@ def smart_patient(number: str) -> dict[str, Any]:
     return next(r for r in smart_resources(number, date.today()) if r["resourceType"] == "Patient")
 
 
-def transaction(today: date) -> dict[str, Any]:
-    """Every demo patient (written and SMART) as one FHIR transaction of PUTs, for loading a FHIR
-    server (`cds-service load-demo`); loading twice leaves the same data."""
-    found = [r for spec in patients() for r in patient_resources(spec, today)]
-    found += [r for number in SMART_PATIENTS for r in smart_resources(number, today)]
+def as_transaction(found: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Resources as one FHIR transaction of PUTs by id: loading it twice leaves the same data."""
     return {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -136,6 +134,12 @@ def transaction(today: date) -> dict[str, Any]:
             {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in found
         ],
     }
+
+
+def transaction(today: date) -> dict[str, Any]:
+    """Every demo patient (written and SMART), for loading a FHIR server (`cds-service load-demo`)."""
+    found = [r for spec in patients() for r in patient_resources(spec, today)]
+    return as_transaction(found + [r for number in SMART_PATIENTS for r in smart_resources(number, today)])
 
 
 def example_request(today: date) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cds_service.demo import as_transaction
 from tests.builders import condition, medication, obs
 from tests.servers import free_port, wait_until_serving
 
@@ -72,13 +73,7 @@ def load(server: FhirServer, transaction: dict[str, Any]) -> None:
 
 
 def transaction(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
-        ],
-    }
+    return as_transaction(resources)
 
 
 def _patient(pid: str) -> dict[str, Any]:
