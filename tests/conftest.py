@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from joserfc.jwk import ECKey, RSAKey
 
 from cds_service.app import create_app
 from cds_service.content import Content, load_content
@@ -44,6 +46,34 @@ def _restore_logging() -> Iterator[None]:
     yield
     for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
         lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+
+
+# --- signing keys, as EHRs hold them (test_auth, test_scale_out) -------------------------------
+
+
+@dataclass
+class Keys:
+    es256: ECKey
+    es384: ECKey
+    es512: ECKey
+    rsa: RSAKey
+    other_es384: ECKey  # trusted by nobody
+    rotated_es384: ECKey  # published later
+
+    def for_alg(self, alg: str) -> ECKey | RSAKey:
+        return {"ES256": self.es256, "ES384": self.es384, "ES512": self.es512}.get(alg, self.rsa)
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(
+        es256=ECKey.generate_key("P-256", parameters={"kid": "es256"}),
+        es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
+        es512=ECKey.generate_key("P-521", parameters={"kid": "es512"}),
+        rsa=RSAKey.generate_key(2048, parameters={"kid": "rsa"}),
+        other_es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
+        rotated_es384=ECKey.generate_key("P-384", parameters={"kid": "es384-2026"}),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,9 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: fl
 def service(
     command: str, settings: dict[str, str], *args: str, output: IO[bytes] | int = subprocess.DEVNULL
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`cds-service <command>` as a real process on a free port, with only the CDS_* settings
-    given; yields its base URL and the process, and stops it (SIGTERM) afterwards."""
+    """`cds-service <command>` as a real process on a free port, with no CDS_* variable but those
+    in `settings` (which may hold others, PROMETHEUS_MULTIPROC_DIR say); yields its base URL and
+    the process, and stops it (SIGTERM) afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")} | settings
     proc = subprocess.Popen(

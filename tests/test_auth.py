@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from cds_service.auth import IssuerConfigError, KeyStore, ReplayCache, Unauthori
 from cds_service.fhir.client import FhirClient, make_http_client
 from cds_service.settings import Settings
 from tests.builders import hook_request, normal_electrolytes, obs
-from tests.conftest import AppFactory, make_client
+from tests.conftest import AppFactory, Keys, make_client
 
 pytestmark = pytest.mark.anyio
 BASE = "http://cds.test"
@@ -39,31 +38,6 @@ INLINE = "https://inline.example.org"
 
 
 # --- keys and a JWKS over real HTTP --------------------------------------------------------------
-
-
-@dataclass
-class Keys:
-    es256: ECKey
-    es384: ECKey
-    es512: ECKey
-    rsa: RSAKey
-    other_es384: ECKey  # trusted by nobody
-    rotated_es384: ECKey  # published later
-
-    def for_alg(self, alg: str) -> ECKey | RSAKey:
-        return {"ES256": self.es256, "ES384": self.es384, "ES512": self.es512}.get(alg, self.rsa)
-
-
-@pytest.fixture(scope="session")
-def keys() -> Keys:
-    return Keys(
-        es256=ECKey.generate_key("P-256", parameters={"kid": "es256"}),
-        es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
-        es512=ECKey.generate_key("P-521", parameters={"kid": "es512"}),
-        rsa=RSAKey.generate_key(2048, parameters={"kid": "rsa"}),
-        other_es384=ECKey.generate_key("P-384", parameters={"kid": "es384"}),
-        rotated_es384=ECKey.generate_key("P-384", parameters={"kid": "es384-2026"}),
-    )
 
 
 def public_jwks(*keys: ECKey | RSAKey) -> dict[str, Any]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import respx
 from cds_service.store.database import open_database
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
-from tests.servers import free_port, wait_until_serving
+from tests.servers import service
 from tests.test_fetch import route_fhir, without_prefetch
 
 pytestmark = pytest.mark.anyio
@@ -85,24 +81,14 @@ async def test_not_ready_when_the_database_is_unreachable(make_app: AppFactory) 
 
 
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDS_", "PROMETHEUS_"))}
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env |= {
+    settings = {
         "CDS_AUTH": "off",
         "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/healthz", proc)
+    with service("serve", settings, "--workers", "2") as (base, _):
         deadline = time.monotonic() + 60
         request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
 
@@ -118,6 +104,3 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
             texts = [client.get("/metrics", headers={"Connection": "close"}).text for _ in range(4)]
         for text in texts:  # whichever worker answers, the sum is the same
             assert sample(text, "cds_hook_calls_total", service="vitamin-d-cramps", status="200") == sent
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)

@@ -15,26 +15,19 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from joserfc.jwk import ECKey
 from pytest_redis import factories
 from pytest_redis.executor import RedisExecutor
 
 from tests.builders import obs
+from tests.conftest import Keys
 from tests.fault_server import SLOW_S, FaultServer
 from tests.servers import service
-from tests.test_auth import SANDBOX, JwksServer, Keys, bearer, hook, public_jwks, sandbox_token
+from tests.test_auth import SANDBOX, JwksServer, bearer, hook, public_jwks, sandbox_token
 from tests.test_fetch import without_prefetch
 
 redis_server = factories.redis_proc(port=None)
 PATH = "/cds-services/vitamin-d-cramps"
 TOKENS = 24
-
-
-@pytest.fixture(scope="module")
-def keys() -> Keys:
-    """The sandbox's ES384 key is the one these tests sign with."""
-    key = ECKey.generate_key("P-384", parameters={"kid": "es384"})
-    return Keys(es256=key, es384=key, es512=key, rsa=key, other_es384=key, rotated_es384=key)  # type: ignore[arg-type]
 
 
 @pytest.fixture
