@@ -69,18 +69,25 @@ def hook_request(
     *,
     conditions: list[dict[str, Any]] | None = None,
     medications: list[dict[str, Any]] | None = None,
+    pending_orders: list[dict[str, Any]] | None = None,
+    birth_date: str | None = None,
     patient: str = PATIENT,
     hook: str = "patient-view",
     prefetch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A patient-view request; each list becomes a searchset Bundle (None: null, nothing there)."""
+    """A patient-view request; each list becomes a searchset Bundle (None: null, nothing there).
+    Without `birth_date` the Patient has none (the cards then say the age is unknown)."""
     if prefetch is None:
+        person: dict[str, Any] = {"resourceType": "Patient", "id": patient}
+        if birth_date is not None:
+            person["birthDate"] = birth_date
         prefetch = {
-            "patient": {"resourceType": "Patient", "id": patient},
+            "patient": person,
             "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
             "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
             "conditions": bundle(*conditions) if conditions is not None else None,
             "medications": bundle(*medications) if medications is not None else None,
+            "pendingOrders": bundle(*pending_orders) if pending_orders is not None else None,
         }
     return {
         "hook": hook,
@@ -138,16 +145,85 @@ def medication(
     patient: str = PATIENT,
     id: str | None = None,
     intent: str = "order",
+    authored: str | None = None,
 ) -> dict[str, Any]:
-    """A MedicationRequest with a product coding (as EHRs send: a product code, not the ingredient's)."""
+    """A MedicationRequest with a product coding (as EHRs send: a product code, not the ingredient's);
+    `authored` is its `authoredOn`, when the medicine was started."""
     coding: dict[str, Any] = {"system": RXNORM, "display": display}
     if rxnorm:
         coding["code"] = rxnorm
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "id": id or f"med-{next(_ids)}",
         "status": status,
         "intent": intent,
         "medicationCodeableConcept": {"coding": [coding], "text": display},
         "subject": {"reference": f"Patient/{patient}"},
+    }
+    if authored is not None:
+        resource["authoredOn"] = authored
+    return resource
+
+
+def pending_order(
+    code: str, *, status: str = "active", patient: str = PATIENT, id: str | None = None
+) -> dict[str, Any]:
+    """A ServiceRequest for a LOINC test, ordered and not yet resulted (the `pendingOrders` key)."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": id or f"sr-{next(_ids)}",
+        "status": status,
+        "intent": "order",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+def service_request(*codes: tuple[str, str], id: str | None = "sr-1", **fields: Any) -> dict[str, Any]:
+    """A draft ServiceRequest as EHRs send it: several codings (LOINC among local ones)."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [{"system": system, "code": code} for system, code in codes], "text": "lab order"},
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "requester": {"reference": "Practitioner/dr-1", "display": "Dr One"},
+        "encounter": {"reference": "Encounter/enc-9"},
+    }
+    if id:
+        resource["id"] = id
+    return resource | fields
+
+
+def order_request(
+    drafts: list[dict[str, Any]],
+    *,
+    hook: str = "order-sign",
+    selections: list[str] | None = None,
+    vitamin_d: list[dict[str, Any]] | None = None,
+    electrolytes: list[dict[str, Any]] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    medications: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An order-sign (or order-select) request drafting `drafts`, with its prefetch as Bundles
+    (None: null, nothing there); on order-select every draft is selected unless told otherwise."""
+    context: dict[str, Any] = {
+        "userId": "Practitioner/dr-1",
+        "patientId": PATIENT,
+        "draftOrders": bundle(*drafts),
+    }
+    if hook == "order-select":
+        context["selections"] = (
+            selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts]
+        )
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": {
+            "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
+            "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
+            "conditions": bundle(*conditions) if conditions is not None else None,
+            "medications": bundle(*medications) if medications is not None else None,
+        },
     }

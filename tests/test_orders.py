@@ -3,13 +3,21 @@ levels or calcium are already high."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.builders import LOINC, RXNORM, bundle, condition, medication, normal_electrolytes, obs
+from tests.builders import (
+    LOINC,
+    RXNORM,
+    condition,
+    medication,
+    normal_electrolytes,
+    obs,
+    order_request,
+    service_request,
+)
 
 pytestmark = pytest.mark.anyio
 SELECT = "/cds-services/vitamin-d-order-select"
@@ -17,51 +25,9 @@ SIGN = "/cds-services/vitamin-d-order-sign"
 PATIENT_REF = {"reference": "Patient/p1"}
 
 
-def service_request(*codes: tuple[str, str], id: str | None = "sr-1", **fields: Any) -> dict[str, Any]:
-    """A draft ServiceRequest as EHRs send it: several codings (LOINC among local ones)."""
-    resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "order",
-        "code": {"coding": [{"system": system, "code": code} for system, code in codes], "text": "lab order"},
-        "subject": PATIENT_REF,
-        "requester": {"reference": "Practitioner/dr-1", "display": "Dr One"},
-        "encounter": {"reference": "Encounter/enc-9"},
-    }
-    if id:
-        resource["id"] = id
-    return resource | fields
-
-
 VITD_25 = service_request(("http://acme.example/orders", "LAB123"), (LOINC, "62292-8"))
 VITD_1_25 = service_request(("http://acme.example/orders", "LAB456"), (LOINC, "1649-3"), id="sr-125")
 CHOLECALCIFEROL = medication("cholecalciferol 50000 UNT Oral Capsule", "316965", status="draft", id="mr-1")
-
-
-def order_request(
-    drafts: list[dict[str, Any]],
-    *,
-    hook: str = "order-sign",
-    selections: list[str] | None = None,
-    vitamin_d: list[dict[str, Any]] | None = None,
-    electrolytes: list[dict[str, Any]] | None = None,
-    conditions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    context: dict[str, Any] = {"userId": "Practitioner/dr-1", "patientId": "p1", "draftOrders": bundle(*drafts)}
-    if hook == "order-select":
-        context["selections"] = (
-            selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts]
-        )
-    return {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid4()),
-        "context": context,
-        "prefetch": {
-            "vitaminD": bundle(*vitamin_d) if vitamin_d is not None else None,
-            "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
-            "conditions": bundle(*conditions) if conditions is not None else None,
-        },
-    }
 
 
 def kinds(response: httpx.Response) -> list[str]:
