@@ -30,10 +30,9 @@ class ResultView:
 
     name: str
     code: str
-    shown: str  # "20.83 ng/mL (52 nmol/L)"
-    short: str  # "20.83 ng/mL"
+    shown: str  # as the laboratory reported it, then converted: "45 nmol/L (18 ng/mL)"
+    short: str  # as the laboratory reported it: "45 nmol/L"
     date: str
-    reported: str | None
     proxy: bool
     status_unknown: bool
     problem: str | None
@@ -42,32 +41,6 @@ class ResultView:
 
 def _date(when: datetime | None) -> str:
     return when.date().isoformat() if when is not None else "undated"
-
-
-def result_view(result: LabResult, *, old: bool = False) -> ResultView:
-    converted = result.reported_unit is not None and result.reported_value is not None
-    if result.value is not None:
-        value = format_number(result.value, as_reported=not converted)
-        short = f"{result.comparator or ''}{value} {result.unit}"
-    else:
-        short = "not classified"
-    reported = None
-    if converted:
-        value = format_number(result.reported_value, as_reported=True)  # type: ignore[arg-type]
-        reported = f"{result.comparator or ''}{value} {result.reported_unit}"
-    shown = f"{short} ({reported})" if reported else short
-    return ResultView(
-        name=result.name,
-        code=result.code,
-        shown=shown,
-        short=short,
-        date=_date(result.effective),
-        reported=reported,
-        proxy=result.role == "proxy",
-        status_unknown=result.status == "unknown",
-        problem=result.problem,
-        old=old,
-    )
 
 
 @dataclass(frozen=True)
@@ -92,18 +65,48 @@ class CardRenderer:
         self._profile = profile
         self._names = content.catalogue.analyte_names
         self._abbreviations = content.catalogue.analyte_abbreviations
+        self._decimals = {analyte: spec.decimals for analyte, spec in content.units.items()}
         reason_system = self._catalogue.systems.override_reason
-        self._override_reasons = [
-            Coding(system=reason_system, code=r.code, display=r.display) for r in self._catalogue.override_reasons
-        ]
+        reasons = {
+            r.code: Coding(system=reason_system, code=r.code, display=r.display)
+            for r in self._catalogue.override_reasons
+        }
+        self._override_reasons = {
+            kind: [reasons[code] for code in spec.override_reasons] for kind, spec in self._catalogue.cards.items()
+        }
+        self._orderables = content.codes.orderable
+
+    def view(self, result: LabResult, *, old: bool = False) -> ResultView:
+        """The result as the laboratory reported it first, then converted and rounded to the
+        precision a clinician reads (CLINICAL.md "Units")."""
+        cmp = result.comparator or ""
+        if result.value is None:
+            short = shown = "could not be interpreted"
+        elif result.reported_unit is not None and result.reported_value is not None:
+            converted = format_number(result.value, decimals=self._decimals[result.analyte])
+            short = f"{cmp}{format_number(result.reported_value, as_reported=True)} {result.reported_unit}"
+            shown = f"{short} ({cmp}{converted} {result.unit})"
+        else:
+            short = shown = f"{cmp}{format_number(result.value, as_reported=True)} {result.unit}"
+        return ResultView(
+            name=result.name,
+            code=result.code,
+            shown=shown,
+            short=short,
+            date=_date(result.effective),
+            proxy=result.role == "proxy",
+            status_unknown=result.status == "unknown",
+            problem=result.problem,
+            old=old,
+        )
 
     def finding_view(self, finding: Finding) -> FindingView:
         unit = finding.unit
-        as_measured = result_view(finding.result)
+        as_measured = self.view(finding.result)
         if finding.albumin is None:
-            short, reported = as_measured.short, as_measured.reported
+            short, shown = as_measured.short, as_measured.shown
         else:
-            short, reported = f"{format_number(finding.value)} {unit}", None
+            short = shown = f"{format_number(finding.value, decimals=self._decimals['calcium'])} {unit}"
         r = finding.range
         if r.low is not None and r.high is not None:
             span = f"{format_number(r.low)}-{format_number(r.high)} {unit}"
@@ -115,7 +118,7 @@ class CardRenderer:
         return FindingView(
             name=self._names[finding.measure],
             abbreviation=self._abbreviations[finding.measure],
-            shown=f"{short} ({reported})" if reported else short,
+            shown=shown,
             short=short,
             date=_date(finding.result.effective),
             flag=finding.flag or "normal",
@@ -123,8 +126,13 @@ class CardRenderer:
             range=span,
             range_from_laboratory=r.from_laboratory,
             total=as_measured.shown if albumin else None,
-            albumin=f"{result_view(albumin).shown}" if albumin else None,
+            albumin=self.view(albumin).shown if albumin else None,
         )
+
+    def finding_rows(self, finding: Finding) -> list[ResultView]:
+        """The data rows behind a finding: the result, and the albumin it was corrected with."""
+        rows = [self.view(finding.result)]
+        return rows + [self.view(finding.albumin)] if finding.albumin is not None else rows
 
     def analyte_names(self, analytes: Iterable[str]) -> list[str]:
         return [self._names[a] for a in analytes]
@@ -138,16 +146,18 @@ class CardRenderer:
         patient_id: str,
         *,
         critical: bool = False,
+        hypercalcaemia: bool = False,
         order_for: Iterable[str] = (),
         suggestions: list[Suggestion] | None = None,
         **values: Any,
     ) -> Card:
-        """One card of `kind`; `order_for` names the analytes whose order suggestions to offer, and
+        """One card of `kind`; `order_for` names the analytes whose orders to suggest, and
         `suggestions` adds those a service built itself (around a draft order)."""
         spec = self._catalogue.cards[kind]
         values = {
             "unavailable": [],
             "context": CrampContext(),
+            "age_unknown": False,
             **values,
             "profile": self._profile,
             "critical": critical,
@@ -158,20 +168,24 @@ class CardRenderer:
             summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
         detail = _single_blank_lines(self._content.details[kind].render(values)).strip()
         source = self._source(spec.source)
-        wanted = set(order_for)
         suggestions = [
-            self._order_suggestion(s, patient_id) for s in spec.suggestions if wanted.intersection(s.covers)
+            self._order_suggestion(s, patient_id) for s in self._order_choice(spec.suggestions, set(order_for))
         ] + (suggestions or [])
         links = [
             Link(label=src.label, url=src.url, type="absolute")
             for src in (self._source(ref) for ref in spec.links)
             if src.url is not None
         ]
+        indicator = spec.indicator
+        if critical and spec.indicator_critical:
+            indicator = spec.indicator_critical
+        elif hypercalcaemia and spec.indicator_hypercalcaemia:
+            indicator = spec.indicator_hypercalcaemia
         return Card(
             uuid=uuid.uuid4(),
             summary=summary,
             detail=detail or None,
-            indicator=spec.indicator_critical if critical and spec.indicator_critical else spec.indicator,
+            indicator=indicator,
             source=Source(
                 label=source.label,
                 url=source.url,
@@ -179,13 +193,41 @@ class CardRenderer:
             ),
             suggestions=suggestions or None,
             selectionBehavior="any" if suggestions else None,
-            overrideReasons=self._override_reasons,
+            overrideReasons=self._override_reasons[kind],
             links=links or None,
         )
 
+    def _order_choice(self, offered: list[SuggestionSpec], wanted: set[str]) -> list[SuggestionSpec]:
+        """For each wanted analyte, the offered test that covers the most wanted analytes and the
+        fewest others (content order breaks ties): a basic metabolic panel when potassium and
+        calcium are wanted, calcium alone when only calcium is."""
+        chosen: list[SuggestionSpec] = []
+        for analyte in sorted(wanted):
+            covering = [s for s in offered if analyte in self._orderables[s.orderable].covers]
+            if not covering:
+                continue
+            best = min(
+                covering,
+                key=lambda s: (
+                    -len(wanted.intersection(self._orderables[s.orderable].covers)),
+                    len(set(self._orderables[s.orderable].covers) - wanted),
+                    offered.index(s),
+                ),
+            )
+            if best not in chosen:
+                chosen.append(best)
+        return sorted(chosen, key=offered.index)
+
+    def delete_suggestion(self, kind: str, resource_id: str) -> Suggestion:
+        """The suggestion of an order card that removes the draft it is about."""
+        spec = self._catalogue.cards[kind]
+        assert spec.suggestion_label and spec.delete_description  # checked when the content loads
+        delete = Action(type="delete", description=spec.delete_description, resourceId=resource_id)
+        return Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
+
     def service_request(self, orderable: str, subject: dict[str, Any], **references: dict[str, Any]) -> dict[str, Any]:
         """A draft ServiceRequest (FHIR R4) for one of the content's orderable tests."""
-        test = self._content.codes.orderable[orderable]
+        test = self._orderables[orderable]
         return {
             "resourceType": "ServiceRequest",
             "status": "draft",

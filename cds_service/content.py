@@ -7,6 +7,7 @@ the file and the problem, instead of failing on some patient's chart later.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -31,6 +32,7 @@ CARD_KINDS = (
     "vitd-duplicate-order",
     "vitd-order-1-25",
     "vitd-supplement-caution",
+    "vitd-duplicate-therapy",
 )
 # What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
 NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calcium_corrected")
@@ -38,6 +40,8 @@ NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calci
 SUGGESTION_WORDING = {
     "vitd-duplicate-order": ("suggestion_label", "delete_description"),
     "vitd-order-1-25": ("suggestion_label", "delete_description", "create_description"),
+    "vitd-supplement-caution": ("suggestion_label", "delete_description"),
+    "vitd-duplicate-therapy": ("suggestion_label", "delete_description"),
 }
 REPLACEMENT_TEST = "vitamin_d_total"
 # Analytes the electrolyte rules evaluate, each needing a default range.
@@ -61,10 +65,14 @@ class _Strict(BaseModel):
 class UnitSpec(_Strict):
     canonical: str
     charge: int | None = None
+    plausible: tuple[Annotated[float, Field(ge=0)], Positive] | None = None  # canonical unit
+    decimals: Annotated[int, Field(ge=0, le=4)]  # a converted value is rounded to these
     units: dict[str, Positive]
 
     @model_validator(mode="after")
     def _consistent(self) -> UnitSpec:
+        if self.plausible is not None and not self.plausible[0] < self.plausible[1]:
+            raise ValueError("plausible must be [lowest, highest] with lowest < highest")
         if self.units.get(self.canonical) != 1:
             raise ValueError(f"the canonical unit {self.canonical!r} must be listed with 1")
         if "meq/L" in self.units:
@@ -127,7 +135,6 @@ class Payne(_Strict):
 class Windows(_Strict):
     vitamin_d_status_days: Annotated[int, Field(gt=0)]
     electrolyte_recent_days: Annotated[int, Field(gt=0)]
-    ionized_calcium_recent_days: Annotated[int, Field(gt=0)]
     repeat_test_days: Annotated[int, Field(gt=0)]
     future_allowance_hours: Annotated[int, Field(ge=0)]
 
@@ -137,6 +144,7 @@ class Thresholds(_Strict):
     electrolyte_ranges: dict[str, RangeSpec]
     payne: Payne
     windows: Windows
+    adult_age_years: Annotated[int, Field(gt=0)]
 
     @model_validator(mode="after")
     def _complete(self) -> Thresholds:
@@ -153,8 +161,8 @@ class VitaminDCodes(_Strict):
     total: dict[str, str]
     proxy: dict[str, str]
     opt_in: dict[str, str]
-    wrong_test: dict[str, str]
-    dihydroxy_orders: list[str]
+    dihydroxy: dict[str, str]  # 1,25-dihydroxyvitamin D: never a status test
+    parent: dict[str, str]  # the parent vitamins D2 and D3: never a status test
     component_d2: list[str]
     component_d3: list[str]
     component_total_name: str
@@ -163,6 +171,7 @@ class VitaminDCodes(_Strict):
 class Orderable(_Strict):
     code: str
     display: str
+    covers: list[str] = Field(min_length=1)  # the analytes the test measures
 
 
 class Codes(_Strict):
@@ -183,7 +192,8 @@ class Codes(_Strict):
             ("vitamin_d", "total", self.vitamin_d.total),
             ("vitamin_d", "proxy", self.vitamin_d.proxy),
             ("vitamin_d", "opt_in", self.vitamin_d.opt_in),
-            ("vitamin_d", "wrong_test", self.vitamin_d.wrong_test),
+            ("vitamin_d_dihydroxy", "wrong_test", self.vitamin_d.dihydroxy),
+            ("vitamin_d_parent", "wrong_test", self.vitamin_d.parent),
             ("potassium", "measured", self.potassium),
             ("magnesium", "measured", self.magnesium),
             ("calcium", "total", self.calcium_total),
@@ -250,10 +260,14 @@ class Drug(_Strict):
     group: str = ""
     ingredient: Annotated[str, Field(min_length=3)]
     rxnorm: str | None = None
+    names: list[Annotated[str, Field(min_length=2)]] = []  # other names, matched like the ingredient's
 
     @cached_property
-    def lower_name(self) -> str:
-        return self.ingredient.lower()
+    def name_pattern(self) -> re.Pattern[str]:
+        """The ingredient or another name as whole words, any case: "hydrochlorothiazide" is not
+        chlorothiazide, and "vitamin D" is not "vitamin D3"."""
+        alternatives = "|".join(re.escape(n.lower()) for n in [self.ingredient, *self.names])
+        return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
 
 
 class ContextRules(_Strict):
@@ -263,8 +277,17 @@ class ContextRules(_Strict):
     cramps: ConditionSet
     other_causes: list[ConditionSet]
     ckd_advanced: ConditionSet
+    pregnancy: ConditionSet
     cramp_drugs: list[Drug]
+    electrolyte_check_groups: list[str]
     vitamin_d_products: list[Drug] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_groups(self) -> ContextRules:
+        groups = {d.group for d in self.cramp_drugs}
+        if unknown := [g for g in self.electrolyte_check_groups if g not in groups]:
+            raise ValueError(f"electrolyte_check_groups names no drug group {', '.join(unknown)}")
+        return self
 
 
 # --- catalogue.yaml -----------------------------------------------------------------------------
@@ -288,7 +311,6 @@ class SourceSpec(_Strict):
 
 class SuggestionSpec(_Strict):
     orderable: str
-    covers: list[str]
     label: str
     description: str
 
@@ -296,6 +318,7 @@ class SuggestionSpec(_Strict):
 class CardSpec(_Strict):
     indicator: Indicator
     indicator_critical: Indicator | None = None
+    indicator_hypercalcaemia: Indicator | None = None
     summary: str
     detail: str
     source: str
@@ -306,6 +329,7 @@ class CardSpec(_Strict):
     suggestion_label: str | None = None
     delete_description: str | None = None
     create_description: str | None = None
+    override_reasons: list[str] = Field(min_length=1)  # codes of the catalogue's override_reasons
 
 
 class Catalogue(_Strict):
@@ -343,13 +367,14 @@ class Content:
             raise ContentError(f"unknown threshold profile {name!r}; known: {known}") from None
 
 
-def format_number(value: float, *, as_reported: bool = False) -> str:
-    """A computed value to at most two decimals (20.833 -> "20.83"); a value as reported with the
-    digits it came with (0.355 -> "0.355"). No trailing zeros: 45.0 -> "45"."""
+def format_number(value: float, *, as_reported: bool = False, decimals: int | None = None) -> str:
+    """A value as reported with the digits it came with (0.355 -> "0.355"); a converted value to
+    `decimals` places (18.03 -> "18"); otherwise a figure of the content to at most two decimals,
+    without trailing zeros (45.0 -> "45")."""
     if as_reported:
         return f"{value:.6g}"
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+    text = f"{value:.{decimals}f}" if decimals is not None else f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text.lstrip("-").strip("0.") == "" else text
 
 
 def and_list(items: Any) -> str:
@@ -475,6 +500,9 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
         for ref in [spec.source, *spec.links]:
             if ref != "profile" and catalogue.sources[ref].url is None:
                 fail(f"cards.{kind} links to source {ref!r}, which has no url")
+        reasons = {r.code for r in catalogue.override_reasons}
+        if unknown := [r for r in spec.override_reasons if r not in reasons]:
+            fail(f"cards.{kind} offers unknown override reason {', '.join(unknown)}")
         for suggestion in spec.suggestions:
             if suggestion.orderable not in codes.orderable:
                 fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")

@@ -1,10 +1,11 @@
-"""The leg-cramp context: cramps documented, other causes, CKD stage 4-5, and the medicines that
-matter (those associated with cramps, and vitamin D already taken)."""
+"""The leg-cramp context: cramps documented, other causes, CKD stage 4-5, pregnancy, and the
+medicines that matter (those associated with cramps, and vitamin D already taken, since when)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..content import ConditionSet, ContextRules, Drug
 
@@ -18,6 +19,7 @@ class ConditionFact:
 class MedicationFact:
     rxnorm: frozenset[str]
     names: str  # lower case, one a line: coding displays, text, reference display
+    authored: datetime | None = None  # when it was prescribed or started (authoredOn)
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,11 @@ class CrampContext:
     cramp_codes: tuple[str, ...] = ()
     other_causes: tuple[str, ...] = ()
     ckd_advanced: bool = False
-    drugs: tuple[str, ...] = ()  # "furosemide (loop or thiazide diuretic)"
+    pregnant: bool = False
+    drugs: tuple[str, ...] = ()  # "furosemide (loop diuretic)"
+    electrolyte_drugs: tuple[str, ...] = ()  # those of the groups that call for K and Mg: "furosemide"
     vitamin_d_products: tuple[str, ...] = ()
+    vitamin_d_started: datetime | None = None  # the latest start of an active vitamin D product, if known
 
 
 def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[set[str], set[str]]:
@@ -50,8 +55,14 @@ def _matches(codes: tuple[set[str], set[str]], wanted: ConditionSet) -> list[str
 
 
 def takes(medication: MedicationFact, drug: Drug) -> bool:
-    """By RxNorm ingredient code, or the ingredient's name in the order's names."""
-    return drug.rxnorm in medication.rxnorm or drug.lower_name in medication.names
+    """By RxNorm ingredient code, or the ingredient's name (or another of its names) as whole
+    words in the order's names."""
+    return drug.rxnorm in medication.rxnorm or drug.name_pattern.search(medication.names) is not None
+
+
+def vitamin_d_product(medication: MedicationFact, rules: ContextRules) -> str | None:
+    """The first vitamin D product of the list that a medicine holds, alone or combined."""
+    return next((p.ingredient for p in rules.vitamin_d_products if takes(medication, p)), None)
 
 
 def assess_context(
@@ -60,17 +71,18 @@ def assess_context(
     codes = _codes(conditions, rules)
     cramp_codes = sorted(_matches(codes, rules.cramps))
     other_causes = [cause.name for cause in rules.other_causes if _matches(codes, cause)]
-    drugs = [
-        f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient
-        for drug in rules.cramp_drugs
-        if any(takes(m, drug) for m in medications)
-    ]
-    products = [p.ingredient for p in rules.vitamin_d_products if any(takes(m, p) for m in medications)]
+    taken = [drug for drug in rules.cramp_drugs if any(takes(m, drug) for m in medications)]
+    on_vitamin_d = [(m, product) for m in medications if (product := vitamin_d_product(m, rules)) is not None]
+    products = list(dict.fromkeys(product for _, product in on_vitamin_d))
+    started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
     return CrampContext(
         cramps=bool(cramp_codes),
         cramp_codes=tuple(cramp_codes),
         other_causes=tuple(other_causes),
         ckd_advanced=bool(_matches(codes, rules.ckd_advanced)),
-        drugs=tuple(drugs),
+        pregnant=bool(_matches(codes, rules.pregnancy)),
+        drugs=tuple(f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient for drug in taken),
+        electrolyte_drugs=tuple(d.ingredient for d in taken if d.group in rules.electrolyte_check_groups),
         vitamin_d_products=tuple(products),
+        vitamin_d_started=max(started) if started else None,
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ..content import Payne, RangeSpec, Windows
-from .results import LabResult, latest, visible, within
+from .results import LabResult, latest, newest, visible, within
 
 # The three electrolytes tied to cramps, in the order cards name them.
 ELECTROLYTES = ("potassium", "magnesium", "calcium")
@@ -41,12 +41,23 @@ class Finding:
 
 @dataclass(frozen=True)
 class ElectrolyteAssessment:
-    findings: tuple[Finding, ...]  # one per electrolyte with a recent usable result
-    not_recent: tuple[str, ...]  # electrolytes with no usable result in the window, card order
+    findings: tuple[Finding, ...]  # one per electrolyte whose deciding recent result was interpreted
+    not_recent: tuple[str, ...]  # electrolytes with no result in the window, card order
+    unreadable: tuple[tuple[str, LabResult], ...] = ()  # (electrolyte, its deciding result, not interpretable)
 
     @property
     def abnormal(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.flag is not None)
+
+    @property
+    def calcium(self) -> Finding | None:
+        return next((f for f in self.findings if f.electrolyte == "calcium"), None)
+
+    @property
+    def hypercalcaemia(self) -> Finding | None:
+        """The deciding calcium, when it is above its range."""
+        calcium = self.calcium
+        return calcium if calcium is not None and calcium.flag == "high" else None
 
 
 def judge(value: float, measure_range: Range) -> tuple[Flag | None, bool]:
@@ -72,40 +83,54 @@ def _finding(electrolyte: str, measure: str, result: LabResult, default: RangeSp
     return Finding(electrolyte, measure, result, result.value, result.unit, measure_range, flag, critical)
 
 
+def _day(result: LabResult) -> date:
+    """The laboratory's calendar day of a dated result."""
+    assert result.effective is not None
+    return result.effective.date()
+
+
+# On the newest day with a calcium result, which kind decides: ionized, then a corrected calcium the
+# laboratory reported, then the measured total.
+_CALCIUM_ORDER = {("calcium_ionized", "measured"): 0, ("calcium", "corrected"): 1, ("calcium", "total"): 2}
+
+
 def _calcium(
-    results: list[LabResult],
-    as_of: datetime,
-    ranges: dict[str, RangeSpec],
-    windows: Windows,
-    payne: Payne,
-) -> Finding | None:
-    """Ionized if recent; else the latest total or reported corrected, corrected by Payne when
-    a same-day albumin exists and no corrected value was reported that day."""
-    ionized = latest(r for r in results if r.analyte == "calcium_ionized")
-    if ionized is not None and within(ionized, as_of, windows.ionized_calcium_recent_days):
-        return _finding("calcium", "calcium_ionized", ionized, ranges["calcium_ionized"])
-
-    calcium = [r for r in results if r.analyte == "calcium" and r.usable]
-    newest = latest(calcium)
-    if newest is None or not within(newest, as_of, windows.electrolyte_recent_days):
+    recent: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
+) -> Finding | LabResult | None:
+    """The deciding calcium (CLINICAL.md "Calcium"): the newest recent result of any kind, ionized
+    first on the same day; a measured total corrected by Payne only with a same-day albumin below
+    the reference, so only upwards, and never past a critical value it already shows. A LabResult
+    when the deciding result could not be interpreted; None when there is no recent calcium."""
+    candidates = [r for r in recent if (r.analyte, r.role) in _CALCIUM_ORDER]
+    if not candidates:
         return None
-    day = newest.effective.date()  # type: ignore[union-attr]
-    if newest.role == "total":
-        reported = latest(r for r in calcium if r.role == "corrected" and r.effective.date() == day)  # type: ignore[union-attr]
-        if reported is not None:
-            newest = reported
-    if newest.role == "corrected":
-        return _finding("calcium", "calcium_corrected", newest, ranges["calcium"])
-
-    albumin = latest(r for r in results if r.analyte == "albumin" and r.usable and r.effective.date() == day)  # type: ignore[union-attr]
-    if albumin is None or newest.comparator is not None or albumin.comparator is not None:
-        return _finding("calcium", "calcium", newest, ranges["calcium"])
-    assert newest.value is not None and albumin.value is not None and newest.unit is not None
-    corrected = newest.value + payne.factor * (payne.reference_albumin - albumin.value)
-    measure_range = _range(newest, ranges["calcium"])
-    flag, critical = judge(corrected, measure_range)
+    day = max(_day(r) for r in candidates)
+    that_day = sorted(
+        (r for r in candidates if _day(r) == day),
+        key=lambda r: (_CALCIUM_ORDER[r.analyte, r.role], -r.effective.timestamp()),  # type: ignore[union-attr]
+    )
+    deciding = next((r for r in that_day if r.value is not None), None)
+    if deciding is None:
+        return that_day[0]
+    if deciding.analyte == "calcium_ionized":
+        return _finding("calcium", "calcium_ionized", deciding, ranges["calcium_ionized"])
+    if deciding.role == "corrected":
+        return _finding("calcium", "calcium_corrected", deciding, ranges["calcium"])
+    measured = _finding("calcium", "calcium", deciding, ranges["calcium"])
+    albumin = latest(r for r in seen if r.analyte == "albumin" and r.effective is not None and _day(r) == day)
+    if (
+        measured.critical
+        or albumin is None
+        or albumin.value is None
+        or albumin.value >= payne.reference_albumin
+        or deciding.comparator is not None
+        or albumin.comparator is not None
+    ):
+        return measured
+    corrected = measured.value + payne.factor * (payne.reference_albumin - albumin.value)
+    flag, critical = judge(corrected, measured.range)
     return Finding(
-        "calcium", "calcium_corrected", newest, corrected, newest.unit, measure_range, flag, critical, albumin
+        "calcium", "calcium_corrected", deciding, corrected, measured.unit, measured.range, flag, critical, albumin
     )
 
 
@@ -118,19 +143,25 @@ def assess_electrolytes(
     payne: Payne,
     future_allowance: timedelta,
 ) -> ElectrolyteAssessment:
+    """Per electrolyte, the newest recent result decides; one that could not be interpreted is
+    named as such, and no older result stands in for it."""
     seen = visible(results, as_of, future_allowance)
+    recent = [r for r in seen if r.effective is not None and within(r, as_of, windows.electrolyte_recent_days)]
     findings: list[Finding] = []
     not_recent: list[str] = []
+    unreadable: list[tuple[str, LabResult]] = []
     for electrolyte in ELECTROLYTES:
+        decided: Finding | LabResult | None
         if electrolyte == "calcium":
-            finding = _calcium(seen, as_of, ranges, windows, payne)
+            decided = _calcium(recent, seen, ranges, payne)
         else:
-            newest = latest(r for r in seen if r.analyte == electrolyte)
-            finding = None
-            if newest is not None and within(newest, as_of, windows.electrolyte_recent_days):
-                finding = _finding(electrolyte, electrolyte, newest, ranges[electrolyte])
-        if finding is None:
+            decided = newest(r for r in recent if r.analyte == electrolyte)
+            if decided is not None and decided.value is not None:
+                decided = _finding(electrolyte, electrolyte, decided, ranges[electrolyte])
+        if decided is None:
             not_recent.append(electrolyte)
+        elif isinstance(decided, Finding):
+            findings.append(decided)
         else:
-            findings.append(finding)
-    return ElectrolyteAssessment(tuple(findings), tuple(not_recent))
+            unreadable.append((electrolyte, decided))
+    return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable))

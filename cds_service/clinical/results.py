@@ -64,6 +64,13 @@ def newest_first(results: Iterable[LabResult]) -> list[LabResult]:
     return sorted(dated, key=lambda r: r.effective, reverse=True)  # type: ignore[arg-type, return-value]
 
 
+def newest(results: Iterable[LabResult]) -> LabResult | None:
+    """The most recent dated result, whether or not its value could be interpreted: a newer result
+    that could not be read stops any judgement from older ones."""
+    dated = [r for r in results if r.effective is not None]
+    return max(dated, key=lambda r: r.effective) if dated else None  # type: ignore[arg-type, return-value]
+
+
 def latest(results: Iterable[LabResult]) -> LabResult | None:
     """The most recent usable result; an undated result never counts as the latest."""
     dated = [r for r in results if r.usable]

@@ -37,15 +37,21 @@ def classify(result: LabResult, profile: Profile) -> Status:
 
 @dataclass(frozen=True)
 class VitaminDAssessment:
-    status: Status | None  # None: no usable 25(OH)D within the status window
+    status: Status | None  # None: no interpretable 25(OH)D decides within the status window
     latest: LabResult | None  # the result that decides the status
-    history: tuple[LabResult, ...]  # the other usable 25(OH)D results, newest first
-    unreadable: tuple[LabResult, ...]  # newer 25(OH)D results that could not be classified
+    history: tuple[LabResult, ...]  # the other interpretable 25(OH)D results, newest first
+    unreadable: tuple[LabResult, ...]  # 25(OH)D results newer than any that decides, not interpretable
     wrong_tests: tuple[LabResult, ...]  # recent results of tests that never give a status
 
     @property
+    def blocked(self) -> bool:
+        """The newest recent 25(OH)D could not be interpreted: no status is inferred past it."""
+        return self.status is None and bool(self.unreadable)
+
+    @property
     def wrong_test_only(self) -> bool:
-        return self.status is None and bool(self.wrong_tests)
+        """Only tests that never give a status: no 25(OH)D at all in the window, read or not."""
+        return self.status is None and not self.unreadable and bool(self.wrong_tests)
 
 
 def assess_vitamin_d(
@@ -57,17 +63,25 @@ def assess_vitamin_d(
     future_allowance: timedelta,
     accept_opt_in: bool = False,
 ) -> VitaminDAssessment:
+    """The newest 25(OH)D in the window decides; when it could not be interpreted, nothing older
+    does (CLINICAL.md "Reading an Observation")."""
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
-    seen = visible((r for r in results if r.analyte == "vitamin_d"), as_of, future_allowance)
-    dated = newest_first(r for r in seen if r.role in roles)
-    usable = [r for r in dated if r.value is not None]
-    newest = usable[0] if usable else None
-    status = classify(newest, profile) if newest is not None and within(newest, as_of, window_days) else None
-    deciding = newest if status is not None else None
+    seen = visible(results, as_of, future_allowance)
+    dated = newest_first(r for r in seen if r.analyte == "vitamin_d" and r.role in roles)
+    recent = [r for r in dated if within(r, as_of, window_days)]
+    newest = recent[0] if recent else None
+    deciding = newest if newest is not None and newest.value is not None else None
+    status = classify(deciding, profile) if deciding is not None else None
+    readable = [r for r in dated if r.value is not None]
+    first_readable = readable[0] if readable else None
     return VitaminDAssessment(
         status=status,
         latest=deciding,
-        history=tuple(r for r in usable if r is not deciding),
-        unreadable=tuple(r for r in dated if r.value is None and (newest is None or r.effective > newest.effective)),  # type: ignore[operator]
+        history=tuple(r for r in readable if r is not deciding),
+        unreadable=tuple(
+            r
+            for r in recent
+            if r.value is None and (first_readable is None or r.effective > first_readable.effective)  # type: ignore[operator]
+        ),
         wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
     )

@@ -1,4 +1,4 @@
-"""Condition and MedicationRequest JSON -> the small facts the leg-cramp rules read.
+"""Patient, Condition and MedicationRequest JSON -> the small facts the rules read.
 
 As for Observations, only the fields read here are validated; a malformed resource is skipped and
 counted, and resources about another patient are ignored.
@@ -6,15 +6,19 @@ counted, and resources about another patient are ignored.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import re
 from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
 
 from ..clinical.context import ConditionFact, MedicationFact
 from ..content import ContextRules, dotless
-from .models import CodeableConcept, Read, Reference, Resource, Tally, own, read_as
+from .labs import parse_fhir_datetime
+from .models import CodeableConcept, Lite, Read, Reference, Resource, Tally, own, read_as
 
 
 class _Condition(Resource):
@@ -28,6 +32,46 @@ class _MedicationRequest(Resource, kw_only=True):
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
     contained: list[dict[str, Any]] = []
+    authoredOn: str | None = None
+
+
+class _Patient(Lite):
+    id: str | None = None
+    birthDate: str | None = None
+
+
+_BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?")
+
+
+def birth_date(resource: Any, patient_id: str) -> date | None:
+    """The patient's birth date, or the latest day a partial one allows ("1961" is 1961-12-31), so
+    that an age computed from it is never older than the patient may be; None when unknown."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+        return None
+    try:
+        patient = read_as(_Patient, resource)
+    except msgspec.ValidationError:
+        return None
+    if patient.id != patient_id or patient.birthDate is None:
+        return None
+    match = _BIRTH_DATE.fullmatch(patient.birthDate)
+    if match is None:
+        return None
+    year = int(match["y"])
+    try:
+        if match["d"] is not None:
+            return date(year, int(match["m"]), int(match["d"]))
+        month = int(match["m"] or 12)
+        return date(year, month, calendar.monthrange(year, month)[1])
+    except ValueError:  # no such month or day
+        return None
+
+
+def _authored(text: str | None) -> datetime | None:
+    try:
+        return parse_fhir_datetime(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _codes(concept: CodeableConcept | None) -> set[str]:
@@ -35,7 +79,11 @@ def _codes(concept: CodeableConcept | None) -> set[str]:
 
 
 def medication_fact(
-    concept: CodeableConcept | None, reference: Reference | None, contained: list[dict[str, Any]], rxnorm: str
+    concept: CodeableConcept | None,
+    reference: Reference | None,
+    contained: list[dict[str, Any]],
+    rxnorm: str,
+    authored: datetime | None = None,
 ) -> MedicationFact:
     """The RxNorm codes and the names (lower case) of what a MedicationRequest orders."""
     concepts = [concept] if concept else []
@@ -52,7 +100,7 @@ def medication_fact(
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]
         codes |= {x.code for x in c.coding if x.system == rxnorm and x.code}
-    return MedicationFact(frozenset(codes), "\n".join(names).lower())
+    return MedicationFact(frozenset(codes), "\n".join(names).lower(), authored)
 
 
 class ContextReader:
@@ -81,7 +129,13 @@ class ContextReader:
     def medications(self, resources: Iterable[Any], patient_id: str) -> Read[MedicationFact]:
         tally = Tally()
         return tally.read(
-            medication_fact(r.medicationCodeableConcept, r.medicationReference, r.contained, self._systems.rxnorm)
+            medication_fact(
+                r.medicationCodeableConcept,
+                r.medicationReference,
+                r.contained,
+                self._systems.rxnorm,
+                _authored(r.authoredOn),
+            )
             for r in own(resources, "MedicationRequest", _MedicationRequest, patient_id, tally)
             if r.status == "active"
         )

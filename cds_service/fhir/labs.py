@@ -52,6 +52,15 @@ _DATE = re.compile(
 )
 _VALUE_STRING = re.compile(r"\s*(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*?)?\s*")
 _NORMAL_RANGE = "normal"
+# A unit is named in a card only when it looks like one: FHIR text never becomes card markup.
+_SHOWN_UNIT = re.compile(r"[A-Za-z0-9/%.*^µ-]{1,16}")
+
+
+def unit_problem(unit: object) -> str:
+    """Why a value with an unrecognised unit is not interpreted, naming the unit when it is safe."""
+    if isinstance(unit, str) and _SHOWN_UNIT.fullmatch(unit.strip()):
+        return f"unit {unit.strip()} not recognised"
+    return "unit not recognised"
 
 
 @lru_cache(maxsize=4096)
@@ -154,6 +163,9 @@ class LabReader:
         if isinstance(reading, str):
             return LabResult(analyte, role, matched, name, obs.id, obs.status, effective, problem=reading)
         value, comparator, unit = reading
+        canonical_value = self._units.to_canonical(analyte, value, unit)
+        if (problem := self._units.implausible(analyte, canonical_value)) is not None:
+            return LabResult(analyte, role, matched, name, obs.id, obs.status, effective, problem=problem)
         canonical = self._units.canonical(analyte)
         converted = unit != canonical
         low, high = self._reference_range(analyte, obs.referenceRange)
@@ -165,7 +177,7 @@ class LabReader:
             obs.id,
             obs.status,
             effective,
-            value=self._units.to_canonical(analyte, value, unit),
+            value=canonical_value,
             comparator=comparator,
             unit=canonical,
             reported_value=value if converted else None,
@@ -175,25 +187,28 @@ class LabReader:
         )
 
     def _quantity(self, analyte: str, q: Quantity) -> tuple[float, Any, str] | str:
-        """(value as reported, comparator, recognised UCUM unit) or why it is unreadable."""
+        """(value as reported, comparator, recognised UCUM unit) or why it cannot be interpreted."""
         if q.value is None:
             return "no numeric value"
-        if q.value < 0:
-            return "negative value"
+        if q.value <= 0:
+            return "zero or negative value"
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
         if unit is None:
-            return "unit missing" if q.unit is None and q.code is None else "unit not recognised"
+            return "no unit" if q.unit is None and q.code is None else unit_problem(q.unit or q.code)
         return q.value, q.comparator, unit
 
     def _string(self, analyte: str, text: str) -> tuple[float, Any, str] | str:
+        """A value with its unit in text ("4.0 mmol/L", "<5 ng/mL"); a bare number is not read."""
         match = _VALUE_STRING.fullmatch(text)
         if match is None:
-            return "not a numeric value"
+            return "text, not a value"
         if match["unit"] is None:
-            return "unit missing"
+            return "a number without a unit"
+        if float(match["num"]) <= 0:
+            return "zero or negative value"
         unit = self._units.recognise(analyte, None, None, match["unit"])
         if unit is None:
-            return "unit not recognised"
+            return unit_problem(match["unit"])
         return float(match["num"]), match["cmp"], unit
 
     def _reference_range(self, analyte: str, ranges: list[ReferenceRange]) -> tuple[float | None, float | None]:
@@ -217,7 +232,9 @@ class LabReader:
         return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
 
     def _component_total(self, obs: Observation, codes: list[str], effective: datetime | None) -> LabResult | None:
-        """A total sent as D2 and D3 components: their sum, when both parts read cleanly."""
+        """A total sent as D2 and D3 components: their sum, when both parts read cleanly. Only codes
+        of the content name it in a card (FHIR text never does)."""
+        known = next((c for c in codes if c in self._roles), None)
         parts: dict[str, tuple[float, Any, str]] = {}
         for comp in obs.component:
             comp_codes = self._loinc(comp.code)
@@ -225,8 +242,10 @@ class LabReader:
             if part is None or comp.valueQuantity is None:
                 continue
             reading = self._quantity("vitamin_d", comp.valueQuantity)
-            if isinstance(reading, str):
-                return None
+            if isinstance(reading, str):  # kept, so that it stops any status from older results
+                code = known or next(c for c in comp_codes if c in self._d2 | self._d3)
+                name = self._component_name
+                return LabResult("vitamin_d", "total", code, name, obs.id, obs.status, effective, problem=reading)
             value, comparator, unit = reading
             parts[part] = (
                 self._units.to_canonical("vitamin_d", value, unit),
@@ -238,7 +257,12 @@ class LabReader:
         comparators = {cmp for _, cmp, _ in parts.values() if cmp is not None}
         if len(comparators) > 1 or comparators & {">", ">="} and comparators & {"<", "<="}:
             return None
-        code = codes[0] if codes else f"{parts['d2'][2]}+{parts['d3'][2]}"
+        code = known or f"{parts['d2'][2]}+{parts['d3'][2]}"
+        value = sum(v for v, _, _ in parts.values())
+        if (problem := self._units.implausible("vitamin_d", value)) is not None:
+            return LabResult(
+                "vitamin_d", "total", code, self._component_name, obs.id, obs.status, effective, problem=problem
+            )
         return LabResult(
             "vitamin_d",
             "total",
@@ -247,7 +271,7 @@ class LabReader:
             obs.id,
             obs.status,
             effective,
-            value=sum(v for v, _, _ in parts.values()),
+            value=value,
             comparator=next(iter(comparators), None),
             unit=self._units.canonical("vitamin_d"),
         )

@@ -1,8 +1,10 @@
-"""The draft orders of order-select and order-sign, read from `context.draftOrders`.
+"""Orders: the drafts of order-select and order-sign (`context.draftOrders`), and the tests
+already ordered and pending (the `pendingOrders` prefetch).
 
-Only what the order cards need: which vitamin D test or product a draft orders, its id (for a
-delete action) and the references a replacement order keeps. A draft without a usable code, or
-not among the selections on order-select, is ignored, never an error.
+Only what the cards need: which vitamin D test or product a draft orders, its id (for a delete
+action) and the references a replacement order keeps; which analytes a pending order will measure.
+A draft without a usable code, or not among the selections on order-select, is ignored, never an
+error.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..clinical.context import takes
+from ..clinical.context import vitamin_d_product
 from ..content import Content
 from .context import medication_fact
-from .models import CodeableConcept, Lite, Reference, read_as
+from .models import CodeableConcept, Lite, Read, Reference, Resource, Tally, own, read_as
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
 
@@ -27,6 +29,30 @@ class _ServiceRequest(Lite):
     subject: Reference | None = None
     requester: Reference | None = None
     encounter: Reference | None = None
+
+
+class _PendingRequest(Resource, kw_only=True):
+    status: str
+    code: CodeableConcept | None = None
+
+
+class PendingOrderReader:
+    """The analytes that active ServiceRequests of the content's orderable tests will measure."""
+
+    def __init__(self, content: Content) -> None:
+        self._loinc = content.codes.system
+        self._covers = {test.code: test.covers for test in content.codes.orderable.values()}
+
+    def read(self, resources: Iterable[Any], patient_id: str) -> Read[str]:
+        tally = Tally()
+        analytes: dict[str, None] = {}
+        for request in own(resources, "ServiceRequest", _PendingRequest, patient_id, tally):
+            if request.status != "active" or request.code is None:
+                continue
+            for coding in request.code.coding:
+                if coding.system == self._loinc and coding.code in self._covers:
+                    analytes.update(dict.fromkeys(self._covers[coding.code]))
+        return tally.read(analytes)
 
 
 class _MedicationRequest(Lite):
@@ -41,7 +67,7 @@ class DraftOrder:
     kind: OrderKind
     resource_type: str
     id: str | None
-    product: str | None = None  # the vitamin D ingredient a medication draft orders
+    product: str | None = None  # the vitamin D product a medication draft orders
     references: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject, requester, encounter
 
     @property
@@ -54,9 +80,9 @@ class DraftOrderReader:
         vd = content.codes.vitamin_d
         self._loinc = content.codes.system
         self._tests = {*vd.total, *vd.proxy, *(vd.opt_in if accept_opt_in else ())}
-        self._dihydroxy = set(vd.dihydroxy_orders)
+        self._dihydroxy = set(vd.dihydroxy)
         self._rxnorm = content.context.systems.rxnorm
-        self._products = content.context.vitamin_d_products
+        self._rules = content.context
 
     def read(self, bundle: dict[str, Any], selections: Iterable[str] | None = None) -> list[DraftOrder]:
         selected = set(selections) if selections is not None else None
@@ -99,6 +125,6 @@ class DraftOrderReader:
         if kind == "MedicationRequest":
             med = read_as(_MedicationRequest, resource)
             fact = medication_fact(med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm)
-            product = next((p.ingredient for p in self._products if takes(fact, p)), None)
+            product = vitamin_d_product(fact, self._rules)
             return DraftOrder("vitamin_d_medication", kind, med.id, product=product) if product else None
         return None

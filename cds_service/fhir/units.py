@@ -19,6 +19,7 @@ class UnitTable:
     def __init__(self, units: Mapping[str, UnitSpec]) -> None:
         self._factors = {analyte: spec.factors() for analyte, spec in units.items()}
         self._canonical = {analyte: spec.canonical for analyte, spec in units.items()}
+        self._plausible = {analyte: spec.plausible for analyte, spec in units.items()}
         self._folded = {analyte: {_fold(code): code for code in factors} for analyte, factors in self._factors.items()}
 
     def canonical(self, analyte: str) -> str:
@@ -34,3 +35,11 @@ class UnitTable:
 
     def to_canonical(self, analyte: str, value: float, unit: str) -> float:
         return value / self._factors[analyte][unit]
+
+    def implausible(self, analyte: str, value: float) -> str | None:
+        """Why a canonical value is a reporting error rather than a patient state, if it is."""
+        bounds = self._plausible[analyte]
+        if bounds is None or bounds[0] <= value <= bounds[1]:
+            return None
+        low, high = (f"{b:g}" for b in bounds)
+        return f"implausible value (outside {low}-{high} {self._canonical[analyte]})"

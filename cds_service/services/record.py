@@ -8,7 +8,7 @@ data the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..cards import CardRenderer
@@ -18,21 +18,23 @@ from ..clinical.results import LabResult
 from ..clinical.vitamin_d import VitaminDAssessment, assess_vitamin_d
 from ..content import Content, Profile
 from ..fhir.client import FhirClient
-from ..fhir.context import ContextReader
+from ..fhir.context import ContextReader, birth_date
 from ..fhir.labs import LabReader
+from ..fhir.orders import PendingOrderReader
 from ..fhir.prefetch import PrefetchKey, resolve
 from ..protocol import HookRequest
 from ..settings import Settings
 
-PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS = (
+PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS = (
     "patient",
     "vitaminD",
     "electrolytes",
     "conditions",
     "medications",
+    "pendingOrders",
 )
 # Newest first, enough for years of results; later pages are the FHIR client's business.
-_COUNT = {VITAMIN_D: 50, ELECTROLYTES: 100, CONDITIONS: 100, MEDICATIONS: 100}
+_COUNT = {VITAMIN_D: 50, ELECTROLYTES: 100, CONDITIONS: 100, MEDICATIONS: 100, PENDING_ORDERS: 50}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Record:
     electrolytes: ElectrolyteAssessment | None  # None when the electrolyte results were not had
     context: CrampContext
     conditions_known: bool
+    birth: date | None  # None: unknown (no birth date, or the Patient was not had)
+    pending: frozenset[str]  # analytes that an active order will measure
     unavailable: list[str]  # what could not be read and matters to the cards, for their detail
     log: dict[str, Any] = field(default_factory=dict)  # counts and reasons, never patient data
 
@@ -54,12 +58,13 @@ class RecordReader:
         self.accept_opt_in = settings.vitd_opt_in_codes
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)
+        self._pending = PendingOrderReader(content)
         codes, vd = content.codes, content.codes.vitamin_d
         self.keys = {
             PATIENT: PrefetchKey(PATIENT, "Patient/{{context.patientId}}", "the patient", required=False),
             VITAMIN_D: PrefetchKey(
                 VITAMIN_D,
-                self._observations([*vd.total, *vd.proxy, *vd.opt_in, *vd.wrong_test], _COUNT[VITAMIN_D]),
+                self._observations([*vd.total, *vd.proxy, *vd.opt_in, *vd.dihydroxy, *vd.parent], _COUNT[VITAMIN_D]),
                 "vitamin D results",
             ),
             ELECTROLYTES: PrefetchKey(
@@ -91,6 +96,14 @@ class RecordReader:
                 "the active medication list",
                 required=False,
             ),
+            PENDING_ORDERS: PrefetchKey(
+                PENDING_ORDERS,
+                "ServiceRequest?patient={{context.patientId}}&status=active&code="
+                + ",".join(f"{codes.system}|{test.code}" for test in codes.orderable.values())
+                + f"&_count={_COUNT[PENDING_ORDERS]}",
+                "the tests already ordered",
+                required=False,
+            ),
         }
 
     def _observations(self, codes: list[str], count: int) -> str:
@@ -120,6 +133,8 @@ class RecordReader:
         labs = self._labs.read(resources, patient_id)
         conditions = self._context.conditions(data.resources(CONDITIONS)[0], patient_id)
         medications = self._context.medications(data.resources(MEDICATIONS)[0], patient_id)
+        pending = self._pending.read(data.resources(PENDING_ORDERS)[0], patient_id)
+        patient = data.resources(PATIENT)[0]
 
         windows = self.content.thresholds.windows
         allowance = timedelta(hours=windows.future_allowance_hours)
@@ -144,8 +159,15 @@ class RecordReader:
         context = assess_context(conditions.items, medications.items, self.content.context)
         log: dict[str, Any] = {
             "results": len(labs.items),
-            "malformed": labs.malformed + empty_entries + conditions.malformed + medications.malformed,
-            "other_patient": labs.other_patient + conditions.other_patient + medications.other_patient,
+            "malformed": labs.malformed
+            + empty_entries
+            + conditions.malformed
+            + medications.malformed
+            + pending.malformed,
+            "other_patient": labs.other_patient
+            + conditions.other_patient
+            + medications.other_patient
+            + pending.other_patient,
         }
         if data.fetched:
             log["fetched"] = ",".join(data.fetched)
@@ -157,6 +179,8 @@ class RecordReader:
             electrolytes=electrolytes,
             context=context,
             conditions_known=CONDITIONS in wanted and not data.missing(CONDITIONS),
+            birth=birth_date(patient[0], patient_id) if patient else None,
+            pending=frozenset(pending.items),
             unavailable=[u.key.purpose for u in data.unavailable if u.key.name != PATIENT],
             log=log,
         )

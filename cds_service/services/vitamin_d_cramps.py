@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..cards import result_view
+from ..clinical import electrolytes as electrolyte_rules
 from ..clinical.context import CrampContext
-from ..clinical.electrolytes import ElectrolyteAssessment
-from ..clinical.results import within
+from ..clinical.electrolytes import ElectrolyteAssessment, Finding
+from ..clinical.patient import is_minor
+from ..clinical.results import LabResult, within
 from ..clinical.vitamin_d import Status, VitaminDAssessment
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext, ServiceDefinition
 from .base import Outcome, definition, parse_context
-from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, VITAMIN_D, Record, RecordReader
+from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D, Record, RecordReader
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 
@@ -28,10 +29,11 @@ class VitaminDCramps:
     context_model = PatientViewContext
     title = "Vitamin D and leg cramps"
     description = (
-        "Classifies the latest serum 25-hydroxyvitamin D and suggests a supplementation review when it is "
-        "low or high, and a check of potassium, magnesium and calcium, the electrolytes tied to muscle "
-        "cramps, when they are missing, old or out of range, in the light of documented leg cramps, "
-        "their other causes and the medicines associated with them."
+        "Classifies the latest serum 25-hydroxyvitamin D of an adult and suggests a supplementation review "
+        "when it is low (never with high calcium, in pregnancy, or once treatment has begun) or a review "
+        "when it is high, flags potassium, magnesium and calcium out of range, and suggests checking "
+        "them when leg cramps are documented, or calcium with vitamin D deficiency, and no recent "
+        "result or pending order exists."
     )
 
     def __init__(self, record: RecordReader) -> None:
@@ -39,7 +41,7 @@ class VitaminDCramps:
         self._content = record.content
         self._profile = record.profile
         self._cards = record.cards
-        self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
+        self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
 
     def definition(self) -> ServiceDefinition:
         return definition(self)
@@ -50,37 +52,81 @@ class VitaminDCramps:
         return Outcome(self.decide(record, context.patientId, as_of), record.log)
 
     def decide(self, record: Record, patient_id: str, as_of: datetime) -> list[Card]:
-        """The cards for this record, most severe first; none when nothing is actionable. When the
-        electrolytes could not be read, no electrolyte card is possible, and the other cards name
-        the data that was unavailable."""
-        shared = {"context": record.context, "unavailable": record.unavailable}
-        cards = self._vitamin_d_cards(record.vitamin_d, patient_id, as_of, shared)
-        if record.electrolytes is not None:
-            cards += self._electrolyte_cards(record.vitamin_d, record.electrolytes, record.context, patient_id, shared)
+        """The cards for this record, most severe first; none when nothing is actionable. Under the
+        adult age only the wrong-test card can fire (the cut-points and ranges are adult ones).
+        When the electrolytes could not be read, no electrolyte card is possible, and the other
+        cards name the data that was unavailable."""
+        shared = {"context": record.context, "unavailable": record.unavailable, "age_unknown": record.birth is None}
+        minor = is_minor(record.birth, as_of, self._content.thresholds.adult_age_years)
+        electrolytes = record.electrolytes
+        hypercalcaemia = electrolytes.hypercalcaemia if electrolytes is not None else None
+        cards = self._vitamin_d_cards(record.vitamin_d, hypercalcaemia, record.context, patient_id, as_of, shared)
+        if minor:  # only the wrong-test card, which holds no adult cut-point
+            return cards if record.vitamin_d.wrong_test_only else []
+        if electrolytes is not None:
+            cards += self._electrolyte_cards(record, electrolytes, patient_id, shared)
         return by_severity(cards)
 
     def _status_label(self, status: Status | None) -> str:
         return self._profile.insufficient_label if status is Status.INSUFFICIENT else str(status)
 
+    @staticmethod
+    def _low_remark(context: CrampContext, hypercalcaemia: Finding | None) -> str:
+        """The one remark a low vitamin D card makes, most pressing first (catalogue.yaml)."""
+        if hypercalcaemia is not None:
+            return "hypercalcaemia"
+        if context.ckd_advanced:
+            return "ckd"
+        if context.pregnant:
+            return "pregnancy"
+        return "on_treatment" if context.vitamin_d_products else "review"
+
     def _vitamin_d_cards(
-        self, vitamin_d: VitaminDAssessment, patient_id: str, as_of: datetime, shared: dict[str, Any]
+        self,
+        vitamin_d: VitaminDAssessment,
+        hypercalcaemia: Finding | None,
+        context: CrampContext,
+        patient_id: str,
+        as_of: datetime,
+        shared: dict[str, Any],
     ) -> list[Card]:
         status_days = self._content.thresholds.windows.vitamin_d_status_days
-        history = [result_view(r, old=not within(r, as_of, status_days)) for r in vitamin_d.history]
-        status = vitamin_d.status
-        if vitamin_d.latest is not None:
-            shared = shared | {
-                "latest": result_view(vitamin_d.latest),
-                "history": history,
-                "unreadable": [result_view(r) for r in vitamin_d.unreadable],
-            }
+        history = [self._cards.view(r, old=not within(r, as_of, status_days)) for r in vitamin_d.history]
+        status, latest = vitamin_d.status, vitamin_d.latest
+        calcium = {
+            "calcium": self._cards.finding_view(hypercalcaemia) if hypercalcaemia else None,
+            "rows": self._cards.finding_rows(hypercalcaemia) if hypercalcaemia else [],
+        }
+        if latest is not None:
+            shared = (
+                shared
+                | calcium
+                | {
+                    "latest": self._cards.view(latest),
+                    "history": history,
+                    "unreadable": [self._cards.view(r) for r in vitamin_d.unreadable],
+                }
+            )
             if status in (Status.DEFICIENT, Status.INSUFFICIENT):
-                kind = "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient"
-                return [self._cards.render(kind, patient_id, status_label=self._status_label(status), **shared)]
+                if treatment_begun(context, latest):
+                    return []
+                return [
+                    self._cards.render(
+                        "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient",
+                        patient_id,
+                        critical=hypercalcaemia is not None and hypercalcaemia.critical,
+                        hypercalcaemia=hypercalcaemia is not None,
+                        status_label=self._status_label(status),
+                        remark=self._low_remark(context, hypercalcaemia),
+                        **shared,
+                    )
+                ]
             if status in (Status.HIGH, Status.VERY_HIGH):
-                return [self._cards.render("vitd-high", patient_id, critical=status is Status.VERY_HIGH, **shared)]
+                very_high = status is Status.VERY_HIGH
+                critical = very_high or (hypercalcaemia is not None and hypercalcaemia.critical)
+                return [self._cards.render("vitd-high", patient_id, critical=critical, very_high=very_high, **shared)]
         elif vitamin_d.wrong_test_only:
-            wrong = [result_view(r) for r in vitamin_d.wrong_tests]
+            wrong = [self._cards.view(r) for r in vitamin_d.wrong_tests]
             return [
                 self._cards.render(
                     "vitd-wrong-test",
@@ -93,44 +139,58 @@ class VitaminDCramps:
             ]
         return []
 
+    def _wanted(self, record: Record, gaps: list[str]) -> list[str]:
+        """Which electrolytes without a recent interpretable result to suggest checking
+        (CLINICAL.md "Which electrolytes to suggest")."""
+        if record.context.cramps:
+            return gaps
+        if record.vitamin_d.status is Status.DEFICIENT:
+            also = ("potassium", "magnesium") if record.context.electrolyte_drugs else ()
+            return [e for e in gaps if e == "calcium" or e in also]
+        return []
+
     def _electrolyte_cards(
-        self,
-        vitamin_d: VitaminDAssessment,
-        electrolytes: ElectrolyteAssessment,
-        context: CrampContext,
-        patient_id: str,
-        shared: dict[str, Any],
+        self, record: Record, electrolytes: ElectrolyteAssessment, patient_id: str, shared: dict[str, Any]
     ) -> list[Card]:
         cards: list[Card] = []
-        low = vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT)
-        if (low or context.cramps) and electrolytes.not_recent:
+        unreadable = dict(electrolytes.unreadable)
+        gaps = [e for e in electrolyte_rules.ELECTROLYTES if e in electrolytes.not_recent or e in unreadable]
+        wanted = self._wanted(record, gaps)
+        to_order = [e for e in wanted if e not in record.pending]
+        if to_order:
+            vitamin_d = record.vitamin_d
             cards.append(
                 self._cards.render(
                     "electrolytes-check",
                     patient_id,
-                    order_for=electrolytes.not_recent,
-                    missing=self._cards.analyte_names(electrolytes.not_recent),
-                    vitamin_d_status=self._status_label(vitamin_d.status) if low else None,
-                    vitamin_d=result_view(vitamin_d.latest) if low and vitamin_d.latest else None,
+                    order_for=to_order,
+                    missing=self._cards.analyte_names(e for e in to_order if e not in unreadable),
+                    unreadable=[self._cards.view(unreadable[e]) for e in to_order if e in unreadable],
+                    pending=self._cards.analyte_names(e for e in wanted if e in record.pending),
+                    vitamin_d_status=self._status_label(vitamin_d.status),
+                    vitamin_d=self._cards.view(vitamin_d.latest) if vitamin_d.latest else None,
+                    diuretics=record.context.electrolyte_drugs,
                     window_days=self._content.thresholds.windows.electrolyte_recent_days,
-                    recent=[result_view(f.result) for f in electrolytes.findings],
+                    recent=[self._cards.view(f.result) for f in electrolytes.findings],
                     **shared,
                 )
             )
         if abnormal := electrolytes.abnormal:
-            rows = []
-            for f in abnormal:
-                rows.append(result_view(f.result))
-                if f.albumin is not None:
-                    rows.append(result_view(f.albumin))
             cards.append(
                 self._cards.render(
                     "electrolytes-abnormal",
                     patient_id,
                     critical=any(f.critical for f in abnormal),
                     abnormal=[self._cards.finding_view(f) for f in abnormal],
-                    rows=rows,
+                    rows=[row for f in abnormal for row in self._cards.finding_rows(f)],
                     **shared,
                 )
             )
         return cards
+
+
+def treatment_begun(context: CrampContext, result: LabResult) -> bool:
+    """An active vitamin D product started after the deciding result (CLINICAL.md "Who the cards
+    are for"): treatment has begun, and the low card would only repeat itself."""
+    started = context.vitamin_d_started
+    return started is not None and result.effective is not None and started > result.effective

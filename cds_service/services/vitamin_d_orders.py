@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from ..cards import result_view
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
@@ -23,7 +22,7 @@ from ..protocol import (
     Suggestion,
 )
 from .base import Outcome, definition, parse_context
-from .record import CONDITIONS, ELECTROLYTES, VITAMIN_D, Record, RecordReader
+from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D, Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
 OrderHook = Literal["order-select", "order-sign"]
@@ -35,16 +34,18 @@ class VitaminDOrders:
         self.context_model: type[OrderSignContext] = OrderSelectContext if hook == "order-select" else OrderSignContext
         self.id = f"vitamin-d-{hook}"
         self.title = f"Vitamin D orders ({hook})"
+        repeat_days = record.content.thresholds.windows.repeat_test_days
         self.description = (
             "When vitamin D tests or vitamin D are ordered: flags a 25-hydroxyvitamin D test repeated within "
-            "90 days of a result, a 1,25-dihydroxyvitamin D test ordered to assess status, and vitamin D "
-            "ordered while 25-hydroxyvitamin D or calcium is already high."
+            f"{repeat_days} days of a result, a 1,25-dihydroxyvitamin D test ordered to assess status, any "
+            "vitamin D product ordered while 25-hydroxyvitamin D or calcium is already high, and one ordered "
+            "while another is active."
         )
         self._record = record
         self._content = record.content
         self._cards = record.cards
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
-        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS)
+        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 
     def definition(self) -> ServiceDefinition:
         return definition(self)
@@ -56,18 +57,22 @@ class VitaminDOrders:
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
             return Outcome([], {"drafts": 0})
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
-        cards = [card for draft in drafts if (card := self._card(draft, record, context, as_of)) is not None]
+        cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of)]
         return Outcome(by_severity(cards), record.log | {"drafts": len(drafts)})
 
-    def _card(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> Card | None:
+    def _cards_for(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> list[Card]:
         shared: dict[str, Any] = {"context": record.context, "unavailable": record.unavailable}
+        found: list[Card | None]
         if draft.kind == "vitamin_d_test":
-            return self._duplicate(draft, record, context.patientId, as_of, shared)
-        if draft.kind == "dihydroxy_test":
-            if record.context.ckd_advanced:
-                return None
-            return self._dihydroxy(draft, record, context, shared)
-        return self._supplement_caution(draft, record, context.patientId, shared)
+            found = [self._duplicate(draft, record, context.patientId, as_of, shared)]
+        elif draft.kind == "dihydroxy_test":
+            found = [None if record.context.ckd_advanced else self._dihydroxy(draft, record, context, shared)]
+        else:
+            found = [
+                self._supplement_caution(draft, record, context.patientId, shared),
+                self._duplicate_therapy(draft, record, context.patientId, shared),
+            ]
+        return [card for card in found if card is not None]
 
     def _duplicate(
         self, draft: DraftOrder, record: Record, patient_id: str, as_of: datetime, shared: dict[str, Any]
@@ -76,20 +81,12 @@ class VitaminDOrders:
         window = self._content.thresholds.windows.repeat_test_days
         if latest is None or latest.effective is None or not within(latest, as_of, window):
             return None
-        spec = self._content.catalogue.cards["vitd-duplicate-order"]
-        suggestions = None
-        if draft.reference is not None:
-            assert spec.suggestion_label and spec.delete_description
-            delete = Action(type="delete", description=spec.delete_description, resourceId=draft.reference)
-            suggestions = [
-                Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
-            ]
         return self._cards.render(
             "vitd-duplicate-order",
             patient_id,
-            suggestions=suggestions,
-            latest=result_view(latest),
-            history=[result_view(r) for r in record.vitamin_d.history],
+            suggestions=self._remove(draft, "vitd-duplicate-order"),
+            latest=self._cards.view(latest),
+            history=[self._cards.view(r) for r in record.vitamin_d.history],
             days_ago=age_in_days(latest, as_of),
             window_days=window,
             **shared,
@@ -116,22 +113,46 @@ class VitaminDOrders:
             **shared,
         )
 
+    def _remove(self, draft: DraftOrder, kind: str) -> list[Suggestion] | None:
+        """The card's suggestion to delete the draft, when the draft has an id to name."""
+        return [self._cards.delete_suggestion(kind, draft.reference)] if draft.reference is not None else None
+
     def _supplement_caution(
         self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
     ) -> Card | None:
+        """Any vitamin D product while the latest 25(OH)D is high or the deciding calcium is above
+        range; critical past very high 25(OH)D or a critical calcium."""
         vitamin_d = record.vitamin_d
         high = vitamin_d.latest if vitamin_d.status in (Status.HIGH, Status.VERY_HIGH) else None
-        electrolytes = record.electrolytes.findings if record.electrolytes else ()
-        calcium = next((f for f in electrolytes if f.electrolyte == "calcium" and f.flag == "high"), None)
+        calcium = record.electrolytes.hypercalcaemia if record.electrolytes else None
         if high is None and calcium is None:
             return None
+        rows = ([self._cards.view(high)] if high else []) + (self._cards.finding_rows(calcium) if calcium else [])
         return self._cards.render(
             "vitd-supplement-caution",
             patient_id,
+            critical=vitamin_d.status is Status.VERY_HIGH or (calcium is not None and calcium.critical),
+            suggestions=self._remove(draft, "vitd-supplement-caution"),
             medication=draft.product,
-            vitamin_d=result_view(high) if high else None,
+            vitamin_d=self._cards.view(high) if high else None,
             vitamin_d_status=str(vitamin_d.status),
             calcium=self._cards.finding_view(calcium) if calcium else None,
-            rows=[result_view(r) for r in (high, calcium.result if calcium else None) if r is not None],
+            rows=rows,
+            **shared,
+        )
+
+    def _duplicate_therapy(
+        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
+    ) -> Card | None:
+        """A vitamin D product drafted while another is active on the medication list."""
+        active = record.context.vitamin_d_products
+        if not active:
+            return None
+        return self._cards.render(
+            "vitd-duplicate-therapy",
+            patient_id,
+            suggestions=self._remove(draft, "vitd-duplicate-therapy"),
+            medication=draft.product,
+            active=active,
             **shared,
         )
