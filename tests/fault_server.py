@@ -40,7 +40,12 @@ def _kind(path: str, query: dict[str, list[str]]) -> str:
     resource = path.rstrip("/").split("/fhir/", 1)[-1].split("/")[0]
     if resource == "Observation":
         return "vitaminD" if "62292-8" in "".join(query.get("code", [])) else "electrolytes"
-    return {"Patient": "patient", "Condition": "conditions", "MedicationRequest": "medications"}.get(resource, "?")
+    return {
+        "Patient": "patient",
+        "Condition": "conditions",
+        "MedicationRequest": "medications",
+        "ServiceRequest": "pendingOrders",
+    }.get(resource, "?")
 
 
 class FaultServer:

@@ -18,7 +18,7 @@ URL = "/cds-services/vitamin-d-cramps"
 FHIR = "https://ehr.example.org/fhir"
 TOKEN = "secret-access-token-42"
 VITAMIN_D = [obs("62292-8", 12, "ng/mL", "2026-11-10")]
-ELECTROLYTES = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 9.4, "mg/dL")]
+ELECTROLYTES = [obs("2823-3", 4.2, "mmol/L"), obs("19123-9", 2.0, "mg/dL")]  # no calcium: checked with deficiency
 
 
 def without_prefetch(keep: dict[str, Any] | None = None, server: str = FHIR) -> dict[str, Any]:
@@ -43,6 +43,7 @@ def route_fhir(vitamin_d: Any = None, electrolytes: Any = None) -> dict[str, res
         "electrolytes": respx.get(url__regex=rf"{FHIR}/Observation\?.*2823-3"),
         "conditions": respx.get(f"{FHIR}/Condition").respond(json=bundle()),
         "medications": respx.get(f"{FHIR}/MedicationRequest").respond(json=bundle()),
+        "pendingOrders": respx.get(f"{FHIR}/ServiceRequest").respond(json=bundle()),
     }
     for key, answer in (("vitaminD", vitamin_d), ("electrolytes", electrolytes)):
         if isinstance(answer, httpx.Response):

@@ -79,6 +79,7 @@ async def test_no_token_or_patient_value_reaches_the_log(
             respx.get(f"{FHIR}/Patient/{PATIENT}").respond(500)
             respx.get(f"{FHIR}/Condition").respond(json=bundle())
             respx.get(f"{FHIR}/MedicationRequest").respond(json=bundle())
+            respx.get(f"{FHIR}/ServiceRequest").respond(json=bundle())
             for t in jwts:
                 await client.post(SERVICE, json=request, headers={"Authorization": f"Bearer {t}"})
         # and what a careless library might log

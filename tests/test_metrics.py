@@ -39,7 +39,7 @@ async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> 
     no_data = hook_request()
     del no_data["prefetch"]
     assert (await client.post(SERVICE, json=no_data)).status_code == 412
-    with respx.mock:  # one call reads its data from a FHIR server: five queries, the electrolytes failing
+    with respx.mock:  # one call reads its data from a FHIR server: six queries, the electrolytes failing
         route_fhir(bundle(obs("62292-8", 12, "ng/mL")), httpx.Response(404))
         assert (await client.post(SERVICE, json=without_prefetch())).status_code == 200
     card = (await client.post(SERVICE, json=deficient)).json()["cards"][0]
@@ -57,9 +57,9 @@ async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> 
     assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning") == 5
     assert delta("cds_hook_duration_seconds_count", service="vitamin-d-cramps") == 6  # 400s never reach the route
     assert delta("cds_feedback_total", outcome="overridden") == 1
-    assert delta("cds_fhir_queries_total", outcome="ok") == 4
+    assert delta("cds_fhir_queries_total", outcome="ok") == 5
     assert delta("cds_fhir_queries_total", outcome="HTTP 404") == 1
-    assert delta("cds_fhir_query_duration_seconds_count") == 5
+    assert delta("cds_fhir_query_duration_seconds_count") == 6
 
 
 async def test_health_and_readiness(make_app: AppFactory) -> None:
@@ -67,7 +67,7 @@ async def test_health_and_readiness(make_app: AppFactory) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
-        assert ready.json()["content"].startswith("2026.11.1+")
+        assert ready.json()["content"].startswith("2026.12.1+")
 
 
 async def test_not_ready_when_the_database_is_unreachable(make_app: AppFactory) -> None:

@@ -118,11 +118,11 @@ def test_another_patients_conditions_are_ignored(content: Content) -> None:
 @pytest.mark.parametrize(
     ("resource", "drug"),
     [
-        (medication("Furosemide 40 MG Oral Tablet", "310429"), "furosemide (loop or thiazide diuretic)"),
-        (medication("HYDROCHLOROTHIAZIDE 25 MG TABLET"), "hydrochlorothiazide (loop or thiazide diuretic)"),
+        (medication("Furosemide 40 MG Oral Tablet", "310429"), "furosemide (loop diuretic)"),
+        (medication("HYDROCHLOROTHIAZIDE 25 MG TABLET"), "hydrochlorothiazide (thiazide diuretic)"),
         (medication("Lipitor", "83367"), "atorvastatin (statin)"),  # the ingredient's own code
-        (medication("albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"), "albuterol (beta-agonist)"),
-        (medication("spironolactone 25 MG Oral Tablet"), "spironolactone (diuretic)"),
+        (medication("albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"), "albuterol (beta-2 agonist)"),
+        (medication("spironolactone 25 MG Oral Tablet"), "spironolactone (potassium-sparing diuretic)"),
     ],
 )
 def test_cramp_drugs(content: Content, resource: dict[str, Any], drug: str) -> None:
@@ -150,7 +150,7 @@ def test_drug_by_reference_display_and_contained_medication(content: Content) ->
     ]
     contained["medicationReference"] = {"reference": "#med"}
     assert context(content, medications=[by_display, contained]).drugs == (
-        "torsemide (loop or thiazide diuretic)",
+        "torsemide (loop diuretic)",
         "rosuvastatin (statin)",
     )
 
@@ -176,3 +176,97 @@ def test_vitamin_d_products(content: Content) -> None:
 def test_an_unrelated_medicine_matches_nothing(content: Content) -> None:
     got = context(content, medications=[medication("metformin 500 MG Oral Tablet", "861007")])
     assert got == CrampContext()
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        ("Vitamin D3 2000 unit", "cholecalciferol"),
+        ("D3 1000 IU capsule", "cholecalciferol"),
+        ("Calcium Carbonate 600 MG / Cholecalciferol 400 UNT Oral Tablet", "cholecalciferol"),
+        ("calcitriol 0.25 MCG Oral Capsule", "calcitriol"),
+        ("Paricalcitol 1 MCG Oral Capsule", "paricalcitol"),
+        ("ALFACALCIDOL 0.5 MCG", "alfacalcidol"),
+        ("doxercalciferol 2.5 MCG", "doxercalciferol"),
+        ("calcifediol 30 MCG ER capsule", "calcifediol"),
+        ("Vitamin D2 50,000 unit", "ergocalciferol"),
+        ("Calcium 600 + vitamin D", "vitamin D"),
+        ("VITAMIN D 1000 unit tablet", "vitamin D"),
+        ("Vitamin D-400", "vitamin D"),
+        ("Vitamin B12 1000 MCG", None),
+        ("Vitamin D3D 1 tab", None),  # not a word
+        ("Kd3 powder", None),
+        ("Hydroxychloroquine 200 MG", None),
+    ],
+)
+def test_every_vitamin_d_product_by_name_alone_or_combined(content: Content, text: str, product: str | None) -> None:
+    resource = medication("x")
+    resource["medicationCodeableConcept"] = {"text": text}
+    assert context(content, medications=[resource]).vitamin_d_products == ((product,) if product else ())
+
+
+def test_a_thiazide_is_not_taken_for_its_longer_namesake(content: Content) -> None:
+    """Whole words: hydrochlorothiazide is not chlorothiazide, though it holds the name."""
+    hctz = context(content, medications=[medication("hydrochlorothiazide 25 MG Oral Tablet")])
+    assert hctz.drugs == ("hydrochlorothiazide (thiazide diuretic)",)
+    chlorothiazide = context(content, medications=[medication("Chlorothiazide 250 MG Oral Tablet", "2396")])
+    assert chlorothiazide.drugs == ("chlorothiazide (thiazide diuretic)",)
+
+
+@pytest.mark.parametrize(
+    ("name", "calls_for_potassium_and_magnesium"),
+    [
+        ("furosemide 20 MG", True),
+        ("bumetanide 1 MG", True),
+        ("metolazone 5 MG", True),
+        ("indapamide 2.5 MG", True),
+        ("spironolactone 25 MG", False),  # potassium-sparing
+        ("atorvastatin 40 MG", False),
+        ("albuterol inhaler", False),
+    ],
+)
+def test_loop_and_thiazide_diuretics_call_for_potassium_and_magnesium(
+    content: Content, name: str, calls_for_potassium_and_magnesium: bool
+) -> None:
+    got = context(content, medications=[medication(name)])
+    assert bool(got.drugs) and bool(got.electrolyte_drugs) is calls_for_potassium_and_magnesium
+
+
+@pytest.mark.parametrize(
+    ("code", "system", "pregnant"),
+    [
+        ("O09.512", ICD10, True),  # supervision of elderly primigravida
+        ("O24.419", ICD10, True),  # gestational diabetes
+        ("O9A.119", ICD10, True),
+        ("Z34.00", ICD10, True),
+        ("Z33.1", ICD10, True),
+        ("Z33.2", ICD10, False),  # an encounter for elective termination: not an ongoing pregnancy
+        ("Z3A.20", ICD10, False),  # weeks of gestation alone: a supplementary code
+        ("77386006", SNOMED, True),
+        ("72892002", SNOMED, True),
+        ("N18.4", ICD10, False),
+    ],
+)
+def test_pregnancy(content: Content, code: str, system: str, pregnant: bool) -> None:
+    assert context(content, [condition(code, system)]).pregnant is pregnant
+
+
+def test_a_resolved_pregnancy_does_not_count(content: Content) -> None:
+    assert context(content, [condition("Z34.00", clinical="resolved")]).pregnant is False
+
+
+def test_vitamin_d_started_is_the_latest_start_of_an_active_product(content: Content) -> None:
+    got = context(
+        content,
+        medications=[
+            medication("cholecalciferol 1000 UNT", authored="2026-03-01"),
+            medication("Vitamin D2 50000 unit", authored="2026-11-02T09:30:00Z"),
+            medication("furosemide 20 MG", authored="2026-11-20"),  # not vitamin D
+            medication("calcitriol 0.25 MCG", status="stopped", authored="2026-11-21"),  # stopped
+        ],
+    )
+    assert got.vitamin_d_products == ("cholecalciferol", "ergocalciferol")
+    assert got.vitamin_d_started is not None and got.vitamin_d_started.isoformat() == "2026-11-02T09:30:00+00:00"
+    assert context(content, medications=[medication("calcitriol 0.25 MCG")]).vitamin_d_started is None
+    bad_date = context(content, medications=[medication("calcitriol 0.25 MCG", authored="yesterday")])
+    assert bad_date.vitamin_d_products == ("calcitriol",) and bad_date.vitamin_d_started is None

@@ -130,14 +130,98 @@ def test_corrected_calcium_as_reported_is_used(content: Content) -> None:
     assert ca.measure == "calcium_corrected" and ca.value == 8.0 and ca.flag == "low" and ca.albumin is None
 
 
-def test_recent_ionized_calcium_is_preferred(content: Content) -> None:
-    a = assess(content, [lab("calcium", 7.9, 2, role="total"), lab("calcium_ionized", 1.20, 10)])
-    (ca,) = a.findings
-    assert ca.measure == "calcium_ionized" and ca.flag is None
-    # an old ionized calcium does not displace a recent total
-    a = assess(content, [lab("calcium", 7.9, 2, role="total"), lab("calcium_ionized", 1.20, 120)])
-    (ca,) = a.findings
-    assert ca.measure == "calcium" and ca.flag == "low"
+@pytest.mark.parametrize(
+    ("results", "measure", "flag"),
+    [
+        # the newest calcium of any kind decides: an old ionized one never hides a newer total
+        ([lab("calcium", 13.0, 0, role="total"), lab("calcium_ionized", 1.20, 80)], "calcium", "high"),
+        ([lab("calcium", 7.9, 2, role="total"), lab("calcium_ionized", 1.20, 10)], "calcium", "low"),
+        ([lab("calcium", 9.4, 10, role="total"), lab("calcium_ionized", 1.40, 2)], "calcium_ionized", "high"),
+        # the same day: the ionized one decides, whatever the hour
+        ([lab("calcium", 7.9, 1.2, role="total"), lab("calcium_ionized", 1.20, 1.5)], "calcium_ionized", None),
+        ([lab("calcium", 11.0, 1.5, role="total"), lab("calcium_ionized", 1.20, 1.2)], "calcium_ionized", None),
+        # a corrected calcium the laboratory reported stands before the total of its day
+        ([lab("calcium", 7.9, 5, role="total"), lab("calcium", 8.0, 5, role="corrected")], "calcium_corrected", "low"),
+    ],
+    ids=["old-ionized-new-total", "newer-total", "newer-ionized", "same-day-a", "same-day-b", "reported-corrected"],
+)
+def test_the_newest_calcium_of_any_kind_decides(
+    content: Content, results: list[LabResult], measure: str, flag: str | None
+) -> None:
+    ca = assess(content, results).calcium
+    assert ca is not None and (ca.measure, ca.flag) == (measure, flag)
+
+
+@pytest.mark.parametrize(
+    ("calcium", "albumin", "measure", "value", "flag", "critical"),
+    [
+        (7.9, 2.5, "calcium_corrected", 9.1, None, False),  # low as measured, normal corrected
+        (8.0, 3.0, "calcium_corrected", 8.8, None, False),
+        (8.0, 3.99, "calcium_corrected", 8.008, "low", False),
+        (8.0, 4.0, "calcium", 8.0, "low", False),  # at 4.0 no correction
+        (8.7, 4.2, "calcium", 8.7, None, False),  # never corrected downwards (was "8.54 low")
+        (10.6, 4.8, "calcium", 10.6, "high", False),  # a high calcium stays high (was no card)
+        (12.3, 4.5, "calcium", 12.3, "high", True),  # a critical one stays critical (was a warning)
+        (10.0, 3.0, "calcium_corrected", 10.8, "high", False),  # the correction reveals a high calcium
+        (11.6, 3.0, "calcium_corrected", 12.4, "high", True),
+        (6.5, 2.0, "calcium", 6.5, "low", True),  # a measured critical value is judged as measured
+        (12.5, 3.5, "calcium", 12.5, "high", True),
+    ],
+)
+def test_payne_only_below_albumin_4_and_only_upwards(
+    content: Content, calcium: float, albumin: float, measure: str, value: float, flag: str | None, critical: bool
+) -> None:
+    ca = assess(content, [lab("calcium", calcium, 5, role="total"), lab("albumin", albumin, 5)]).calcium
+    assert ca is not None
+    assert (ca.measure, ca.flag, ca.critical) == (measure, flag, critical)
+    assert ca.value == pytest.approx(value)
+    assert (ca.albumin is not None) is (measure == "calcium_corrected")
+    assert ca.value >= calcium  # no correction ever lowers a calcium
+
+
+def test_unreadable_albumin_or_censored_calcium_is_not_corrected(content: Content) -> None:
+    albumin = LabResult("albumin", "measured", "1751-7", "albumin", None, "final", AS_OF - timedelta(days=5))
+    ca = assess(content, [lab("calcium", 7.9, 5, role="total"), albumin]).calcium
+    assert ca is not None and ca.measure == "calcium" and ca.flag == "low"
+    censored = assess(content, [lab("calcium", 7.0, 5, role="total", comparator="<"), lab("albumin", 2.5, 5)]).calcium
+    assert censored is not None and censored.measure == "calcium" and censored.albumin is None
+
+
+def unreadable(analyte: str, days_ago: float, role: str = "measured") -> LabResult:
+    return LabResult(analyte, role, "x", analyte, None, "final", AS_OF - timedelta(days=days_ago), problem="unit g/dL")
+
+
+@pytest.mark.parametrize(
+    ("results", "decided"),
+    [
+        ([unreadable("potassium", 2), lab("potassium", 2.9, 30)], "unreadable"),  # the older low K is not used
+        ([lab("potassium", 4.1, 1), unreadable("potassium", 2)], "finding"),
+        ([unreadable("potassium", 91), lab("potassium", 4.0, 95)], "not recent"),
+        ([unreadable("potassium", 89)], "unreadable"),
+    ],
+)
+def test_a_newer_unreadable_result_stops_judgement_from_older_ones(
+    content: Content, results: list[LabResult], decided: str
+) -> None:
+    a = assess(content, results)
+    got = (
+        "finding"
+        if any(f.electrolyte == "potassium" for f in a.findings)
+        else "unreadable"
+        if any(e == "potassium" for e, _ in a.unreadable)
+        else "not recent"
+        if "potassium" in a.not_recent
+        else "?"
+    )
+    assert got == decided
+
+
+def test_an_unreadable_calcium_on_the_newest_day_stops_older_ones(content: Content) -> None:
+    a = assess(content, [unreadable("calcium_ionized", 1), lab("calcium", 13.0, 20, role="total")])
+    assert a.calcium is None and [e for e, _ in a.unreadable] == ["calcium"] and "calcium" not in a.not_recent
+    # the same day, a readable total stands in for an unreadable ionized one
+    a = assess(content, [unreadable("calcium_ionized", 1), lab("calcium", 13.0, 1, role="total")])
+    assert a.calcium is not None and a.calcium.measure == "calcium" and a.unreadable == ()
 
 
 def test_ionized_calcium_has_its_own_critical_values(content: Content) -> None:

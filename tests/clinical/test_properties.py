@@ -247,14 +247,20 @@ def test_a_duplicated_resource_never_changes_the_outcome(resources: list[dict[st
 
 @given(_analyte_units, st.floats(min_value=1e-6, max_value=1e6))
 def test_a_value_converted_to_canonical_and_back_is_unchanged(analyte_unit: tuple[str, str], value: float) -> None:
+    """Or, outside the analyte's plausible bounds, kept as a result that could not be interpreted."""
     analyte, unit = analyte_unit
     code = next(c for c, (a, _, _) in CONTENT.code_roles.items() if a == analyte)
     quantity = {"value": value, "unit": unit, "system": UCUM, "code": unit}
     observation = {"resourceType": "Observation", "status": "final", "valueQuantity": quantity}
     observation |= {"code": {"coding": [{"system": LOINC, "code": code}]}, "subject": {"reference": f"Patient/{OURS}"}}
     (result,) = READER.read([observation], OURS).items
-    assert result.value is not None and result.unit == CONTENT.units[analyte].canonical
-    back = result.value * CONTENT.units[analyte].factors()[unit]
+    spec = CONTENT.units[analyte]
+    canonical = value / spec.factors()[unit]
+    if spec.plausible is not None and not spec.plausible[0] <= canonical <= spec.plausible[1]:
+        assert result.value is None and result.problem is not None and result.problem.startswith("implausible")
+        return
+    assert result.value is not None and result.unit == spec.canonical
+    back = result.value * spec.factors()[unit]
     assert math.isclose(back, value, rel_tol=1e-12)
     if result.reported_value is not None:
         assert result.reported_value == value and result.reported_unit == unit

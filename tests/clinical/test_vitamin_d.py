@@ -101,12 +101,33 @@ def test_results_after_the_as_of_instant_are_not_seen(content: Content) -> None:
     assert future not in a.history
 
 
-def test_undated_or_unreadable_results_never_decide(content: Content) -> None:
+def test_undated_results_never_decide(content: Content) -> None:
     undated = LabResult("vitamin_d", "total", "62292-8", "x", None, "final", None, value=5.0, unit="ng/mL")
-    unreadable = vitd(None, 1)
-    a = assess(content, [vitd(40, 50), undated, unreadable])
-    assert a.status is S
-    assert a.unreadable == (unreadable,)
+    a = assess(content, [vitd(40, 50), undated])
+    assert a.status is S and a.unreadable == ()
+
+
+@pytest.mark.parametrize(
+    ("results", "status", "blocked"),
+    [
+        # a newer result that could not be read stops any status from older ones (was: deficient)
+        ([vitd(None, 5), vitd(15, 200)], None, True),
+        ([vitd(None, 5), vitd(15, 6)], None, True),
+        ([vitd(15, 5), vitd(None, 6)], D, False),  # an older unreadable result changes nothing
+        ([vitd(None, 364), vitd(15, 365)], None, True),
+        ([vitd(None, 366), vitd(15, 30)], D, False),  # the unreadable one is older than the deciding one
+        ([vitd(None, 366)], None, False),  # outside the window: nothing to block
+        ([vitd(None, 366), vitd(15, 400)], None, False),
+    ],
+    ids=["200-days", "a-day-older", "older-unreadable", "window-edge", "old-unreadable", "alone-old", "both-old"],
+)
+def test_a_newer_unreadable_result_blocks_older_ones(
+    content: Content, results: list[LabResult], status: Status | None, blocked: bool
+) -> None:
+    a = assess(content, results)
+    assert a.status is status and a.blocked is blocked
+    if blocked:
+        assert a.latest is None and a.unreadable[0] is results[0] and not a.wrong_test_only
 
 
 def test_proxy_code_classifies_and_opt_in_codes_only_when_enabled(content: Content) -> None:
@@ -122,3 +143,5 @@ def test_wrong_test_only_when_no_usable_25ohd_in_window(content: Content) -> Non
     assert assess(content, [calcitriol, vitd(50, 400)]).wrong_test_only  # the 25(OH)D is too old
     assert not assess(content, [calcitriol, vitd(50, 100)]).wrong_test_only
     assert not assess(content, [vitd(40, 400, role="wrong_test", code="1649-3")]).wrong_test_only  # old
+    # a 25(OH)D that could not be read is still a 25(OH)D: the wrong-test card would say there is none
+    assert not assess(content, [calcitriol, vitd(None, 20)]).wrong_test_only

@@ -71,11 +71,16 @@ def test_magnesium_meq_is_not_read_as_mmol(reader: LabReader) -> None:
 @pytest.mark.parametrize(
     ("quantity", "problem"),
     [
-        ({"value": 20}, "unit missing"),
-        ({"value": 20, "unit": "mg/L"}, "unit not recognised"),
-        ({"value": 20, "unit": "IU", "system": UCUM, "code": "[IU]"}, "unit not recognised"),
+        ({"value": 20}, "no unit"),
+        ({"value": 20, "unit": "mg/L"}, "unit mg/L not recognised"),
+        ({"value": 20, "unit": "IU", "system": UCUM, "code": "[IU]"}, "unit IU not recognised"),
+        ({"value": 20, "unit": "<b>ng</b>"}, "unit not recognised"),  # FHIR text never reaches a card
+        ({"value": 20, "unit": "[x](https://e.x)"}, "unit not recognised"),
         ({"unit": "ng/mL"}, "no numeric value"),
-        ({"value": -1, "unit": "ng/mL"}, "negative value"),
+        ({"value": -1, "unit": "ng/mL"}, "zero or negative value"),
+        ({"value": 0, "unit": "ng/mL"}, "zero or negative value"),
+        ({"value": 1000.5, "unit": "ng/mL"}, "implausible value (outside 0-1000 ng/mL)"),
+        ({"value": 2500, "unit": "nmol/L"}, "implausible value (outside 0-1000 ng/mL)"),
     ],
 )
 def test_unreadable_values_are_kept_with_the_reason(reader: LabReader, quantity: dict[str, Any], problem: str) -> None:
@@ -115,10 +120,82 @@ def test_comparators_from_quantity_and_string(
 
 
 @pytest.mark.parametrize(
-    ("text", "problem"), [("<5", "unit missing"), ("low", "not a numeric value"), ("5-10 ng/mL", "unit not recognised")]
+    ("text", "problem"),
+    [
+        ("<5", "a number without a unit"),  # never guess a unit
+        ("low", "text, not a value"),
+        ("5-10 ng/mL", "unit not recognised"),
+        ("0 ng/mL", "zero or negative value"),
+    ],
 )
 def test_value_strings_that_are_not_values(reader: LabReader, text: str, problem: str) -> None:
-    assert one(reader, obs("62292-8", valueString=text)).problem == problem
+    result = one(reader, obs("62292-8", valueString=text))
+    assert result.value is None and result.problem == problem
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "inside"),
+    [
+        ("62292-8", 1000, "ng/mL", True),
+        ("62292-8", 1001, "ng/mL", False),
+        ("62292-8", 0.1, "ng/mL", True),
+        ("2823-3", 1.0, "mmol/L", True),
+        ("2823-3", 0.9, "mmol/L", False),
+        ("2823-3", 12.0, "mmol/L", True),
+        ("2823-3", 12.1, "mmol/L", False),
+        ("19123-9", 0.2, "mg/dL", True),
+        ("19123-9", 0.19, "mg/dL", False),
+        ("19123-9", 10, "mg/dL", True),
+        ("19123-9", 10.1, "mg/dL", False),
+        ("17861-6", 2.0, "mg/dL", True),
+        ("17861-6", 1.9, "mg/dL", False),
+        ("17861-6", 20.0, "mg/dL", True),
+        ("17861-6", 20.1, "mg/dL", False),
+        ("2000-8", 5.1, "mmol/L", False),  # 20.4 mg/dL
+        ("29265-6", 20.1, "mg/dL", False),  # a corrected calcium has the total's bounds
+        ("1995-0", 0.3, "mmol/L", True),
+        ("1995-0", 0.29, "mmol/L", False),
+        ("1995-0", 3.0, "mmol/L", True),
+        ("1995-0", 3.01, "mmol/L", False),
+        ("1751-7", 0.5, "g/dL", True),
+        ("1751-7", 0.4, "g/dL", False),
+        ("1751-7", 7.0, "g/dL", True),
+        ("1751-7", 71, "g/L", False),
+    ],
+)
+def test_plausibility_bounds_per_analyte(reader: LabReader, code: str, value: float, unit: str, inside: bool) -> None:
+    """CLINICAL.md "Units": outside these, a value is a reporting error, kept and not interpreted."""
+    result = one(reader, obs(code, value, unit))
+    assert (result.value is not None) is inside
+    assert inside or (result.problem or "").startswith("implausible value")
+
+
+# What vendors really send (../shared/REAL-EHR.md "Observations"): Oracle Health's sandbox sends
+# potassium in g/dL, a negative potassium and valueString "Blank", all final; MEDITECH sends the
+# number as text with no unit.
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"valueQuantity": {"value": 0.7, "unit": "g/dL", "system": UCUM, "code": "g/dL"}}, "unit g/dL not recognised"),
+        (
+            {"valueQuantity": {"value": -0.2, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}},
+            "zero or negative value",
+        ),
+        ({"valueString": "Blank"}, "text, not a value"),
+        ({"valueString": "4.0"}, "a number without a unit"),
+        ({"valueQuantity": {"value": 4.1}}, "no unit"),  # Epic: a value and no unit
+    ],
+)
+def test_vendor_potassium_that_cannot_be_interpreted_is_kept(
+    reader: LabReader, fields: dict[str, Any], problem: str
+) -> None:
+    result = one(reader, obs("2823-3", **fields))
+    assert result.value is None and result.problem == problem and result.effective is not None
+
+
+def test_a_value_string_with_its_unit_is_read(reader: LabReader) -> None:
+    result = one(reader, obs("2823-3", valueString="4.0 mmol/L"))
+    assert result.value == 4.0 and result.problem is None
 
 
 # --- statuses -----------------------------------------------------------------------------------
@@ -241,11 +318,20 @@ def test_malformed_selected_resources_are_skipped_and_counted(reader: LabReader,
 
 
 def test_roles_follow_the_code_lists(reader: LabReader) -> None:
-    got = read(reader, obs("1989-3", 12, "ng/mL"), obs("1649-3", 40, "pg/mL"), obs("29265-6", 9, "mg/dL"))
-    assert [(r.analyte, r.role) for r in got.items] == [
-        ("vitamin_d", "proxy"),
-        ("vitamin_d", "wrong_test"),
-        ("calcium", "corrected"),
+    got = read(
+        reader,
+        obs("1989-3", 12, "ng/mL"),
+        obs("1649-3", 40, "pg/mL"),
+        obs("62290-2", 100, "pmol/L"),
+        obs("1990-1", 3, "ng/mL"),
+        obs("29265-6", 9, "mg/dL"),
+    )
+    assert [(r.analyte, r.role, r.value) for r in got.items] == [
+        ("vitamin_d", "proxy", 12),
+        ("vitamin_d_dihydroxy", "wrong_test", 40),  # read with its value and unit, never classified
+        ("vitamin_d_dihydroxy", "wrong_test", pytest.approx(41.667, abs=1e-3)),
+        ("vitamin_d_parent", "wrong_test", 3),
+        ("calcium", "corrected", 9),
     ]
 
 
