@@ -383,6 +383,13 @@ def and_list(items: Any) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
+def capitalize(text: Any) -> str:
+    """The first letter up, the rest as written ("vitamin D" -> "Vitamin D"; Jinja2's own filter
+    would lower the rest)."""
+    text = str(text)
+    return text[:1].upper() + text[1:]
+
+
 def packaged_content_dir() -> Path:
     """The `cards/` shipped in the wheel, or the source checkout's when running from a clone."""
     shipped = Path(str(resources.files("cds_service") / "cards"))
@@ -450,6 +457,7 @@ def load_content(directory: Path | None = None) -> Content:
         auto_reload=False,  # content is read once: cards must match the version the store records
     )
     env.filters["and_list"] = and_list
+    env.filters["capitalize"] = capitalize
     env.filters["num"] = format_number
     summaries: dict[str, jinja2.Template] = {}
     details: dict[str, jinja2.Template] = {}

@@ -11,7 +11,7 @@ import pytest
 
 from cds_service.app import create_app
 from cds_service.settings import Settings
-from tests.builders import bundle, hook_request, normal_electrolytes, obs
+from tests.builders import UCUM, bundle, condition, hook_request, medication, normal_electrolytes, obs, pending_order
 from tests.conftest import AppFactory, make_client
 
 pytestmark = pytest.mark.anyio
@@ -60,9 +60,13 @@ async def test_discovery(client: httpx.AsyncClient) -> None:
         assert "_sort=-date" in prefetch[key] and "_count=" in prefetch[key]
     assert prefetch["conditions"].startswith("Condition?patient={{context.patientId}}")
     assert prefetch["medications"].startswith("MedicationRequest?patient={{context.patientId}}&status=active")
+    pending = prefetch["pendingOrders"]
+    assert pending.startswith("ServiceRequest?patient={{context.patientId}}&status=active&code=")
+    for code in ["24321-2", "19123-9", "17861-6"]:  # the tests that suggestions order
+        assert f"http://loinc.org|{code}" in pending
     for order_service in services[1:]:
         assert order_service["title"] and order_service["description"]
-        assert set(order_service["prefetch"]) == {"vitaminD", "electrolytes", "conditions"}
+        assert set(order_service["prefetch"]) == {"vitaminD", "electrolytes", "conditions", "medications"}
         assert "draftOrders" not in str(order_service["prefetch"])  # read from the context, never prefetched
 
 
@@ -77,7 +81,7 @@ async def test_deficient_with_recent_electrolytes(client: httpx.AsyncClient) -> 
     c = card(response, "vitd-deficient")
     assert c["indicator"] == "warning"
     assert "12 ng/mL" in c["summary"] and "2026-11-10" in c["summary"]
-    assert "62292-8" in c["detail"] and "very low certainty" in c["detail"]
+    assert "62292-8" in c["detail"] and "None of the sources cited here shows that vitamin D relieves" in c["detail"]
     assert {r["code"] for r in c["overrideReasons"]} == {
         "already-addressed",
         "outside-result",
@@ -87,34 +91,116 @@ async def test_deficient_with_recent_electrolytes(client: httpx.AsyncClient) -> 
     assert "suggestions" not in c  # no suggestion that prescribes
 
 
-async def test_insufficient_with_no_magnesium_suggests_only_magnesium(client: httpx.AsyncClient) -> None:
-    electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 9.4, "mg/dL")]
-    response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], electrolytes))
-    assert kinds(response) == ["vitd-insufficient", "electrolytes-check"]
+CRAMPS = [condition("R25.2")]
+FUROSEMIDE = [medication("furosemide 20 MG Oral Tablet")]
+
+
+def ordered(check: dict[str, Any]) -> list[str]:
+    return [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]]
+
+
+async def test_insufficient_without_cramps_suggests_no_check(client: httpx.AsyncClient) -> None:
+    """CLINICAL.md "Which electrolytes to suggest": an insufficient level alone is no reason."""
+    response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], None))
+    assert kinds(response) == ["vitd-insufficient"]
+
+
+# Which electrolytes to suggest, and which tests cover them: K and Ca by the basic metabolic panel,
+# Mg alone, Ca alone when potassium is not wanted.
+@pytest.mark.parametrize(
+    ("vitamin_d", "recent", "conditions", "medications", "codes"),
+    [
+        (12, [], [], [], ["17861-6"]),  # deficient: calcium alone
+        (12, [], [], FUROSEMIDE, ["24321-2", "19123-9"]),  # deficient on a loop diuretic: K, Mg and Ca
+        (12, ["17861-6"], [], [], None),  # deficient, calcium recent: nothing to check
+        (12, ["17861-6"], [], FUROSEMIDE, ["24321-2", "19123-9"]),  # K needs the panel, whose Ca is recent
+        (12, ["2823-3", "19123-9"], [], FUROSEMIDE, ["17861-6"]),
+        (25, [], CRAMPS, [], ["24321-2", "19123-9"]),  # cramps: every electrolyte missing
+        (25, ["2823-3", "17861-6"], CRAMPS, [], ["19123-9"]),
+        (25, ["2823-3", "19123-9"], CRAMPS, [], ["17861-6"]),
+        (40, ["19123-9", "17861-6"], CRAMPS, [], ["24321-2"]),  # potassium alone: the panel
+        (40, [], [], FUROSEMIDE, None),  # sufficient, no cramps: no check
+        (25, [], [], FUROSEMIDE, None),  # insufficient, no cramps: no check
+    ],
+)
+async def test_which_electrolytes_to_suggest(
+    client: httpx.AsyncClient,
+    vitamin_d: float,
+    recent: list[str],
+    conditions: list[dict[str, Any]],
+    medications: list[dict[str, Any]],
+    codes: list[str] | None,
+) -> None:
+    units = {"2823-3": (4.2, "mmol/L"), "19123-9": (2.0, "mg/dL"), "17861-6": (9.4, "mg/dL")}
+    electrolytes = [obs(code, *units[code]) for code in recent]
+    request = hook_request(
+        [obs("62292-8", vitamin_d, "ng/mL")], electrolytes, conditions=conditions, medications=medications
+    )
+    response = await client.post(URL, json=request)
+    if codes is None:
+        assert "electrolytes-check" not in kinds(response)
+        return
     check = card(response, "electrolytes-check")
     assert check["indicator"] == "info" and check["selectionBehavior"] == "any"
-    (suggestion,) = check["suggestions"]
-    assert suggestion["actions"][0]["resource"]["code"]["coding"][0]["code"] == "19123-9"
-    assert "magnesium" in check["summary"]
+    assert ordered(check) == codes
 
 
-async def test_no_electrolytes_suggests_both_orders(client: httpx.AsyncClient) -> None:
-    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], None))
+@pytest.mark.parametrize(
+    ("pending", "codes", "said"),
+    [
+        (["24321-2"], ["19123-9"], "Already ordered and pending: potassium and calcium"),
+        (["19123-9"], ["24321-2"], "Already ordered and pending: magnesium"),
+        (["17861-6"], ["24321-2", "19123-9"], "Already ordered and pending: calcium"),  # the panel is for K
+        (["24321-2", "19123-9"], None, None),  # everything wanted is on order: no card
+    ],
+)
+async def test_a_pending_order_is_never_suggested_again(
+    client: httpx.AsyncClient, pending: list[str], codes: list[str] | None, said: str | None
+) -> None:
+    request = hook_request(
+        [obs("62292-8", 25, "ng/mL")], [], conditions=CRAMPS, pending_orders=[pending_order(c) for c in pending]
+    )
+    response = await client.post(URL, json=request)
+    if codes is None:
+        assert kinds(response) == ["vitd-insufficient"]
+        return
     check = card(response, "electrolytes-check")
-    codes = [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]]
-    assert codes == ["24321-2", "19123-9"]
-    assert "potassium, magnesium and calcium" in check["summary"]
+    assert ordered(check) == codes and said in check["detail"]
 
 
-async def test_missing_potassium_alone_suggests_the_panel(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("status", ["completed", "revoked", "draft", "entered-in-error"])
+async def test_only_an_active_order_is_pending(client: httpx.AsyncClient, status: str) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL")], [], pending_orders=[pending_order("17861-6", status=status)])
+    assert ordered(card(await client.post(URL, json=request), "electrolytes-check")) == ["17861-6"]
+
+
+async def test_another_patients_pending_order_is_ignored(client: httpx.AsyncClient) -> None:
+    request = hook_request([obs("62292-8", 12, "ng/mL")], [], pending_orders=[pending_order("17861-6", patient="p2")])
+    assert ordered(card(await client.post(URL, json=request), "electrolytes-check")) == ["17861-6"]
+
+
+@pytest.mark.parametrize(
+    ("potassium", "problem"),
+    [
+        ({"valueQuantity": {"value": 0.7, "unit": "g/dL", "system": UCUM, "code": "g/dL"}}, "unit g/dL not recognised"),
+        ({"valueString": "Blank"}, "text, not a value"),
+        ({"valueString": "4.0"}, "a number without a unit"),
+    ],
+)
+async def test_an_unreadable_recent_result_counts_as_missing_and_is_named(
+    client: httpx.AsyncClient, potassium: dict[str, Any], problem: str
+) -> None:
+    """Never "not checked": the latest potassium exists and could not be interpreted."""
     electrolytes = [
+        obs("2823-3", when="2026-11-20", **potassium),
         obs("19123-9", 2.0, "mg/dL"),
         obs("17861-6", 9.4, "mg/dL"),
-        obs("2823-3", 4.0, "mmol/L", "2026-06-01"),
     ]
-    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], electrolytes))
-    check = card(response, "electrolytes-check")
-    assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in check["suggestions"]] == ["24321-2"]
+    request = hook_request([obs("62292-8", 40, "ng/mL")], electrolytes, conditions=CRAMPS)
+    check = card(await client.post(URL, json=request), "electrolytes-check")
+    assert ordered(check) == ["24321-2"]
+    assert "latest potassium, serum/plasma unreadable" in check["summary"] and "not checked" not in check["summary"]
+    assert f"could not be interpreted: {problem}" in check["detail"] and "no result" not in check["detail"]
 
 
 @pytest.mark.parametrize(("value", "indicator"), [(120, "warning"), (151, "critical")])
@@ -140,7 +226,7 @@ async def test_electrolytes_abnormal_names_value_and_range(client: httpx.AsyncCl
     assert c["indicator"] == "warning"
     assert "K 3.1 mmol/L low" in c["summary"]
     assert "Mg" not in c["summary"]  # 1.4 meq/L is 1.70 mg/dL: in range
-    assert "3.5-5 mmol/L" in c["detail"] and "cramps" in c["detail"]
+    assert "3.5-5 mmol/L" in c["detail"] and "muscle cramps" not in c["detail"]  # no cramps documented
 
 
 async def test_critical_electrolyte(client: httpx.AsyncClient) -> None:
@@ -150,15 +236,19 @@ async def test_critical_electrolyte(client: httpx.AsyncClient) -> None:
 
 
 async def test_cards_come_most_severe_first(client: httpx.AsyncClient) -> None:
-    response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], [obs("2823-3", 2.2, "mmol/L")]))
-    assert kinds(response) == ["electrolytes-abnormal", "vitd-insufficient", "electrolytes-check"]
+    request = hook_request([obs("62292-8", 25, "ng/mL")], [obs("2823-3", 2.2, "mmol/L")], conditions=CRAMPS)
+    assert kinds(await client.post(URL, json=request)) == [
+        "electrolytes-abnormal",
+        "vitd-insufficient",
+        "electrolytes-check",
+    ]
 
 
 async def test_nmol_input_is_converted_and_said(client: httpx.AsyncClient) -> None:
     response = await client.post(URL, json=hook_request([obs("62292-8", 45, "nmol/L")], normal_electrolytes()))
     c = card(response, "vitd-deficient")
-    assert "18.03 ng/mL (45 nmol/L)" in c["summary"]
-    assert "reported as 45 nmol/L" in c["detail"]
+    assert "45 nmol/L (18 ng/mL)" in c["summary"]  # the laboratory's unit first, then whole ng/mL
+    assert "| 45 nmol/L (18 ng/mL) |" in c["detail"]
 
 
 async def test_unknown_status_is_said_in_the_card(client: httpx.AsyncClient) -> None:

@@ -121,7 +121,9 @@ async def test_vitamin_d_ordered_while_25ohd_is_high(client: httpx.AsyncClient) 
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
     assert card["summary"] == "Cholecalciferol ordered while 25(OH)D is high: review before signing"
-    assert "suggestions" not in card
+    (suggestion,) = card["suggestions"]  # the suggestion removes the draft
+    assert [(a["type"], a["resourceId"]) for a in suggestion["actions"]] == [("delete", "MedicationRequest/mr-1")]
+    assert {r["code"] for r in card["overrideReasons"]} == {"clinically-indicated", "addressed", "not-relevant"}
 
 
 async def test_vitamin_d_ordered_while_calcium_is_high(client: httpx.AsyncClient) -> None:
@@ -148,7 +150,118 @@ async def test_vitamin_d_by_the_ingredient_code_in_a_contained_medication(client
     draft["medicationReference"] = {"reference": "#m"}
     request = order_request([draft], vitamin_d=[obs("62292-8", 160, "ng/mL")], electrolytes=normal_electrolytes())
     card = only_card(await client.post(SIGN, json=request))
-    assert card["summary"].startswith("Cholecalciferol ordered while 25(OH)D is very high")
+    assert card["summary"].startswith("Critical: Cholecalciferol ordered while 25(OH)D is very high")
+    assert card["indicator"] == "critical"
+
+
+CALCIUM_11_5 = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 11.5, "mg/dL")]
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        ("calcitriol 0.25 MCG Oral Capsule", "Calcitriol"),
+        ("Calcium Carbonate 600 MG / Cholecalciferol 400 UNT Oral Tablet", "Cholecalciferol"),
+        ("Vitamin D3 2000 unit", "Cholecalciferol"),
+        ("ergocalciferol 50000 UNT Oral Capsule", "Ergocalciferol"),
+        ("Paricalcitol 1 MCG", "Paricalcitol"),
+        ("Calcium 500 mg + vitamin D 200 unit", "Vitamin D"),
+    ],
+)
+async def test_every_vitamin_d_product_is_cautioned_past_a_high_calcium(
+    client: httpx.AsyncClient, text: str, product: str
+) -> None:
+    """Coded or in free text, alone or combined (was: nothing for calcitriol, combinations, text)."""
+    draft = medication("x", status="draft", id="mr-7")
+    draft["medicationCodeableConcept"] = {"text": text}
+    request = order_request([draft], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=CALCIUM_11_5)
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
+    assert card["summary"].startswith(f"{product} ordered while calcium is above range")
+    assert "hypercalcaemia needs evaluation before any vitamin D is given" in card["detail"]
+    assert card["suggestions"][0]["actions"] == [
+        {"type": "delete", "description": "Delete the draft order", "resourceId": "MedicationRequest/mr-7"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("vitamin_d", "calcium", "indicator"),
+    [
+        (45, 10.2, None),  # the top of the range is in range
+        (45, 10.3, "warning"),
+        (45, 12.0, "warning"),
+        (45, 12.1, "critical"),  # past the critical calcium
+        (100, 9.4, None),
+        (101, 9.4, "warning"),
+        (150, 9.4, "warning"),
+        (151, 9.4, "critical"),  # very high 25(OH)D
+    ],
+)
+async def test_the_caution_turns_critical_past_a_critical_calcium_or_a_very_high_level(
+    client: httpx.AsyncClient, vitamin_d: float, calcium: float, indicator: str | None
+) -> None:
+    electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", calcium, "mg/dL")]
+    request = order_request(
+        [CHOLECALCIFEROL], vitamin_d=[obs("62292-8", vitamin_d, "ng/mL")], electrolytes=electrolytes
+    )
+    cards = (await client.post(SIGN, json=request)).json()["cards"]
+    assert [c["indicator"] for c in cards] == ([indicator] if indicator else [])
+
+
+async def test_an_old_ionized_calcium_does_not_hide_todays_high_total(client: httpx.AsyncClient) -> None:
+    electrolytes = [obs("1995-0", 1.20, "mmol/L", "2026-09-06"), obs("17861-6", 13.0, "mg/dL", "2026-11-25")]
+    request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["indicator"] == "critical" and "13 mg/dL" in card["detail"]
+
+
+async def test_a_vitamin_d_product_drafted_while_another_is_active(client: httpx.AsyncClient) -> None:
+    request = order_request(
+        [medication("Vitamin D3 2000 unit", status="draft", id="mr-9")],
+        vitamin_d=[obs("62292-8", 18, "ng/mL")],
+        electrolytes=normal_electrolytes(),
+        medications=[medication("ergocalciferol 50000 UNT Oral Capsule"), medication("furosemide 20 MG")],
+    )
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-duplicate-therapy" and card["indicator"] == "info"
+    assert card["summary"] == "Cholecalciferol ordered while ergocalciferol is already on the medication list"
+    assert card["suggestions"][0]["actions"][0] == {
+        "type": "delete",
+        "description": "Delete the draft order",
+        "resourceId": "MedicationRequest/mr-9",
+    }
+    assert {r["code"] for r in card["overrideReasons"]} == {"both-intended", "addressed", "not-relevant"}
+
+
+async def test_duplicate_therapy_and_caution_together(client: httpx.AsyncClient) -> None:
+    request = order_request(
+        [CHOLECALCIFEROL],
+        vitamin_d=[obs("62292-8", 45, "ng/mL")],
+        electrolytes=CALCIUM_11_5,
+        medications=[medication("calcitriol 0.25 MCG Oral Capsule")],
+    )
+    assert kinds(await client.post(SIGN, json=request)) == ["vitd-supplement-caution", "vitd-duplicate-therapy"]
+
+
+@pytest.mark.parametrize("status", ["stopped", "completed", "draft"])
+async def test_only_an_active_product_makes_a_duplicate(client: httpx.AsyncClient, status: str) -> None:
+    request = order_request(
+        [CHOLECALCIFEROL],
+        vitamin_d=[obs("62292-8", 18, "ng/mL")],
+        electrolytes=normal_electrolytes(),
+        medications=[medication("ergocalciferol 50000 UNT", status=status)],
+    )
+    assert kinds(await client.post(SIGN, json=request)) == []
+
+
+async def test_a_non_vitamin_d_draft_gets_nothing(client: httpx.AsyncClient) -> None:
+    request = order_request(
+        [medication("atorvastatin 40 MG Oral Tablet", status="draft", id="mr-3")],
+        vitamin_d=[obs("62292-8", 180, "ng/mL")],
+        electrolytes=CALCIUM_11_5,
+        medications=[medication("cholecalciferol 1000 UNT")],
+    )
+    assert kinds(await client.post(SIGN, json=request)) == []
 
 
 # --- which drafts count ---------------------------------------------------------------------------

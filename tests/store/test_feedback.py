@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from cds_service.store.database import open_database
 from cds_service.store.report import build_report
 from cds_service.store.schema import feedback, issued_cards
-from tests.builders import hook_request, normal_electrolytes, obs
+from tests.builders import condition, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
 
 pytestmark = pytest.mark.anyio
@@ -42,10 +42,14 @@ def overridden(card: dict[str, Any], code: str = "already-addressed", when: str 
 
 
 async def issue(
-    client: httpx.AsyncClient, value: float = 12, electrolytes: list[Any] | None = None
+    client: httpx.AsyncClient,
+    value: float = 12,
+    electrolytes: list[Any] | None = None,
+    conditions: list[Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One hook call; its cards by kind."""
-    response = await client.post(SERVICE, json=hook_request([obs("62292-8", value, "ng/mL")], electrolytes))
+    request = hook_request([obs("62292-8", value, "ng/mL")], electrolytes, conditions=conditions)
+    response = await client.post(SERVICE, json=request)
     assert response.status_code == 200
     return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
 
@@ -175,10 +179,10 @@ async def test_200_concurrent_posts_all_kept_none_twice_and_kept_across_a_restar
 
 
 async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
-    """A scripted day: four deficient patients, two insufficient; what the clinicians did."""
+    """A scripted day: four deficient patients, two insufficient with leg cramps; what the clinicians did."""
     async with make_client(make_app(database_url=database_url)) as client:
         deficient = [await issue(client, 12, normal_electrolytes()) for _ in range(4)]
-        insufficient = [await issue(client, 25) for _ in range(2)]
+        insufficient = [await issue(client, 25, conditions=[condition("R25.2")]) for _ in range(2)]
         feedback_entries = [
             overridden(deficient[0]["vitd-deficient"], "already-addressed"),
             overridden(deficient[1]["vitd-deficient"], "already-addressed"),
