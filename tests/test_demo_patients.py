@@ -14,7 +14,7 @@ pytestmark = pytest.mark.anyio
 
 EXPECTED = {
     "demo-deficient-cramps": ["vitd-deficient", "electrolytes-check"],
-    "demo-insufficient-stale": ["vitd-insufficient", "electrolytes-check"],
+    "demo-insufficient-stale": ["vitd-insufficient"],
     "demo-high-supplement": ["vitd-high", "electrolytes-abnormal"],
     "demo-calcitriol-only": ["vitd-wrong-test"],
     "demo-low-magnesium-meq": ["electrolytes-abnormal"],
@@ -23,6 +23,9 @@ EXPECTED = {
     "demo-ckd4": ["vitd-deficient"],
     "demo-nmol": ["vitd-deficient"],
     "demo-normal": [],
+    "demo-hypercalcaemia-low-d": ["vitd-deficient", "electrolytes-abnormal"],
+    "demo-unreadable": ["electrolytes-check"],
+    "demo-treatment-begun": [],
 }
 
 
@@ -51,10 +54,11 @@ async def test_demo_patients(make_app: AppFactory, today: date) -> None:
 
 @pytest.mark.parametrize(
     ("number", "expected"),
-    [("8888801", []), ("8888803", ["electrolytes-abnormal"]), ("8888804", [])],
+    [("8888801", []), ("8888803", []), ("8888804", [])],
 )
 async def test_smart_sample_patients_in_the_demo(make_app: AppFactory, number: str, expected: list[str]) -> None:
-    """Shifted to end 30 days ago: 8888803's calcium 8.7 with albumin 4.2 corrects to 8.54, low."""
+    """Shifted to end 30 days ago: 8888803's calcium 8.7 with albumin 4.2 is in range (no correction
+    lowers a calcium), and every 25(OH)D is sufficient: quiet."""
     today = date(2027, 3, 1)
     resources = smart_resources(number, today)
     dates = [r["effectiveDateTime"] for r in resources if r["resourceType"] == "Observation"]
@@ -70,3 +74,21 @@ async def test_smart_sample_patients_in_the_demo(make_app: AppFactory, number: s
         }
         response = await client.post("/cds-services/vitamin-d-cramps", json=request)
     assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == expected
+
+
+async def test_the_new_demo_patients_show_the_safety_rules(make_app: AppFactory) -> None:
+    today = date(2026, 11, 25)
+    by_id = {p["id"]: p for p in patients()}
+    async with make_client(make_app(as_of=datetime(2026, 11, 25, 12, tzinfo=UTC))) as client:
+
+        async def cards(patient: str) -> dict[str, dict[str, str]]:
+            response = await client.post("/cds-services/vitamin-d-cramps", json=hook_request(by_id[patient], today))
+            return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+
+        hyper = await cards("demo-hypercalcaemia-low-d")
+        low = hyper["vitd-deficient"]
+        assert "hypercalcaemia needs evaluation before any vitamin D is given" in low["detail"]
+        assert "supplementation review" not in low["summary"] + low["detail"]
+        unreadable = (await cards("demo-unreadable"))["electrolytes-check"]
+        assert "could not be interpreted: unit g/dL not recognised" in unreadable["detail"]
+        assert "could not be interpreted: no unit" in unreadable["detail"]  # the 25(OH)D that blocks

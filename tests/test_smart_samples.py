@@ -48,24 +48,27 @@ def prefetch_like_an_ehr(templates: dict[str, str], patient: str) -> dict[str, A
     return {key: run_query(t, resources) for key, t in templates.items() if "?" in t}
 
 
-# (patient, as of, profile) -> card kinds, and for electrolytes-check the orders it offers
+# (patient, as of, profile) -> card kinds, and for electrolytes-check the orders it offers. No
+# Condition or MedicationRequest in the samples: no cramps and no diuretic, so the electrolyte check
+# is for calcium alone, with vitamin D deficiency. Every albumin is at or above 4.0 g/dL, so no
+# calcium is corrected (CLINICAL.md "Calcium": Payne only below 4.0, and only upwards).
 CASES = [
-    # 25(OH)D 45 (2016-02-08) sufficient; K 4.5; Ca 9.3 with albumin 4.4 -> 8.98 corrected: quiet
+    # 25(OH)D 45 (2016-02-08) sufficient; K 4.5; Ca 9.3 with albumin 4.4: quiet
     ("8888801", "2016-03-01", "endocrine-2011", [], None),
-    # 25(OH)D 52 sufficient; Ca 8.7 with albumin 4.2 -> 8.54 corrected, below 8.6
-    ("8888803", "2016-07-01", "endocrine-2011", ["electrolytes-abnormal"], None),
-    # 25(OH)D 45 (2015-07-12, 325 days) sufficient; K 3.9; Ca 9.0, albumin 4.3 -> 8.76: quiet
+    # 25(OH)D 52 sufficient; Ca 8.7 with albumin 4.2: in range as measured (was "corrected 8.54 low")
+    ("8888803", "2016-07-01", "endocrine-2011", [], None),
+    # 25(OH)D 45 (2015-07-12, 325 days) sufficient; K 3.9; Ca 9.0, albumin 4.3: quiet
     ("8888804", "2016-06-01", "endocrine-2011", [], None),
-    # 25(OH)D 24 (2014-11-02) insufficient; K and Ca recent; no magnesium
-    ("8888801", "2014-12-01", "endocrine-2011", ["vitd-insufficient", "electrolytes-check"], ["19123-9"]),
+    # 25(OH)D 24 (2014-11-02) insufficient; no cramps: no electrolyte check
+    ("8888801", "2014-12-01", "endocrine-2011", ["vitd-insufficient"], None),
     ("8888801", "2014-12-01", "iom-2011", [], None),  # 24 is sufficient under IOM
-    # 25(OH)D 5 (2015-04-29) deficient under both profiles; no magnesium
-    ("8888803", "2015-05-15", "endocrine-2011", ["vitd-deficient", "electrolytes-check"], ["19123-9"]),
-    ("8888803", "2015-05-15", "iom-2011", ["vitd-deficient", "electrolytes-check"], ["19123-9"]),
-    # 25(OH)D 18 (2015-07-27) deficient; last K and Ca 108 days old: all three missing
-    ("8888803", "2015-08-15", "endocrine-2011", ["vitd-deficient", "electrolytes-check"], ["24321-2", "19123-9"]),
-    # Ca 8.6 (in range) with albumin 4.1 -> 8.52 corrected, low; later 2016 results not yet there
-    ("8888804", "2015-11-15", "endocrine-2011", ["electrolytes-abnormal"], None),
+    # 25(OH)D 5 (2015-04-29) deficient under both profiles; Ca 8.9 the same day: nothing to check
+    ("8888803", "2015-05-15", "endocrine-2011", ["vitd-deficient"], None),
+    ("8888803", "2015-05-15", "iom-2011", ["vitd-deficient"], None),
+    # 25(OH)D 18 (2015-07-27) deficient; the last calcium 108 days old: calcium alone
+    ("8888803", "2015-08-15", "endocrine-2011", ["vitd-deficient", "electrolytes-check"], ["17861-6"]),
+    # Ca 8.6 with albumin 4.1: in range as measured (was "corrected 8.52 low")
+    ("8888804", "2015-11-15", "endocrine-2011", [], None),
     # everything older than its window: quiet
     ("8888801", "2018-01-01", "endocrine-2011", [], None),
 ]
@@ -100,19 +103,5 @@ async def test_smart_sample_patient(
     if orders is not None:
         suggestions = by_kind["electrolytes-check"]["suggestions"]
         assert [s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in suggestions] == orders
-    if "electrolytes-abnormal" in by_kind:
-        card = by_kind["electrolytes-abnormal"]
-        assert card["indicator"] == "warning" and "corrected Ca" in card["summary"] and "low" in card["summary"]
-        assert "Payne" in card["detail"] and "default range 8.6-10.2 mg/dL" in card["detail"]
-
-
-@pytest.mark.parametrize(
-    ("patient", "as_of", "shown"), [("8888803", "2016-07-01", "8.54"), ("8888804", "2015-11-15", "8.52")]
-)
-async def test_smart_sample_corrected_calcium_values(
-    make_app: AppFactory, patient: str, as_of: str, shown: str
-) -> None:
-    """The arithmetic behind the two electrolytes-abnormal cases: 8.7 + 0.8 x (4.0 - 4.2) and
-    8.6 + 0.8 x (4.0 - 4.1), shown in the summary."""
-    (card,) = await evaluate(make_app, patient, as_of)
-    assert f"corrected Ca {shown} mg/dL low" in card["summary"]
+    for c in cards:  # the Patient is not among the searches: its age is unknown, and said
+        assert "Age unknown" in c["detail"]

@@ -35,15 +35,23 @@ def patients() -> list[dict[str, Any]]:
 
 
 def _observation(patient_id: str, spec: dict[str, Any], today: date) -> dict[str, Any]:
-    return {
+    """A result as a laboratory sends it: a value with its UCUM unit, a value with no unit
+    (`unit: null`), or text (`text`)."""
+    resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"{patient_id}-{spec['id']}",  # unique on a FHIR server holding every demo patient
         "status": "final",
         "code": {"coding": [{"system": LOINC, "code": spec["code"], "display": spec["display"]}]},
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": (today - timedelta(days=spec["days_ago"])).isoformat(),
-        "valueQuantity": {"value": spec["value"], "unit": spec["unit"], "system": UCUM, "code": spec["unit"]},
     }
+    if "text" in spec:
+        resource["valueString"] = spec["text"]
+    elif spec["unit"] is None:
+        resource["valueQuantity"] = {"value": spec["value"]}
+    else:
+        resource["valueQuantity"] = {"value": spec["value"], "unit": spec["unit"], "system": UCUM, "code": spec["unit"]}
+    return resource
 
 
 def _condition(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -58,8 +66,8 @@ def _condition(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _medication_request(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _medication_request(patient_id: str, spec: dict[str, Any], today: date) -> dict[str, Any]:
+    resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "id": f"{patient_id}-{spec['id']}",  # unique on a FHIR server holding every demo patient
         "status": "active",
@@ -70,6 +78,9 @@ def _medication_request(patient_id: str, spec: dict[str, Any]) -> dict[str, Any]
         },
         "subject": {"reference": f"Patient/{patient_id}"},
     }
+    if "started_days_ago" in spec:
+        resource["authoredOn"] = (today - timedelta(days=spec["started_days_ago"])).isoformat()
+    return resource
 
 
 def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,7 +94,7 @@ def patient_resources(spec: dict[str, Any], today: date) -> list[dict[str, Any]]
         {"resourceType": "Patient", "id": pid, **spec["patient"]},
         *(_observation(pid, o, today) for key in _OBSERVATION_KEYS for o in spec.get(key, [])),
         *(_condition(pid, c) for c in spec.get("conditions", [])),
-        *(_medication_request(pid, m) for m in spec.get("medications", [])),
+        *(_medication_request(pid, m, today) for m in spec.get("medications", [])),
     ]
 
 
@@ -94,7 +105,8 @@ def hook_request(spec: dict[str, Any], today: date) -> dict[str, Any]:
     for key in _OBSERVATION_KEYS:
         prefetch[key] = _searchset([_observation(pid, o, today) for o in spec.get(key, [])])
     prefetch["conditions"] = _searchset([_condition(pid, c) for c in spec.get("conditions", [])])
-    prefetch["medications"] = _searchset([_medication_request(pid, m) for m in spec.get("medications", [])])
+    prefetch["medications"] = _searchset([_medication_request(pid, m, today) for m in spec.get("medications", [])])
+    prefetch["pendingOrders"] = _searchset([])
     return {
         "hook": "patient-view",
         "hookInstance": spec["hookInstance"],

@@ -64,7 +64,10 @@ class VitaminDCramps:
         if minor:  # only the wrong-test card, which holds no adult cut-point
             return cards if record.vitamin_d.wrong_test_only else []
         if electrolytes is not None:
-            cards += self._electrolyte_cards(record, electrolytes, patient_id, shared)
+            blocked = [self._cards.view(r) for r in record.vitamin_d.unreadable] if record.vitamin_d.blocked else []
+            cards += self._electrolyte_cards(
+                record, electrolytes, patient_id, shared | {"vitamin_d_unreadable": blocked}
+            )
         return by_severity(cards)
 
     def _status_label(self, status: Status | None) -> str:
@@ -164,8 +167,10 @@ class VitaminDCramps:
                     "electrolytes-check",
                     patient_id,
                     order_for=to_order,
+                    checking=self._cards.analyte_names(to_order),
                     missing=self._cards.analyte_names(e for e in to_order if e not in unreadable),
                     unreadable=[self._cards.view(unreadable[e]) for e in to_order if e in unreadable],
+                    unreadable_names=self._cards.analyte_names(e for e in to_order if e in unreadable),
                     pending=self._cards.analyte_names(e for e in wanted if e in record.pending),
                     vitamin_d_status=self._status_label(vitamin_d.status),
                     vitamin_d=self._cards.view(vitamin_d.latest) if vitamin_d.latest else None,
