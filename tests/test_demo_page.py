@@ -69,7 +69,7 @@ def choose(page: Page, patient: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "patient", ["demo-deficient-cramps", "demo-high-supplement", "demo-calcitriol-only", "smart-8888803"]
+    "patient", ["demo-deficient-cramps", "demo-high-supplement", "demo-calcitriol-only", "demo-insufficient-stale"]
 )
 def test_cards_shown_are_the_services(page: Page, patient: str) -> None:
     choose(page, patient)

@@ -90,13 +90,21 @@ def written_patients() -> dict[str, list[dict[str, Any]]]:
             obs("2823-3", 4.1, "mmol/L", "2026-11-10", patient="e2e-nmol", id="e2e-nmol-k"),
             obs("19123-9", 1.3, "mg/dL", "2026-11-10", patient="e2e-nmol", id="e2e-nmol-mg"),
         ],
-        # A low total calcium, but a recent normal ionized calcium decides; low potassium
+        # A low total calcium, but a normal ionized calcium of the same day decides; low potassium
         "e2e-ionized": [
             obs("62292-8", 45, "ng/mL", "2026-10-01", patient="e2e-ionized", id="e2e-ion-vitd"),
-            obs("17861-6", 7.9, "mg/dL", "2026-11-20", patient="e2e-ionized", id="e2e-ion-ca"),
-            obs("1995-0", 1.21, "mmol/L", "2026-11-18", patient="e2e-ionized", id="e2e-ion-ica"),
+            obs("17861-6", 7.9, "mg/dL", "2026-11-20T08:00:00Z", patient="e2e-ionized", id="e2e-ion-ca"),
+            obs("1995-0", 1.21, "mmol/L", "2026-11-20T07:00:00Z", patient="e2e-ionized", id="e2e-ion-ica"),
             obs("2823-3", 3.1, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-k"),
             obs("2601-3", 0.8, "mmol/L", "2026-11-20", patient="e2e-ionized", id="e2e-ion-mg"),
+        ],
+        # Calcium 10.0 with albumin 3.0 the same day: corrected by Payne to 10.8, high
+        "e2e-payne": [
+            obs("62292-8", 45, "ng/mL", "2026-10-01", patient="e2e-payne", id="e2e-payne-vitd"),
+            obs("2823-3", 4.2, "mmol/L", "2026-11-20", patient="e2e-payne", id="e2e-payne-k"),
+            obs("19123-9", 2.0, "mg/dL", "2026-11-20", patient="e2e-payne", id="e2e-payne-mg"),
+            obs("17861-6", 10.0, "mg/dL", "2026-11-20", patient="e2e-payne", id="e2e-payne-ca"),
+            obs("1751-7", 3.0, "g/dL", "2026-11-20", patient="e2e-payne", id="e2e-payne-alb"),
         ],
         # Leg cramps and a diuretic; vitamin D sufficient; only potassium recent
         "e2e-cramps": [

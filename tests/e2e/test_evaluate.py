@@ -39,7 +39,7 @@ def test_cards_as_json(fhir_server: FhirServer) -> None:
     )
     assert code == 0
     cards = json.loads(out)["cards"]
-    assert [c["source"]["topic"]["code"] for c in cards] == ["vitd-deficient", "electrolytes-check"]
+    assert [c["source"]["topic"]["code"] for c in cards] == ["vitd-deficient"]
     assert cards[0]["summary"].startswith("25(OH)D 5 ng/mL on 2015-04-29: vitamin D deficient")
 
 
@@ -48,15 +48,15 @@ def test_cards_as_a_table(fhir_server: FhirServer) -> None:
         "--fhir-server",
         fhir_server.base,
         "--patient",
-        "smart-8888803",
+        "e2e-payne",
         "--token",
         fhir_server.token,
         "--as-of",
-        "2016-07-01",
+        "2026-11-25",
     )
     assert code == 0
-    assert "electrolytes-abnormal" in out and "corrected Ca 8.54 mg/dL low on 2016-06-09" in out
-    assert "Payne" in out  # the detail, rendered from Markdown
+    assert "electrolytes-abnormal" in out and "corrected Ca 10.8 mg/dL high on 2026-11-20" in out
+    assert "Payne" in out and "ionized calcium settles" in out  # the detail, rendered from Markdown
 
 
 def test_no_cards(fhir_server: FhirServer) -> None:
@@ -110,7 +110,7 @@ def test_load_demo_then_evaluate_a_demo_patient(empty_fhir_server: FhirServer) -
     for _ in range(2):  # loading again changes nothing
         loaded = CliRunner().invoke(cli, args)
         assert loaded.exit_code == 0, loaded.output
-        assert "(13 patients)" in loaded.stdout
+        assert "(16 patients)" in loaded.stdout
     for pid in ("demo-deficient-cramps", "demo-high-supplement", "demo-normal"):
         code, out, _ = run("--fhir-server", fhir_server.base, "--patient", pid, "--token", fhir_server.token, "--json")
         assert code == 0

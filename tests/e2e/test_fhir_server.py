@@ -19,13 +19,15 @@ pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
 
 CASES = [
-    ("smart-8888801", "2014-12-01", ["vitd-insufficient", "electrolytes-check"]),
-    ("smart-8888803", "2015-05-15", ["vitd-deficient", "electrolytes-check"]),
-    ("smart-8888803", "2016-07-01", ["electrolytes-abnormal"]),
-    ("smart-8888804", "2015-11-15", ["electrolytes-abnormal"]),
+    ("smart-8888801", "2014-12-01", ["vitd-insufficient"]),
+    ("smart-8888803", "2015-05-15", ["vitd-deficient"]),
+    ("smart-8888803", "2015-08-15", ["vitd-deficient", "electrolytes-check"]),
+    ("smart-8888803", "2016-07-01", []),  # calcium 8.7 with albumin 4.2: in range, never corrected down
+    ("smart-8888804", "2015-11-15", []),
     ("e2e-nmol", "2026-11-25", ["vitd-deficient", "electrolytes-abnormal", "electrolytes-check"]),
     ("e2e-ionized", "2026-11-25", ["electrolytes-abnormal"]),
-    ("e2e-many", "2026-11-25", ["electrolytes-abnormal", "vitd-insufficient", "electrolytes-check"]),
+    ("e2e-payne", "2026-11-25", ["electrolytes-abnormal"]),
+    ("e2e-many", "2026-11-25", ["electrolytes-abnormal", "vitd-insufficient"]),
     ("e2e-cramps", "2026-11-25", ["electrolytes-check"]),
 ]
 
@@ -85,7 +87,7 @@ async def test_paging_reads_past_the_first_page(
         response = await client.post(URL, json=request("e2e-many", fhir_server, None))
     assert response.status_code == 200
     (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
-    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes,conditions,medications"
+    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes,conditions,medications,pendingOrders"
 
 
 async def test_partial_prefetch(make_app: AppFactory, fhir_server: FhirServer) -> None:
