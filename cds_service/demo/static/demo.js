@@ -63,16 +63,23 @@ function banner() {
   );
 }
 
+// A result as the laboratory sent it, for the page's own tables (the cards say how it was read).
+function shownValue(o) {
+  if (o.valueQuantity) return o.valueQuantity.value + " " + (o.valueQuantity.unit || "(no unit)");
+  return o.valueString !== undefined ? o.valueString : "no value";
+}
+
 function chart() {
   const profile = state.settings.profile;
-  const points = ofType("Observation")
-    .filter((o) => codes(o).some((c) => state.settings.vitamin_d_codes.includes(c)) && o.valueQuantity)
-    .map((o) => ({ date: new Date(o.effectiveDateTime), value: toNgPerMl(o.valueQuantity), label: o.effectiveDateTime }))
+  const results = ofType("Observation").filter((o) => codes(o).some((c) => state.settings.vitamin_d_codes.includes(c)));
+  const points = results
+    .map((o) => ({ date: new Date(o.effectiveDateTime), value: o.valueQuantity ? toNgPerMl(o.valueQuantity) : null, label: o.effectiveDateTime }))
     .filter((p) => p.value !== null)
     .sort((a, b) => a.date - b.date);
   const box = $("chart");
+  const unplotted = results.length - points.length;
   if (!points.length) {
-    box.replaceChildren(text("p", "No 25-hydroxyvitamin D result on file."));
+    box.replaceChildren(text("p", results.length ? "No 25-hydroxyvitamin D result that can be plotted." : "No 25-hydroxyvitamin D result on file."));
     return;
   }
   const width = 560, height = 220, left = 44, right = 84, top = 10, bottom = 28;
@@ -106,6 +113,7 @@ function chart() {
   svg.push("</svg>");
   box.innerHTML = svg.join("");
   box.append(text("p", "ng/mL; " + profile.label + " cut-points.", "source"));
+  if (unplotted) box.append(text("p", unplotted + " result(s) not plotted: no value or unit that can be read.", "source"));
 }
 
 function electrolytes() {
@@ -118,7 +126,7 @@ function electrolytes() {
     const row = document.createElement("tr");
     row.append(text("th", analyte.name));
     row.lastChild.scope = "row";
-    row.append(text("td", latest ? latest.valueQuantity.value + " " + latest.valueQuantity.unit : "none on file"));
+    row.append(text("td", latest ? shownValue(latest) : "none on file"));
     row.append(text("td", latest ? latest.effectiveDateTime : ""));
     row.append(text("td", analyte.range.low + "-" + analyte.range.high + " " + analyte.unit));
     body.append(row);
