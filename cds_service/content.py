@@ -386,8 +386,8 @@ def and_list(items: Any) -> str:
 def capitalize(text: Any) -> str:
     """The first letter up, the rest as written ("vitamin D" -> "Vitamin D"; Jinja2's own filter
     would lower the rest)."""
-    text = str(text)
-    return text[:1].upper() + text[1:]
+    words = str(text)
+    return words[:1].upper() + words[1:]
 
 
 def packaged_content_dir() -> Path:

@@ -216,6 +216,37 @@ async def test_wrong_test(client: httpx.AsyncClient) -> None:
     c = card(response, "vitd-wrong-test")
     assert c["indicator"] == "info" and "62292-8" in c["detail"]
     assert any("medlineplus" in link["url"] for link in c["links"])
+    assert "| 60 pg/mL |" in c["detail"] and "not classified" not in c["detail"]  # its value and unit
+
+
+async def test_a_1_25_result_in_pmol_is_shown_as_reported_then_in_pg(client: httpx.AsyncClient) -> None:
+    response = await client.post(URL, json=hook_request([obs("62290-2", 125, "pmol/L")], normal_electrolytes()))
+    assert "| 125 pmol/L (52 pg/mL) |" in card(response, "vitd-wrong-test")["detail"]
+
+
+async def test_an_unreadable_25ohd_is_a_25ohd_result(client: httpx.AsyncClient) -> None:
+    """No wrong-test card saying there is no 25(OH)D when one exists and could not be read."""
+    request = hook_request([obs("1649-3", 60, "pg/mL"), obs("62292-8", 20, "IU")], normal_electrolytes())
+    assert kinds(await client.post(URL, json=request)) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "shown"),
+    [
+        ("62292-8", 45, "nmol/L", "45 nmol/L (18 ng/mL)"),  # 25(OH)D in whole ng/mL
+        ("62292-8", 12.5, "ng/mL", "12.5 ng/mL"),  # as reported, digits kept
+        ("19123-9", 1.2, "meq/L", "1.2 meq/L (1.5 mg/dL)"),  # magnesium to one decimal
+        ("2000-8", 2.0, "mmol/L", "2 mmol/L (8.0 mg/dL)"),  # calcium to one decimal
+        ("1995-0", 4.4, "mg/dL", "4.4 mg/dL (1.10 mmol/L)"),  # ionized calcium to two
+    ],
+)
+async def test_the_laboratory_value_first_then_converted_and_rounded(
+    client: httpx.AsyncClient, code: str, value: float, unit: str, shown: str
+) -> None:
+    electrolytes = [obs(code, value, unit)] if code != "62292-8" else normal_electrolytes()
+    vitamin_d = [obs(code, value, unit)] if code == "62292-8" else [obs("62292-8", 12, "ng/mL")]
+    response = await client.post(URL, json=hook_request(vitamin_d, electrolytes, conditions=CRAMPS))
+    assert any(f"| {shown} |" in c["detail"] for c in response.json()["cards"]), shown
 
 
 async def test_electrolytes_abnormal_names_value_and_range(client: httpx.AsyncClient) -> None:

@@ -110,6 +110,42 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "analyte_names lacks calcium_ionized",
     ),
     ("missing template", lambda d: (d / "templates" / "vitd-low.md").unlink(), "vitd-low.md", "file not found"),
+    (
+        "an override reason nobody defined",
+        lambda d: edit(d / "catalogue.yaml", "override_reasons: [addressed, not-relevant]", "override_reasons: [nope]"),
+        "catalogue.yaml",
+        "cards.vitd-wrong-test offers unknown override reason nope",
+    ),
+    (
+        "a card kind without override reasons",
+        lambda d: edit(d / "catalogue.yaml", "    override_reasons: [addressed, not-relevant]\n", ""),
+        "catalogue.yaml",
+        "cards.vitd-wrong-test.override_reasons: Field required",
+    ),
+    (
+        "plausible bounds the wrong way round",
+        lambda d: edit(d / "units.yaml", "plausible: [1.0, 12.0]", "plausible: [12.0, 1.0]"),
+        "units.yaml",
+        "plausible must be [lowest, highest]",
+    ),
+    (
+        "a drug group that does not exist",
+        lambda d: edit(d / "context.yaml", "[loop diuretic, thiazide diuretic]", "[loop diuretic, thiazides]"),
+        "context.yaml",
+        "electrolyte_check_groups names no drug group thiazides",
+    ),
+    (
+        "the new card kind unworded",
+        lambda d: edit(d / "catalogue.yaml", "  vitd-duplicate-therapy:", "  vitd-duplicate-therapy-x:"),
+        "catalogue.yaml",
+        "cards lacks vitd-duplicate-therapy",
+    ),
+    (
+        "an orderable measuring nothing",
+        lambda d: edit(d / "codes.yaml", "    covers: [magnesium]", "    covers: []"),
+        "codes.yaml",
+        "orderable.magnesium.covers",
+    ),
 ]
 
 
