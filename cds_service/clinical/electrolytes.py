@@ -165,3 +165,18 @@ def assess_electrolytes(
         else:
             unreadable.append((electrolyte, decided))
     return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable))
+
+
+def to_check(
+    assessment: ElectrolyteAssessment, *, cramps: bool, deficient: bool, on_loop_or_thiazide: bool
+) -> tuple[str, ...]:
+    """The electrolytes without a recent interpretable result worth checking (CLINICAL.md "Which
+    electrolytes to suggest"): each of them with leg cramps documented; otherwise, with 25(OH)D
+    deficient, calcium, and potassium and magnesium on a loop or thiazide diuretic; else none."""
+    unreadable = {electrolyte for electrolyte, _ in assessment.unreadable}
+    gaps = [e for e in ELECTROLYTES if e in assessment.not_recent or e in unreadable]
+    if cramps:
+        return tuple(gaps)
+    if deficient:
+        return tuple(e for e in gaps if e == "calcium" or on_loop_or_thiazide)
+    return ()

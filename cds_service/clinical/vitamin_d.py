@@ -85,3 +85,9 @@ def assess_vitamin_d(
         ),
         wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
     )
+
+
+def treatment_begun(started: datetime | None, deciding: LabResult) -> bool:
+    """A vitamin D product started after the deciding result (CLINICAL.md "Who the cards are
+    for"): treatment has begun, and retesting is not useful sooner than three months after."""
+    return started is not None and deciding.effective is not None and started > deciding.effective

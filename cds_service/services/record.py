@@ -60,6 +60,7 @@ class RecordReader:
         self._context = ContextReader(content.context)
         self._pending = PendingOrderReader(content)
         codes, vd = content.codes, content.codes.vitamin_d
+        suggested = content.catalogue.cards["electrolytes-check"].suggestions  # the tests a pending order spares
         self.keys = {
             PATIENT: PrefetchKey(PATIENT, "Patient/{{context.patientId}}", "the patient", required=False),
             VITAMIN_D: PrefetchKey(
@@ -99,7 +100,7 @@ class RecordReader:
             PENDING_ORDERS: PrefetchKey(
                 PENDING_ORDERS,
                 "ServiceRequest?patient={{context.patientId}}&status=active&code="
-                + ",".join(f"{codes.system}|{test.code}" for test in codes.orderable.values())
+                + ",".join(f"{codes.system}|{codes.orderable[s.orderable].code}" for s in suggested)
                 + f"&_count={_COUNT[PENDING_ORDERS]}",
                 "the tests already ordered",
                 required=False,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..clinical import electrolytes as electrolyte_rules
 from ..clinical.context import CrampContext
-from ..clinical.electrolytes import ElectrolyteAssessment, Finding
+from ..clinical.electrolytes import ElectrolyteAssessment, Finding, to_check
 from ..clinical.patient import is_minor
-from ..clinical.results import LabResult, within
-from ..clinical.vitamin_d import Status, VitaminDAssessment
+from ..clinical.results import within
+from ..clinical.vitamin_d import Status, VitaminDAssessment, treatment_begun
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext, ServiceDefinition
 from .base import Outcome, definition, parse_context
@@ -111,7 +110,7 @@ class VitaminDCramps:
                 }
             )
             if status in (Status.DEFICIENT, Status.INSUFFICIENT):
-                if treatment_begun(context, latest):
+                if treatment_begun(context.vitamin_d_started, latest):
                     return []
                 return [
                     self._cards.render(
@@ -142,23 +141,17 @@ class VitaminDCramps:
             ]
         return []
 
-    def _wanted(self, record: Record, gaps: list[str]) -> list[str]:
-        """Which electrolytes without a recent interpretable result to suggest checking
-        (CLINICAL.md "Which electrolytes to suggest")."""
-        if record.context.cramps:
-            return gaps
-        if record.vitamin_d.status is Status.DEFICIENT:
-            also = ("potassium", "magnesium") if record.context.electrolyte_drugs else ()
-            return [e for e in gaps if e == "calcium" or e in also]
-        return []
-
     def _electrolyte_cards(
         self, record: Record, electrolytes: ElectrolyteAssessment, patient_id: str, shared: dict[str, Any]
     ) -> list[Card]:
         cards: list[Card] = []
         unreadable = dict(electrolytes.unreadable)
-        gaps = [e for e in electrolyte_rules.ELECTROLYTES if e in electrolytes.not_recent or e in unreadable]
-        wanted = self._wanted(record, gaps)
+        wanted = to_check(
+            electrolytes,
+            cramps=record.context.cramps,
+            deficient=record.vitamin_d.status is Status.DEFICIENT,
+            on_loop_or_thiazide=bool(record.context.electrolyte_drugs),
+        )
         to_order = [e for e in wanted if e not in record.pending]
         if to_order:
             vitamin_d = record.vitamin_d
@@ -192,10 +185,3 @@ class VitaminDCramps:
                 )
             )
         return cards
-
-
-def treatment_begun(context: CrampContext, result: LabResult) -> bool:
-    """An active vitamin D product started after the deciding result (CLINICAL.md "Who the cards
-    are for"): treatment has begun, and the low card would only repeat itself."""
-    started = context.vitamin_d_started
-    return started is not None and result.effective is not None and started > result.effective

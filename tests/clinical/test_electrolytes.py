@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cds_service.clinical.electrolytes import Range, assess_electrolytes, judge
+from cds_service.clinical.electrolytes import ElectrolyteAssessment, Range, assess_electrolytes, judge, to_check
 from cds_service.clinical.results import LabResult
 from cds_service.content import Content
 
@@ -232,3 +232,30 @@ def test_ionized_calcium_has_its_own_critical_values(content: Content) -> None:
 def test_censored_values_are_judged_past_their_bound(content: Content) -> None:
     (k,) = assess(content, [lab("potassium", 3.5, comparator="<")]).findings
     assert k.flag == "low"
+
+
+NONE_RECENT = ElectrolyteAssessment((), ("potassium", "magnesium", "calcium"))
+
+
+@pytest.mark.parametrize(
+    ("assessment", "cramps", "deficient", "diuretic", "wanted"),
+    [
+        (NONE_RECENT, True, False, False, ("potassium", "magnesium", "calcium")),
+        (NONE_RECENT, False, True, False, ("calcium",)),
+        (NONE_RECENT, False, True, True, ("potassium", "magnesium", "calcium")),
+        (NONE_RECENT, False, False, True, ()),  # insufficient or sufficient, no cramps: no reason
+        (NONE_RECENT, False, False, False, ()),
+        (
+            ElectrolyteAssessment((), ("magnesium",), (("potassium", unreadable("potassium", 2)),)),
+            True,
+            False,
+            False,
+            ("potassium", "magnesium"),
+        ),  # an unreadable recent result counts as missing
+        (ElectrolyteAssessment((), ("potassium", "magnesium")), False, True, False, ()),  # calcium is recent
+    ],
+)
+def test_which_electrolytes_to_check(
+    assessment: ElectrolyteAssessment, cramps: bool, deficient: bool, diuretic: bool, wanted: tuple[str, ...]
+) -> None:
+    assert to_check(assessment, cramps=cramps, deficient=deficient, on_loop_or_thiazide=diuretic) == wanted

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cds_service.clinical.results import LabResult
-from cds_service.clinical.vitamin_d import Status, assess_vitamin_d, classify
+from cds_service.clinical.vitamin_d import Status, assess_vitamin_d, classify, treatment_begun
 from cds_service.content import Content
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
@@ -145,3 +145,16 @@ def test_wrong_test_only_when_no_usable_25ohd_in_window(content: Content) -> Non
     assert not assess(content, [vitd(40, 400, role="wrong_test", code="1649-3")]).wrong_test_only  # old
     # a 25(OH)D that could not be read is still a 25(OH)D: the wrong-test card would say there is none
     assert not assess(content, [calcitriol, vitd(None, 20)]).wrong_test_only
+
+
+@pytest.mark.parametrize(
+    ("started", "begun"),
+    [
+        (None, False),  # on vitamin D, start unknown: the card reviews dose and adherence
+        (AS_OF - timedelta(days=11), False),  # before the result (10 days ago)
+        (AS_OF - timedelta(days=10), False),  # at the same instant
+        (AS_OF - timedelta(days=9), True),  # after it: treatment has begun
+    ],
+)
+def test_treatment_begun_only_after_the_deciding_result(started: datetime | None, begun: bool) -> None:
+    assert treatment_begun(started, vitd(15, 10)) is begun
