@@ -82,5 +82,5 @@ def test_the_document_describes_each_service_precisely() -> None:
     assert request["properties"]["hook"] == {"enum": ["order-select"]}
     assert request["properties"]["context"] == {"$ref": "#/components/schemas/OrderSelectContext"}
     prefetch = request["properties"]["prefetch"]["anyOf"][0]["properties"]
-    assert set(prefetch) == {"vitaminD", "electrolytes", "conditions"}
+    assert set(prefetch) == {"vitaminD", "electrolytes", "conditions", "medications"}
     assert "422" not in str(DOCUMENT["paths"])
