@@ -1,4 +1,4 @@
-"""Held-out clinical safety vignettes: expected cards worked out by hand from /work/shared/CLINICAL.md
+"""Held-out clinical safety vignettes: expected cards worked out by hand from the revised CLINICAL.md
 (never from the implementation). As of 2026-11-25 (the `client` fixture's clock).
 
 Each vignette gives the request, the exact multiset of (card kind, indicator) pairs the specification
