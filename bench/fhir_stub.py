@@ -23,6 +23,8 @@ def _key(request: Request) -> str:
         return "conditions"
     if path.endswith("/MedicationRequest"):
         return "medications"
+    if path.endswith("/ServiceRequest"):
+        return "pendingOrders"
     if "/Patient/" in path:
         return "patient"
     return "vitaminD" if "62292-8" in codes else "electrolytes"

@@ -46,7 +46,8 @@ def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def patient_data(electrolyte_count: int) -> dict[str, dict[str, Any]]:
-    """5 vitamin D results, `electrolyte_count` K/Mg/Ca/albumin results, 10 Conditions, 10 MedicationRequests."""
+    """5 vitamin D results, `electrolyte_count` K/Mg/Ca/albumin results, 10 Conditions, 10 MedicationRequests,
+    no pending order."""
     vitamin_d = [_obs(i, "62292-8", 14 + i, "ng/mL", 20 + 90 * i) for i in range(5)]
     kinds = [("2823-3", 4.1, "mmol/L"), ("19123-9", 2.0, "mg/dL"), ("17861-6", 9.3, "mg/dL"), ("1751-7", 4.0, "g/dL")]
     electrolytes = [
@@ -100,6 +101,7 @@ def patient_data(electrolyte_count: int) -> dict[str, dict[str, Any]]:
         "electrolytes": _bundle(electrolytes),
         "conditions": _bundle(conditions),
         "medications": _bundle(medications),
+        "pendingOrders": _bundle([]),  # no test on order
     }
 
 

@@ -262,12 +262,25 @@ class Drug(_Strict):
     rxnorm: str | None = None
     names: list[Annotated[str, Field(min_length=2)]] = []  # other names, matched like the ingredient's
 
-    @cached_property
-    def name_pattern(self) -> re.Pattern[str]:
-        """The ingredient or another name as whole words, any case: "hydrochlorothiazide" is not
-        chlorothiazide, and "vitamin D" is not "vitamin D3"."""
-        alternatives = "|".join(re.escape(n.lower()) for n in [self.ingredient, *self.names])
-        return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
+
+class DrugIndex:
+    """Which drugs of a list a medicine holds: by RxNorm ingredient code, or by the ingredient's
+    name (or another of its names) as whole words in any case, so "hydrochlorothiazide" is not
+    chlorothiazide and "vitamin D" is not "vitamin D3". One pattern for the whole list: a chart
+    holds dozens of medicines, and a pattern per drug would cost a search per pair."""
+
+    def __init__(self, drugs: list[Drug]) -> None:
+        self.drugs = drugs
+        self._by_code = {d.rxnorm: i for i, d in enumerate(drugs) if d.rxnorm}
+        self._by_name = {name.lower(): i for i, d in enumerate(drugs) for name in [d.ingredient, *d.names]}
+        names = sorted(self._by_name, key=len, reverse=True)
+        self._pattern = re.compile(rf"(?<![a-z0-9])({'|'.join(map(re.escape, names))})(?![a-z0-9])")
+
+    def find(self, rxnorm: frozenset[str], names: str) -> list[Drug]:
+        """The drugs found, in the list's order; `names` in lower case."""
+        found = {self._by_code[code] for code in rxnorm if code in self._by_code}
+        found.update(self._by_name[m[1]] for m in self._pattern.finditer(names))
+        return [self.drugs[i] for i in sorted(found)]
 
 
 class ContextRules(_Strict):
@@ -281,6 +294,14 @@ class ContextRules(_Strict):
     cramp_drugs: list[Drug]
     electrolyte_check_groups: list[str]
     vitamin_d_products: list[Drug] = Field(min_length=1)
+
+    @cached_property
+    def cramp_drug_index(self) -> DrugIndex:
+        return DrugIndex(self.cramp_drugs)
+
+    @cached_property
+    def vitamin_d_index(self) -> DrugIndex:
+        return DrugIndex(self.vitamin_d_products)
 
     @model_validator(mode="after")
     def _known_groups(self) -> ContextRules:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..content import ConditionSet, ContextRules, Drug
+from ..content import ConditionSet, ContextRules
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,10 @@ def _matches(codes: tuple[set[str], set[str]], wanted: ConditionSet) -> list[str
     return found + [code for code in snomed if wanted.snomed_match(code)]
 
 
-def takes(medication: MedicationFact, drug: Drug) -> bool:
-    """By RxNorm ingredient code, or the ingredient's name (or another of its names) as whole
-    words in the order's names."""
-    return drug.rxnorm in medication.rxnorm or drug.name_pattern.search(medication.names) is not None
-
-
 def vitamin_d_product(medication: MedicationFact, rules: ContextRules) -> str | None:
     """The first vitamin D product of the list that a medicine holds, alone or combined."""
-    return next((p.ingredient for p in rules.vitamin_d_products if takes(medication, p)), None)
+    found = rules.vitamin_d_index.find(medication.rxnorm, medication.names)
+    return found[0].ingredient if found else None
 
 
 def assess_context(
@@ -71,7 +66,9 @@ def assess_context(
     codes = _codes(conditions, rules)
     cramp_codes = sorted(_matches(codes, rules.cramps))
     other_causes = [cause.name for cause in rules.other_causes if _matches(codes, cause)]
-    taken = [drug for drug in rules.cramp_drugs if any(takes(m, drug) for m in medications)]
+    index = rules.cramp_drug_index
+    found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.names)}
+    taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
     on_vitamin_d = [(m, product) for m in medications if (product := vitamin_d_product(m, rules)) is not None]
     products = list(dict.fromkeys(product for _, product in on_vitamin_d))
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ..content import Payne, RangeSpec, Windows
-from .results import LabResult, latest, newest, visible, within
+from .results import LabResult, latest, newest, recent, visible
 
 # The three electrolytes tied to cramps, in the order cards name them.
 ELECTROLYTES = ("potassium", "magnesium", "calcium")
@@ -95,13 +95,13 @@ _CALCIUM_ORDER = {("calcium_ionized", "measured"): 0, ("calcium", "corrected"): 
 
 
 def _calcium(
-    recent: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
+    in_window: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
 ) -> Finding | LabResult | None:
     """The deciding calcium (CLINICAL.md "Calcium"): the newest recent result of any kind, ionized
     first on the same day; a measured total corrected by Payne only with a same-day albumin below
     the reference, so only upwards, and never past a critical value it already shows. A LabResult
     when the deciding result could not be interpreted; None when there is no recent calcium."""
-    candidates = [r for r in recent if (r.analyte, r.role) in _CALCIUM_ORDER]
+    candidates = [r for r in in_window if (r.analyte, r.role) in _CALCIUM_ORDER]
     if not candidates:
         return None
     day = max(_day(r) for r in candidates)
@@ -146,16 +146,16 @@ def assess_electrolytes(
     """Per electrolyte, the newest recent result decides; one that could not be interpreted is
     named as such, and no older result stands in for it."""
     seen = visible(results, as_of, future_allowance)
-    recent = [r for r in seen if r.effective is not None and within(r, as_of, windows.electrolyte_recent_days)]
+    in_window = recent(seen, as_of, windows.electrolyte_recent_days)
     findings: list[Finding] = []
     not_recent: list[str] = []
     unreadable: list[tuple[str, LabResult]] = []
     for electrolyte in ELECTROLYTES:
         decided: Finding | LabResult | None
         if electrolyte == "calcium":
-            decided = _calcium(recent, seen, ranges, payne)
+            decided = _calcium(in_window, seen, ranges, payne)
         else:
-            decided = newest(r for r in recent if r.analyte == electrolyte)
+            decided = newest(r for r in in_window if r.analyte == electrolyte)
             if decided is not None and decided.value is not None:
                 decided = _finding(electrolyte, electrolyte, decided, ranges[electrolyte])
         if decided is None:

@@ -86,3 +86,9 @@ def age_in_days(result: LabResult, as_of: datetime) -> int:
 
 def within(result: LabResult, as_of: datetime, days: int) -> bool:
     return age_in_days(result, as_of) <= days
+
+
+def recent(results: Iterable[LabResult], as_of: datetime, days: int) -> list[LabResult]:
+    """The dated results at most `days` old (as `within` counts them), the first day found once."""
+    first_day = as_of.astimezone(UTC).date() - timedelta(days=days)
+    return [r for r in results if r.effective is not None and r.effective.astimezone(UTC).date() >= first_day]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ..content import Profile
-from .results import LabResult, newest_first, visible, within
+from .results import LabResult, newest_first, recent, visible, within
 
 STATUS_ROLES = frozenset({"total", "proxy"})
 
@@ -68,8 +68,8 @@ def assess_vitamin_d(
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = visible(results, as_of, future_allowance)
     dated = newest_first(r for r in seen if r.analyte == "vitamin_d" and r.role in roles)
-    recent = [r for r in dated if within(r, as_of, window_days)]
-    newest = recent[0] if recent else None
+    in_window = recent(dated, as_of, window_days)
+    newest = in_window[0] if in_window else None
     deciding = newest if newest is not None and newest.value is not None else None
     status = classify(deciding, profile) if deciding is not None else None
     readable = [r for r in dated if r.value is not None]
@@ -80,7 +80,7 @@ def assess_vitamin_d(
         history=tuple(r for r in readable if r is not deciding),
         unreadable=tuple(
             r
-            for r in recent
+            for r in in_window
             if r.value is None and (first_readable is None or r.effective > first_readable.effective)  # type: ignore[operator]
         ),
         wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
