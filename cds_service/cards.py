@@ -56,6 +56,7 @@ class FindingView:
     range_from_laboratory: bool
     total: str | None  # the total calcium a Payne correction started from
     albumin: str | None
+    superseded_by: ResultView | None  # a newer result that could not be interpreted
 
 
 class CardRenderer:
@@ -127,12 +128,13 @@ class CardRenderer:
             range_from_laboratory=r.from_laboratory,
             total=as_measured.shown if albumin else None,
             albumin=self.view(albumin).shown if albumin else None,
+            superseded_by=self.view(finding.superseded_by) if finding.superseded_by else None,
         )
 
     def finding_rows(self, finding: Finding) -> list[ResultView]:
-        """The data rows behind a finding: the result, and the albumin it was corrected with."""
-        rows = [self.view(finding.result)]
-        return rows + [self.view(finding.albumin)] if finding.albumin is not None else rows
+        """The data rows behind a finding: a newer result that could not be read, the result, and
+        the albumin it was corrected with."""
+        return [self.view(r) for r in (finding.superseded_by, finding.result, finding.albumin) if r is not None]
 
     def analyte_names(self, analytes: Iterable[str]) -> list[str]:
         return [self._names[a] for a in analytes]

@@ -560,3 +560,17 @@ async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
 def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CDS_CORS_ORIGINS", "https://a.example, https://b.example")
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+async def test_an_unreadable_repeat_never_hides_the_critical_result_before_it(client: httpx.AsyncClient) -> None:
+    electrolytes = [
+        obs("2823-3", when="2026-11-24", valueString="Blank"),  # the repeat: no value
+        obs("2823-3", 6.5, "mmol/L", "2026-11-18"),
+        obs("19123-9", 2.0, "mg/dL"),
+        obs("17861-6", 9.4, "mg/dL"),
+    ]
+    response = await client.post(URL, json=hook_request([obs("62292-8", 40, "ng/mL")], electrolytes))
+    c = card(response, "electrolytes-abnormal")
+    assert c["indicator"] == "critical" and c["summary"].startswith("Critical: K 6.5 mmol/L high on 2026-11-18")
+    assert "A newer potassium, serum/plasma (2026-11-24) could not be interpreted (text, not a value)" in c["detail"]
+    assert "not the current state" in c["detail"]

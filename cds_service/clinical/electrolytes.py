@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -37,6 +37,7 @@ class Finding:
     flag: Flag | None
     critical: bool
     albumin: LabResult | None = None  # set when this value was corrected by Payne
+    superseded_by: LabResult | None = None  # a newer result of the electrolyte that could not be read
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,13 @@ class ElectrolyteAssessment:
     findings: tuple[Finding, ...]  # one per electrolyte whose deciding recent result was interpreted
     not_recent: tuple[str, ...]  # electrolytes with no result in the window, card order
     unreadable: tuple[tuple[str, LabResult], ...] = ()  # (electrolyte, its deciding result, not interpretable)
+    # Abnormal recent results older than an unreadable one: shown as what they are, never as the
+    # current state, so that an unreadable repeat never hides them.
+    superseded: tuple[Finding, ...] = ()
 
     @property
     def abnormal(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.flag is not None)
+        return tuple(f for f in self.findings if f.flag is not None) + self.superseded
 
     @property
     def calcium(self) -> Finding | None:
@@ -55,9 +59,11 @@ class ElectrolyteAssessment:
 
     @property
     def hypercalcaemia(self) -> Finding | None:
-        """The deciding calcium, when it is above its range."""
-        calcium = self.calcium
-        return calcium if calcium is not None and calcium.flag == "high" else None
+        """The deciding calcium when it is above its range; or, when the newest could not be read,
+        a recent high one before it (no vitamin D is invited past a high calcium)."""
+        return next(
+            (f for f in (*self.findings, *self.superseded) if f.electrolyte == "calcium" and f.flag == "high"), None
+        )
 
 
 def judge(value: float, measure_range: Range) -> tuple[Flag | None, bool]:
@@ -147,24 +153,36 @@ def assess_electrolytes(
     named as such, and no older result stands in for it."""
     seen = visible(results, as_of, future_allowance)
     in_window = recent(seen, as_of, windows.electrolyte_recent_days)
+    readable = [r for r in in_window if r.value is not None]
     findings: list[Finding] = []
     not_recent: list[str] = []
     unreadable: list[tuple[str, LabResult]] = []
+    superseded: list[Finding] = []
     for electrolyte in ELECTROLYTES:
-        decided: Finding | LabResult | None
-        if electrolyte == "calcium":
-            decided = _calcium(in_window, seen, ranges, payne)
-        else:
-            decided = newest(r for r in in_window if r.analyte == electrolyte)
-            if decided is not None and decided.value is not None:
-                decided = _finding(electrolyte, electrolyte, decided, ranges[electrolyte])
+        decided = _decide(electrolyte, in_window, seen, ranges, payne)
         if decided is None:
             not_recent.append(electrolyte)
         elif isinstance(decided, Finding):
             findings.append(decided)
         else:
             unreadable.append((electrolyte, decided))
-    return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable))
+            earlier = _decide(electrolyte, readable, seen, ranges, payne)
+            if isinstance(earlier, Finding) and earlier.flag is not None:
+                superseded.append(replace(earlier, superseded_by=decided))
+    return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable), tuple(superseded))
+
+
+def _decide(
+    electrolyte: str, in_window: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
+) -> Finding | LabResult | None:
+    """The finding of the electrolyte's deciding result; the result itself when it could not be
+    read; None without a result in the window."""
+    if electrolyte == "calcium":
+        return _calcium(in_window, seen, ranges, payne)
+    decided = newest(r for r in in_window if r.analyte == electrolyte)
+    if decided is not None and decided.value is not None:
+        return _finding(electrolyte, electrolyte, decided, ranges[electrolyte])
+    return decided
 
 
 def to_check(

@@ -259,3 +259,17 @@ def test_which_electrolytes_to_check(
     assessment: ElectrolyteAssessment, cramps: bool, deficient: bool, diuretic: bool, wanted: tuple[str, ...]
 ) -> None:
     assert to_check(assessment, cramps=cramps, deficient=deficient, on_loop_or_thiazide=diuretic) == wanted
+
+
+def test_an_unreadable_repeat_never_hides_an_abnormal_result_before_it(content: Content) -> None:
+    """The newest potassium could not be read: no status is inferred (it is not a finding), but the
+    critical 6.5 of a week before is still shown, as what it is."""
+    a = assess(content, [unreadable("potassium", 1), lab("potassium", 6.5, 7)])
+    assert [e for e, _ in a.unreadable] == ["potassium"] and a.findings == ()
+    (k,) = a.abnormal
+    assert k.value == 6.5 and k.critical and k.superseded_by is a.unreadable[0][1]
+    # a normal result before it stays quiet
+    assert assess(content, [unreadable("potassium", 1), lab("potassium", 4.2, 7)]).abnormal == ()
+    # a high calcium before an unreadable one still counts as hypercalcaemia (no vitamin D invited)
+    hyper = assess(content, [unreadable("calcium", 1, role="total"), lab("calcium", 11.0, 7, role="total")])
+    assert hyper.calcium is None and hyper.hypercalcaemia is not None and hyper.hypercalcaemia.value == 11.0
