@@ -14,12 +14,14 @@ import binascii
 import heapq
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -175,19 +177,22 @@ class KeyStore:
             document = await self._fhir.get_document(url)
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except FhirUnavailable as exc:
-            if previous is None:
-                raise Unauthorized(f"key set unavailable: {exc.reason}") from None
-            keys = previous.keys  # keep the keys we had; try again after the interval
+            self._failed(url, previous, fetched_at)
+            raise Unauthorized(f"key set unavailable: {exc.reason}") from None
         except (JoseError, ValueError, KeyError, TypeError):
-            if previous is None:
-                raise Unauthorized("key set is not a JWKS") from None
-            keys = previous.keys
+            self._failed(url, previous, fetched_at)
+            raise Unauthorized("key set is not a JWKS") from None
         else:
             if self._shared is not None:
                 await self._shared.put_key_set(url, document, fetched_at)
         cached = _CachedKeys(keys, fetched_at)
         self._cache[url] = cached
         return cached
+
+    def _failed(self, url: str, previous: _CachedKeys | None, at: float) -> None:
+        """A failed fetch counts as one: the keys we had (or none) until the interval has passed,
+        so tokens naming unknown kids never make the service fetch more than once a minute."""
+        self._cache[url] = _CachedKeys(previous.keys if previous else KeySet([]), at)
 
 
 def _lacks(keys: KeySet, kid: str) -> bool:
@@ -223,9 +228,11 @@ class ReplayCache:
 
 
 def _b64json(segment: str, what: str) -> dict[str, Any]:
+    """orjson, not the standard library: it refuses NaN, infinities and nesting past 1,024 levels,
+    where json.loads would accept the first two and raise RecursionError on the third."""
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(raw)
+        value = orjson.loads(raw)
     except (binascii.Error, ValueError):
         raise Unauthorized(f"{what} is not base64url JSON") from None
     if not isinstance(value, dict):
@@ -239,8 +246,8 @@ def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
         if required:
             raise Unauthorized(f"no {name}")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Unauthorized(f"{name} is not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Unauthorized(f"{name} is not a finite number")
     return float(value)
 
 

@@ -250,6 +250,29 @@ def _with_header(token: str, **header: Any) -> str:
     return b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
 
 
+def _deep(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+def _header(url: str) -> str:
+    return json.dumps({"alg": "ES384", "typ": "JWT", "kid": "es384", "jku": url})
+
+
+def _claims(url: str, **numbers: str) -> str:
+    """Claims as raw JSON text, so that numbers Python would never write (NaN, 1e400) can be sent."""
+    now = int(time.time())
+    fields = {"exp": str(now + 300), "iat": str(now)} | numbers
+    numeric = ",".join(f'"{name}":{value}' for name, value in fields.items())
+    return f'{{"iss":"{SANDBOX}","aud":"{SERVICE}","jti":"{uuid.uuid4()}",{numeric}}}'
+
+
+def _raw(header: dict[str, Any] | str, claims: str) -> str:
+    """A token built by hand, as an attacker would: its signature need not be valid, since these
+    are refused before any key is looked at."""
+    head = header if isinstance(header, str) else json.dumps(header)
+    return f"{b64(head.encode())}.{b64(claims.encode())}.{b64(b'signature')}"
+
+
 def _inline_token(keys: Keys, tenant: str | None) -> str:
     now = int(time.time())
     claims = {"iss": INLINE, "aud": SERVICE, "exp": now + 60, "iat": now, "jti": str(uuid.uuid4())}
@@ -317,7 +340,13 @@ BAD_TOKENS: list[tuple[str, Callable[[Keys, str], str], str]] = [
     ("missing jti", lambda k, u: sandbox_token(k, u, jti=...), "no jti"),
     ("missing exp", lambda k, u: sandbox_token(k, u, exp=...), "no exp"),
     ("missing iat", lambda k, u: sandbox_token(k, u, iat=...), "no iat"),
-    ("exp not a number", lambda k, u: sandbox_token(k, u, exp="tomorrow"), "exp is not a number"),
+    ("exp not a number", lambda k, u: sandbox_token(k, u, exp="tomorrow"), "exp is not a finite number"),
+    ("header nested 1,100 deep", lambda k, u: _raw(_deep(1100), _claims(u)), "header is not base64url JSON"),
+    ("payload nested 1,100 deep", lambda k, u: _raw({"alg": "ES384"}, _deep(1100)), "payload is not base64url JSON"),
+    ("exp NaN", lambda k, u: _raw(_header(u), _claims(u, exp="NaN")), "payload is not base64url JSON"),
+    ("iat NaN", lambda k, u: _raw(_header(u), _claims(u, iat="NaN")), "payload is not base64url JSON"),
+    ("exp 1e400", lambda k, u: _raw(_header(u), _claims(u, exp="1e400")), "payload is not base64url JSON"),
+    ("exp -Infinity", lambda k, u: _raw(_header(u), _claims(u, exp="-Infinity")), "payload is not base64url JSON"),
     ("typ not JWT", lambda k, u: sandbox_token(k, u, h_typ="at+jwt"), "typ is not JWT"),
     ("no kid", lambda k, u: sandbox_token(k, u, h_kid=...), "no kid"),
     ("malformed segments", lambda k, u: ".".join(sandbox_token(k, u).split(".")[:2]), "not a compact JWS"),
@@ -420,6 +449,37 @@ async def test_unknown_kid_refreshes_at_most_once_a_minute(keys: Keys, jwks_serv
                 await store.key(jwks_server.url, "made-up")
         assert jwks_server.fetches == 2  # made-up kids cannot make the service hammer the EHR
         assert (await store.key(jwks_server.url, "es384")).kid == "es384"
+
+
+async def test_a_failing_key_set_is_fetched_at_most_once_a_minute(keys: Keys) -> None:
+    """Tokens naming unknown kids against a key set that never loaded: one fetch, not forty."""
+    failures = JwksServer({"keys": "not a list"})  # answers, but with no key set
+    settings = Settings(auth="off", fhir_allow_insecure=True)
+    clock = [1000.0]
+    try:
+        async with make_http_client(settings) as http:
+            store = KeyStore(FhirClient(http, settings), clock=lambda: clock[0])
+            for i in range(40):
+                with pytest.raises(Unauthorized):
+                    await store.key(failures.url, f"kid-{i}")
+            assert failures.fetches == 1
+            clock[0] += 61
+            with pytest.raises(Unauthorized, match="key set is not a JWKS"):
+                await store.key(failures.url, "kid-x")
+            assert failures.fetches == 2  # a minute on, one more try
+            failures.document = public_jwks(keys.es384)  # the EHR mends it
+            clock[0] += 61
+            assert (await store.key(failures.url, "es384")).kid == "es384"
+            assert failures.fetches == 3
+    finally:
+        failures.close()
+    unreachable_clock = [1000.0]
+    async with make_http_client(settings) as http:
+        store = KeyStore(FhirClient(http, settings), clock=lambda: unreachable_clock[0])
+        with pytest.raises(Unauthorized, match="key set unavailable"):
+            await store.key("http://127.0.0.1:9/jwks", "a")
+        with pytest.raises(Unauthorized, match="unknown kid"):  # within the minute: no second connection
+            await store.key("http://127.0.0.1:9/jwks", "b")
 
 
 async def test_an_unreachable_jwks_is_401_not_500(make_app: AppFactory, tmp_path: Path, keys: Keys) -> None:
