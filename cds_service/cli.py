@@ -7,6 +7,7 @@ import gc
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -167,13 +169,13 @@ def evaluate(
         console.print("No cards: nothing actionable for this patient.")
         return
     colours = {"critical": "red", "warning": "yellow", "info": "blue"}
-    table = Table(title=f"Cards for patient {patient}")
+    table = Table(title=f"Cards for patient {_cell(patient)}")
     for column in ("indicator", "card", "summary", "suggestions"):
         table.add_column(column)
     for card in cards:
         labels = ", ".join(s["label"] for s in card.get("suggestions", [])) or "-"
         indicator = f"[{colours[card['indicator']]}]{card['indicator']}[/]"
-        table.add_row(indicator, card["source"]["topic"]["code"], card["summary"], labels)
+        table.add_row(indicator, _cell(card["source"]["topic"]["code"]), _cell(card["summary"]), _cell(labels))
     console.print(table)
     for card in cards:
         console.print(Panel(Markdown(card.get("detail", "")), title=card["source"]["topic"]["code"]))
@@ -249,12 +251,29 @@ def report(
         reasons = ", ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3)) or "-"
         accepted = ", ".join(f"{s} ({n})" for s, n in k.accepted_suggestions.most_common()) or "-"
         table.add_row(
-            k.kind, str(k.issued), str(k.accepted), str(k.overridden), str(k.no_feedback), rate, reasons, accepted
+            _cell(k.kind),
+            str(k.issued),
+            str(k.accepted),
+            str(k.overridden),
+            str(k.no_feedback),
+            rate,
+            _cell(reasons),
+            _cell(accepted),
         )
     console = Console()
     console.print(table)
     if result.feedback_on_unknown_cards:
         console.print(f"Feedback about cards this service did not issue: {result.feedback_on_unknown_cards}")
+
+
+# C0 and C1 control characters and DEL: escape sequences that would drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _cell(text: str) -> str:
+    """Stored text (an override reason's display comes from the EHR) as a table cell: Rich markup
+    escaped, so `[/x]` is text and `[link=...]` no link, and control characters dropped."""
+    return escape(_CONTROL.sub("", text))
 
 
 async def _report(url: str, since: datetime | None) -> Report:

@@ -37,8 +37,21 @@ def redact(text: str) -> str:
     return _URL.sub(lambda m: f"{m[1]}/…" if len(m[0]) > len(m[1]) else m[1], text)
 
 
+def access_path(path: str) -> str:
+    """A request path as the access log may write it: no query (`?patient=...`), and no segment
+    after `patients` (a demo patient's id)."""
+    segments = path.split("?", 1)[0].split("/")
+    if "patients" in segments:
+        cut = segments.index("patients") + 1
+        segments = segments[:cut] + ["…"] * (len(segments) > cut)
+    return "/".join(segments)
+
+
 class Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, access_path(str(path)), version, status)
         message = record.getMessage()
         clean = redact(message)
         if clean != message:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     AwareDatetime,
     BaseModel,
@@ -23,6 +24,35 @@ from pydantic import (
 )
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: refused here (400), not at the database (500)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+# Stored text from a caller.
+Text = Annotated[str, AfterValidator(_no_nul)]
+# A bearer token is visible ASCII (RFC 6750's b64token, leniently): anything else cannot be sent in
+# an HTTP header.
+BearerToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]+$")]
+
+
+def _fhir_id(value: str) -> str:
+    """A patient id that can stand in a FHIR URL path as one segment: not dots alone (`..` would
+    climb to the server's base and turn a read into a search of every patient), no slash, percent,
+    query or fragment character, no space or control character, at most 64 characters. Other
+    characters pass (the specification's own example ids hold U+2011)."""
+    if len(value) > 64 or not value.strip(".") or any(c in "/%?#\\" or c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError(
+            "is not a FHIR id (at most 64 characters; no slash, percent sign, '?', '#' or space; not dots alone)"
+        )
+    return value
+
+
+FhirId = Annotated[str, StringConstraints(min_length=1), AfterValidator(_fhir_id)]
 
 
 class _Wire(BaseModel):
@@ -42,7 +72,7 @@ class RequestError(Exception):
 
 
 class FhirAuthorization(_Wire):
-    access_token: NonEmpty
+    access_token: BearerToken
     token_type: Literal["Bearer"]
     expires_in: int
     scope: NonEmpty
@@ -71,7 +101,7 @@ class HookRequest(_Wire):
 
 class PatientViewContext(_Wire):
     userId: NonEmpty
-    patientId: NonEmpty
+    patientId: FhirId
     encounterId: NonEmpty | None = None
 
 
@@ -95,14 +125,14 @@ class AcceptedSuggestion(_Wire):
 
 
 class FeedbackCoding(_Wire):
-    system: str | None = None
-    code: NonEmpty
-    display: str | None = None
+    system: Text | None = None
+    code: Annotated[Text, StringConstraints(min_length=1)]
+    display: Text | None = None
 
 
 class OverrideReason(_Wire):
     reason: FeedbackCoding | None = None
-    userComment: str | None = None
+    userComment: Text | None = None
 
 
 class FeedbackEntry(_Wire):

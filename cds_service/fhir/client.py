@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,10 +66,21 @@ class AddressRefused(Exception):
     """The FHIR server's host resolves to an address the service must not contact."""
 
 
+# IPv6 ranges that carry or reach an IPv4 address (IPv4-compatible, IPv4-translated, NAT64 well-known
+# and local-use, 6to4, Teredo): on the wrong network they lead to private IPv4, so none is public here.
+_IPV4_CARRIERS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")
+)
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif any(ip in network for network in _IPV4_CARRIERS):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -89,7 +101,7 @@ class _PublicOnlyBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror:
+        except (socket.gaierror, UnicodeError):  # UnicodeError: a name IDNA cannot encode
             raise httpcore.ConnectError("host not found") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses or not all(is_public(a) for a in addresses):
@@ -209,6 +221,9 @@ class FhirClient:
             raise FhirUnavailable(f"{what} refused: not an https URL")
         if parsed.userinfo:
             raise FhirUnavailable(f"{what} refused: credentials in the URL")
+        host = parsed.host.rstrip(".")
+        if len(host) > 253 or any(not 0 < len(label) <= 63 for label in host.split(".")):
+            raise FhirUnavailable(f"{what} refused: not a valid host name")
         return parsed
 
     async def get_document(self, url: str) -> dict[str, Any]:
@@ -278,7 +293,9 @@ class FhirClient:
         raise AssertionError("unreachable")
 
     async def _get_json(self, server: FhirServer, url: httpx.URL) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {server.token}"} if server.token else {}
+        headers = {"Accept-Encoding": "gzip"}
+        if server.token:
+            headers["Authorization"] = f"Bearer {server.token}"
         for _ in range(_MAX_REDIRECTS + 1):
             try:
                 async with self._http.stream("GET", url, headers=headers) as response:
@@ -298,11 +315,7 @@ class FhirClient:
                     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                     if media_type not in _JSON_TYPES:
                         raise FhirUnavailable("the answer is not JSON")
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > self._max_bytes:
-                            raise FhirUnavailable("the answer is too large")
+                    body = await _bounded_body(response, self._max_bytes)
             except AddressRefused:
                 raise FhirUnavailable("fhirServer refused: not a public address") from None
             except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
@@ -319,6 +332,29 @@ class FhirClient:
                 raise FhirUnavailable("the answer is not a FHIR resource")
             return data
         raise FhirUnavailable("too many redirects")
+
+
+async def _bounded_body(response: httpx.Response, limit: int) -> bytes:
+    """The body, inflated by hand so that the size limit holds after inflation as well as before:
+    a few hundred kilobytes of gzip can inflate to gigabytes, and httpx inflates each chunk whole."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise FhirUnavailable("the answer's content encoding is not supported")
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding != "identity" else None
+    body = bytearray()
+    async for raw in response.aiter_raw():
+        if inflate is None:
+            body += raw
+        else:
+            try:
+                body += inflate.decompress(raw, limit + 1 - len(body))
+                while inflate.unconsumed_tail and len(body) <= limit:
+                    body += inflate.decompress(inflate.unconsumed_tail, limit + 1 - len(body))
+            except zlib.error:
+                raise FhirUnavailable("the answer is not valid gzip") from None
+        if len(body) > limit:
+            raise FhirUnavailable("the answer is too large")
+    return bytes(body)
 
 
 def _entries(bundle: dict[str, Any]) -> list[Any]:
