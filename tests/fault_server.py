@@ -10,6 +10,8 @@ patient `fault-<name>` gets that fault whatever its key (concurrent callers each
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,8 @@ FAULTS = (
     "pages",  # 10,000 pages, one resource each
     "redirect-other-host",  # 302 to another server
     "slow",  # answer after SLOW_S
+    "gzip",  # the answer gzipped (Content-Encoding: gzip), as servers do
+    "gzip-bomb",  # 200 KB of gzip that inflates to 200 MB
 )
 SLOW_S = 1.5
 PAGES = 10_000
@@ -66,6 +70,7 @@ class FaultServer:
 
     @contextmanager
     def running(self) -> Iterator[FaultServer]:
+        _bomb()  # made before serving: it takes a second, longer than a query may wait
         ready = threading.Event()
         thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),), daemon=True)
         thread.start()
@@ -133,6 +138,9 @@ class FaultServer:
         elif fault == "truncated":
             body = self._answer(key, target, query)
             await self._send(writer, 200, body[: len(body) // 2])
+        elif fault in ("gzip", "gzip-bomb"):
+            body = _bomb() if fault == "gzip-bomb" else gzip.compress(self._answer(key, target, query))
+            await self._send(writer, 200, body, {"Content-Encoding": "gzip"})
         elif fault == "trickle":
             body = self._answer(key, target, query)
             writer.write(_head(200, len(body), "application/fhir+json", {}))
@@ -177,6 +185,13 @@ class FaultServer:
     ) -> None:
         writer.write(_head(status, len(body), content_type, headers or {}) + body)
         await writer.drain()
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """A JSON document of 200 MB of spaces, gzipped to about 200 KB."""
+    inflated = b'{"resourceType":"Bundle","entry":[' + b" " * 200_000_000 + b"]}"
+    return gzip.compress(inflated, compresslevel=9)
 
 
 def _head(status: int, length: int, content_type: str, headers: dict[str, str]) -> bytes:

@@ -339,6 +339,17 @@ def test_insecure_lifts_the_https_rule_but_not_the_allowlist() -> None:
         ("ff02::1", False),
         ("93.184.216.34", True),
         ("2606:2800:220:1:248:1893:25c8:1946", True),
+        # IPv6 forms that carry or reach an IPv4 address: never public, whatever the IPv4 inside
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::8.8.8.8", False),
+        ("::ffff:0:10.0.0.1", False),  # IPv4-translated
+        ("64:ff9b::10.0.0.1", False),  # NAT64: on a NAT64 network this is 10.0.0.1
+        ("64:ff9b::808:808", False),
+        ("64:ff9b:1::a00:1", False),  # NAT64 local use
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:808:808::1", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("::ffff:8.8.8.8", True),  # mapped: judged by its IPv4
     ],
 )
 def test_public_addresses(address: str, public: bool) -> None:
@@ -388,6 +399,31 @@ async def test_link_local_metadata_address_is_never_contacted(fhir: FhirClient) 
     srv = fhir.server("https://169.254.169.254/latest", None)
     with pytest.raises(FhirUnavailable, match="not a public address"):
         await fhir.get(srv, "Patient/1", fhir.deadline())
+
+
+@pytest.mark.parametrize("address", ["::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::ffff:0:7f00:1"])
+async def test_ipv6_forms_of_ipv4_are_refused_before_any_connection(
+    fhir: FhirClient, listener: tuple[int, list[str]], address: str
+) -> None:
+    port, accepted = listener
+    srv = fhir.server(f"https://[{address}]:{port}/fhir", "tok")
+    with pytest.raises(FhirUnavailable, match="not a public address"):
+        await fhir.get(srv, SEARCH, fhir.deadline())
+    await asyncio.sleep(0.2)
+    assert accepted == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{'a' * 64}.example.org/fhir",  # a label over 63 characters (IDNA cannot encode it)
+        f"https://{'a.' * 127}org/fhir",  # a name over 253 characters
+        "https://ehr..example.org/fhir",  # an empty label
+    ],
+)
+async def test_host_names_that_cannot_exist_are_refused(fhir: FhirClient, url: str) -> None:
+    with pytest.raises(FhirUnavailable, match="not a valid host name"):
+        fhir.server(url, None)
 
 
 async def test_ipv6_loopback_is_never_contacted(fhir: FhirClient) -> None:
