@@ -153,3 +153,41 @@ async def test_prefetch_is_used_whatever_the_fhir_server(client: httpx.AsyncClie
     request["fhirServer"] = "file:///etc/passwd"
     answer = await client.post(URL, json=request)
     assert answer.status_code == 200 and kinds(answer) == ["vitd-deficient"]
+
+
+# --- identifiers and tokens that would have been 500s, or worse -----------------------------------
+
+
+@pytest.mark.parametrize("patient", [".", "..", "...", "a/b", "../Patient", "p%2F1", "p?x=1", "p#1", "p 1", "x" * 65])
+async def test_a_patient_id_that_is_not_a_fhir_id_is_400(client: httpx.AsyncClient, patient: str) -> None:
+    """`..` would make the Patient read a search of every patient on the EHR's server, with its token."""
+    request = without_prefetch()
+    request["context"]["patientId"] = patient
+    answer = await client.post(URL, json=request)
+    assert answer.status_code == 400 and "context.patientId" in diagnostics(answer)
+
+
+@pytest.mark.parametrize(
+    "patient", ["Tbt3KuCY0B5PSrJvCu2j-PlK.aiHsu2xUjUM8bWpetXoB", "1288992", "pat\u2011123", "x" * 64]
+)
+async def test_unusual_but_valid_patient_ids_pass(client: httpx.AsyncClient, patient: str) -> None:
+    request = hook_request([DEFICIENT], normal_electrolytes(), patient=patient)
+    for key in ("vitaminD", "electrolytes"):
+        for entry in request["prefetch"][key]["entry"]:
+            entry["resource"]["subject"]["reference"] = f"Patient/{patient}"
+    answer = await client.post(URL, json=request)
+    assert answer.status_code == 200 and kinds(answer) == ["vitd-deficient"]
+
+
+@pytest.mark.parametrize("token", ["tök€n", "a b", "line\nbreak", ""])
+async def test_an_access_token_that_cannot_be_a_header_is_400(client: httpx.AsyncClient, token: str) -> None:
+    request = without_prefetch()
+    request["fhirAuthorization"]["access_token"] = token
+    answer = await client.post(URL, json=request)
+    assert answer.status_code == 400 and "fhirAuthorization.access_token" in diagnostics(answer)
+    assert token not in answer.text or not token
+
+
+async def test_a_fhir_server_name_that_cannot_exist_is_412(client: httpx.AsyncClient) -> None:
+    answer = await client.post(URL, json=without_prefetch(server=f"https://{'a' * 70}.example.org/fhir"))
+    assert answer.status_code == 412 and "not a valid host name" in diagnostics(answer)

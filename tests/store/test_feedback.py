@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from cds_service.cli import cli
 from cds_service.store.database import open_database
 from cds_service.store.report import build_report
 from cds_service.store.schema import feedback, issued_cards
@@ -219,3 +221,42 @@ async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
     later = await build_report(engine, since=datetime.now(UTC) + timedelta(days=1))
     await engine.dispose()
     assert later.kinds == []
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [("userComment", "overrideReason.userComment"), ("display", "overrideReason.reason.display")],
+)
+async def test_a_nul_character_in_feedback_is_400_on_every_database(
+    make_app: AppFactory, database_url: str, where: str, path: str
+) -> None:
+    """PostgreSQL text cannot hold NUL: refused with the field named, never a 500 from the database."""
+    async with make_client(make_app(database_url=database_url)) as client:
+        entry = overridden((await issue(client))["vitd-deficient"])
+        if where == "userComment":
+            entry["overrideReason"]["userComment"] = "fine\x00then"
+        else:
+            entry["overrideReason"]["reason"] = entry["overrideReason"]["reason"] | {"display": "x\x00"}
+        answer = await client.post(FEEDBACK, json={"feedback": [entry]})
+        assert answer.status_code == 400 and path in answer.json()["issue"][0]["diagnostics"]
+        assert await count(database_url, feedback) == 0
+
+
+async def test_the_report_prints_hostile_feedback_as_text(
+    make_app: AppFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rich markup and terminal escapes in an override display, the card's latest feedback: printed
+    as text, no markup error, no link, no escape sequence."""
+    hostile = ["[/x]", "[link=file:///etc/passwd]click[/link]", "\x1b]8;;file:///etc\x1b\\esc\x07", "[bold]b[/bold]"]
+    async with make_client(make_app(database_url=database_url)) as client:
+        for display in hostile:
+            card = (await issue(client))["vitd-deficient"]
+            entry = overridden(card)
+            entry["overrideReason"]["reason"] = {"code": "other", "display": display}
+            assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 200
+    monkeypatch.setenv("CDS_DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "400")
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["report"])  # the command runs its own loop
+    assert result.exit_code == 0, result.output
+    assert "[/x]" in result.output and "[link=file:///etc/passwd]click[/link]" in result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
