@@ -10,14 +10,17 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from cds_service import logs
+from cds_service.logs import access_path
 from tests.builders import bundle, hook_request, obs
 from tests.conftest import AppFactory, make_client
+from tests.servers import service
 
 pytestmark = pytest.mark.anyio
 SERVICE = "http://cds.test/cds-services/vitamin-d-cramps"
@@ -97,3 +100,33 @@ async def test_no_token_or_patient_value_reaches_the_log(
     assert len(lines) >= 7
     for secret in [ACCESS_TOKEN, *jwts[:2], PATIENT, "13.7", "3.14", "vitd-secret-id", "resourceType"]:
         assert secret not in written, secret
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_the_access_log_writes_no_query_and_no_patient_id(tmp_path: Path, command: str) -> None:
+    """uvicorn's access log goes through the same redaction: paths without their query, and no
+    segment after `patients` (it used to write `?patient=MRN-...` and `/demo/patients/<id>` as sent)."""
+    log = tmp_path / "out.log"
+    settings = {"CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", "CDS_AUTH": "off"}
+    with log.open("wb") as out, service(command, settings, output=out) as (base, _):
+        assert httpx.get(f"{base}/cds-services?patient=MRN-5551234").status_code == 200
+        httpx.get(f"{base}/demo/patients/demo-normal")
+        httpx.get(f"{base}/cds-services/vitamin-d-cramps?x=MRN-5551234&y=2")
+    written = log.read_text()
+    assert "/cds-services" in written  # the access log is on
+    for secret in ("MRN-5551234", "demo-normal", "?"):
+        assert secret not in written.replace("GET /cds-services HTTP", ""), secret
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/cds-services?patient=MRN-1", "/cds-services"),
+        ("/demo/patients/p-123", "/demo/patients/…"),
+        ("/demo/patients/p-123/history?x=1", "/demo/patients/…"),
+        ("/demo/patients", "/demo/patients"),
+        ("/cds-services/vitamin-d-cramps/feedback", "/cds-services/vitamin-d-cramps/feedback"),
+    ],
+)
+def test_access_paths(path: str, logged: str) -> None:
+    assert access_path(path) == logged
