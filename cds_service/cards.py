@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from .clinical.context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
@@ -139,6 +141,11 @@ class CardRenderer:
     def analyte_names(self, analytes: Iterable[str]) -> list[str]:
         return [self._names[a] for a in analytes]
 
+    def _citation(self, ref: str) -> dict[str, Any]:
+        """A source as the detail cites it; its URL (content, checked when loaded) is written as is."""
+        source = self._source(ref)
+        return {"citation": source.citation, "url": Markup(source.url) if source.url else None}
+
     def _source(self, ref: str) -> SourceSpec:
         return self._catalogue.sources[self._profile.source if ref == "profile" else ref]
 
@@ -163,7 +170,7 @@ class CardRenderer:
             **values,
             "profile": self._profile,
             "critical": critical,
-            "cite": [self._source(ref) for ref in spec.cite],
+            "cite": [self._citation(ref) for ref in spec.cite],
         }
         summary = " ".join(self._content.summaries[kind].render(values).split())
         if len(summary) > SUMMARY_LIMIT:

@@ -16,7 +16,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from . import escaping
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -327,7 +329,8 @@ class OverrideReason(_Strict):
 class SourceSpec(_Strict):
     label: str
     citation: str
-    url: str | None = None
+    # Written into card Markdown as an autolink, unescaped: https, and nothing that could end it.
+    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s<>]+$")] | None = None
 
 
 class SuggestionSpec(_Strict):
@@ -469,26 +472,17 @@ def load_content(directory: Path | None = None) -> Content:
     catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
     _check_catalogue(catalogue_path, catalogue, thresholds, codes)
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory / "templates"),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # Markdown, not HTML; templates only receive values the service formats
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,  # content is read once: cards must match the version the store records
-    )
-    env.filters["and_list"] = and_list
-    env.filters["capitalize"] = capitalize
-    env.filters["num"] = format_number
+    details_env = _environment(directory, markdown=True)
+    summaries_env = _environment(directory, markdown=False)
     summaries: dict[str, jinja2.Template] = {}
     details: dict[str, jinja2.Template] = {}
     for kind, spec in catalogue.cards.items():
         try:
-            summaries[kind] = env.from_string(spec.summary)
+            summaries[kind] = summaries_env.from_string(spec.summary)
         except jinja2.TemplateSyntaxError as exc:
             raise ContentError(f"{catalogue_path}: cards.{kind}.summary: {exc.message}") from None
         try:
-            details[kind] = env.get_template(spec.detail)
+            details[kind] = details_env.get_template(spec.detail)
         except jinja2.TemplateNotFound:
             raise ContentError(f"{directory / 'templates' / spec.detail}: file not found") from None
         except jinja2.TemplateSyntaxError as exc:
@@ -505,6 +499,28 @@ def load_content(directory: Path | None = None) -> Content:
         details=details,
         version=f"{catalogue.version}+{_digest(directory)}",
     )
+
+
+def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:
+    """The Jinja2 environment of card details (Markdown) or summaries (plain text): every value a
+    template writes goes through `escaping`, whatever its origin."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory / "templates"),
+        undefined=jinja2.StrictUndefined,
+        # Details: escaping on, so that macros return Markup and pass whole; values are escaped
+        # as Markdown by `finalize` before Jinja2's HTML escaping sees them.
+        autoescape=markdown,
+        finalize=escaping.markdown if markdown else escaping.plain,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,  # content is read once: cards must match the version the store records
+    )
+    env.filters["and_list"] = and_list
+    env.filters["capitalize"] = capitalize
+    env.filters["num"] = format_number
+    if markdown:
+        env.filters["join"] = escaping.markdown_join
+    return env
 
 
 def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, codes: Codes) -> None:
