@@ -147,3 +147,57 @@ def test_the_page_loads_nothing_from_elsewhere(browser: Browser, demo_server: st
     context.close()
     assert requested and all(url.startswith(demo_server) for url in requested)
     assert httpx.get(f"{demo_server}/demo/static/demo.js").status_code == 200
+
+
+RUN = "window.__pwned=1"
+HOSTILE_DETAIL = "\n".join(
+    [
+        f'**Bold** <img src=x onerror="{RUN}"> [click](javascript:{RUN}) <script>{RUN}</script>',
+        f"<https://a/[b](https://x/autofocus/onfocus={RUN}//)> and <https://example.org/ok>",
+        "",
+        f"| test | <img src=x onerror={RUN}> |",
+        "| --- | --- |",
+        "| `<b>code</b>` | a \\| b |",
+        "",
+        f"- <svg onload={RUN}>",
+    ]
+)
+
+
+def test_hostile_card_and_fhir_text_never_runs_in_the_page(page: Page) -> None:
+    """A card as a hostile or broken EHR-side service could send it, and a record whose FHIR text is
+    hostile: everything is shown as text, no element is made from it, and no link leaves http(s)."""
+    card = {
+        "uuid": "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a",
+        "summary": f"<img src=x onerror={RUN}>",
+        "detail": HOSTILE_DETAIL,
+        "indicator": "warning",
+        "source": {"label": "<b>source</b>", "url": f"javascript:{RUN}", "topic": {"code": "vitd-deficient"}},
+        "links": [{"label": f"<img src=x onerror={RUN}>", "url": f"javascript:{RUN}", "type": "absolute"}],
+        "overrideReasons": [{"code": "x", "display": f"<img src=x onerror={RUN}>"}],
+        "suggestions": [{"label": f"<img src=x onerror={RUN}>", "uuid": "1d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a"}],
+        "selectionBehavior": "any",
+    }
+    page.route("**/cds-services/vitamin-d-cramps", lambda route: route.fulfill(json={"cards": [card]}))
+
+    def hostile_record(route: Any) -> None:
+        record = route.fetch().json()
+        for resource in record if isinstance(record, list) else [e["resource"] for e in record.get("entry", [])]:
+            if resource.get("resourceType") == "Observation":
+                resource["valueQuantity"]["unit"] = f"<img src=x onerror={RUN}>"
+                resource["valueQuantity"]["code"] = resource["valueQuantity"]["unit"]
+                resource["effectiveDateTime"] += f"<img src=x onerror={RUN}>"
+        route.fulfill(json=record)
+
+    page.route("**/demo/patients/demo-normal", hostile_record)
+    choose(page, "demo-normal")
+    expect(page.locator("#cards .summary")).to_have_text(f"<img src=x onerror={RUN}>")  # shown as text
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("main img, main script, main iframe, #cards svg").count() == 0
+    hrefs = page.eval_on_selector_all("main a", "links => links.map(a => a.getAttribute('href'))")
+    assert hrefs and all(h.startswith("https://") for h in hrefs), hrefs
+    detail = page.locator("#cards .detail")
+    expect(detail.locator("strong").first).to_have_text("Bold")  # Markdown still works
+    expect(detail.locator("td").nth(1)).to_have_text("a | b")
+    expect(detail.locator("code").first).to_have_text("<b>code</b>")

@@ -21,6 +21,11 @@ function uuid() {
   return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
 }
 
+// A link target from a card: http(s) only, so a `javascript:` URL never reaches an href.
+function safeHref(url) {
+  return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+}
+
 function escapeXml(value) {
   return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
@@ -105,7 +110,7 @@ function chart() {
   }
   svg.push('<polyline fill="none" stroke="#0f2a4a" stroke-width="2" points="' + points.map((p) => x(p.date) + "," + y(p.value)).join(" ") + '"/>');
   for (const p of points) {
-    svg.push('<circle cx="' + x(p.date) + '" cy="' + y(p.value) + '" r="4" fill="#0f2a4a"><title>' + p.label + ": " + p.value.toFixed(1) + " ng/mL</title></circle>");
+    svg.push('<circle cx="' + x(p.date) + '" cy="' + y(p.value) + '" r="4" fill="#0f2a4a"><title>' + escapeXml(p.label) + ": " + p.value.toFixed(1) + " ng/mL</title></circle>");
   }
   svg.push('<text x="' + left + '" y="' + (height - 8) + '">' + escapeXml(points[0].label) + "</text>");
   svg.push('<text x="' + (width - right) + '" y="' + (height - 8) + '" text-anchor="end">' + escapeXml(points[points.length - 1].label) + "</text>");
@@ -201,18 +206,20 @@ function renderCard(card, serviceId) {
   article.append(heading);
   const detail = document.createElement("div");
   detail.className = "detail";
-  detail.innerHTML = window.renderMarkdown(card.detail || "");
+  detail.replaceChildren(window.renderMarkdown(card.detail || ""));
   article.append(detail);
   const source = document.createElement("p");
   source.className = "source";
   source.append("Source: ");
-  const sourceLink = document.createElement(card.source.url ? "a" : "span");
+  const sourceUrl = safeHref(card.source.url);
+  const sourceLink = document.createElement(sourceUrl ? "a" : "span");
   sourceLink.textContent = card.source.label;
-  if (card.source.url) { sourceLink.href = card.source.url; sourceLink.rel = "noopener"; sourceLink.target = "_blank"; }
+  if (sourceUrl) { sourceLink.href = sourceUrl; sourceLink.rel = "noopener"; sourceLink.target = "_blank"; }
   source.append(sourceLink);
   for (const link of card.links || []) {
-    const a = document.createElement("a");
-    a.href = link.url; a.textContent = link.label; a.rel = "noopener"; a.target = "_blank";
+    const a = document.createElement(safeHref(link.url) ? "a" : "span");
+    if (safeHref(link.url)) { a.href = link.url; a.rel = "noopener"; a.target = "_blank"; }
+    a.textContent = link.label;
     source.append("  ·  ", a);
   }
   article.append(source);
