@@ -166,8 +166,8 @@ class KeyStore:
             return previous
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-        except (JoseError, ValueError, KeyError, TypeError):
-            return previous or _CachedKeys(KeySet([]), fetched_at)
+        except (JoseError, ValueError, KeyError, TypeError):  # none yet: a failed fetch, dated
+            keys = previous.keys if previous else KeySet([])
         cached = self._cache[url] = _CachedKeys(keys, fetched_at)
         return cached
 
@@ -177,10 +177,10 @@ class KeyStore:
             document = await self._fhir.get_document(url)
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except FhirUnavailable as exc:
-            self._failed(url, previous, fetched_at)
+            await self._failed(url, previous, fetched_at)
             raise Unauthorized(f"key set unavailable: {exc.reason}") from None
         except (JoseError, ValueError, KeyError, TypeError):
-            self._failed(url, previous, fetched_at)
+            await self._failed(url, previous, fetched_at)
             raise Unauthorized("key set is not a JWKS") from None
         else:
             if self._shared is not None:
@@ -189,10 +189,14 @@ class KeyStore:
         self._cache[url] = cached
         return cached
 
-    def _failed(self, url: str, previous: _CachedKeys | None, at: float) -> None:
+    async def _failed(self, url: str, previous: _CachedKeys | None, at: float) -> None:
         """A failed fetch counts as one: the keys we had (or none) until the interval has passed,
-        so tokens naming unknown kids never make the service fetch more than once a minute."""
-        self._cache[url] = _CachedKeys(previous.keys if previous else KeySet([]), at)
+        so tokens naming unknown kids never make the service fetch more than once a minute; with
+        shared state, for every worker (they adopt the keys we had, dated now)."""
+        keys = previous.keys if previous else KeySet([])
+        self._cache[url] = _CachedKeys(keys, at)
+        if self._shared is not None:
+            await self._shared.put_key_set(url, dict(keys.as_dict(private=False)), at)
 
 
 def _lacks(keys: KeySet, kid: str) -> bool:

@@ -18,6 +18,10 @@ import redis
 from pytest_redis import factories
 from pytest_redis.executor import RedisExecutor
 
+from cds_service.auth import KeyStore, Unauthorized
+from cds_service.fhir.client import FhirClient, make_http_client
+from cds_service.settings import Settings
+from cds_service.shared import SharedState
 from tests.builders import obs
 from tests.conftest import Keys
 from tests.fault_server import SLOW_S, FaultServer
@@ -26,6 +30,7 @@ from tests.test_auth import SANDBOX, JwksServer, bearer, hook, public_jwks, sand
 from tests.test_fetch import without_prefetch
 
 redis_server = factories.redis_proc(port=None)
+pytestmark = pytest.mark.anyio
 PATH = "/cds-services/vitamin-d-cramps"
 TOKENS = 24
 
@@ -135,3 +140,30 @@ def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(tmp_path: P
     assert [a.status_code for a in answers] == [200]  # the whole answer, not a dropped connection
     assert [c["source"]["topic"]["code"] for c in answers[0].json()["cards"]][0] == "vitd-deficient"
     assert time.monotonic() - started >= SLOW_S
+
+
+async def test_a_failing_key_set_is_fetched_once_a_minute_by_all_workers(redis_server: RedisExecutor) -> None:
+    """Two workers sharing Redis, tokens with unknown kids against a key set that never loads:
+    one fetch between them, not one per worker or per token."""
+    failing = JwksServer({"keys": "not a list"})
+    settings = Settings(auth="off", fhir_allow_insecure=True)
+    url = f"redis://{redis_server.host}:{redis_server.port}/0"
+    redis.Redis.from_url(url).flushdb()
+    clock = [time.time()]
+    try:
+        async with make_http_client(settings) as http:
+            stores = [
+                KeyStore(FhirClient(http, settings), clock=lambda: clock[0], shared=SharedState.connect(url))
+                for _ in range(2)
+            ]
+            for i in range(20):
+                with pytest.raises(Unauthorized):
+                    await stores[i % 2].key(failing.url, f"kid-{i}")
+            assert failing.fetches == 1
+            clock[0] += 61
+            for i in range(4):
+                with pytest.raises(Unauthorized):
+                    await stores[i % 2].key(failing.url, f"later-{i}")
+            assert failing.fetches == 2
+    finally:
+        failing.close()
