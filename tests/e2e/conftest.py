@@ -35,16 +35,13 @@ class FhirServer:
         self.process.wait(timeout=10)
 
 
-def start_fhir_server(workdir: Path) -> FhirServer:
-    """Start sekmet and wait for its CapabilityStatement; never skip: a failure here fails the suite."""
+def start_fhir_server(workdir: Path, *, bearer: bool = True) -> FhirServer:
+    """Start sekmet and wait for its CapabilityStatement; never skip: a failure here fails the suite.
+    Without `bearer` it answers anyone (as a browser-side EHR without a SMART launch needs)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    (workdir / "settings.yaml").write_text(
-        "host: 127.0.0.1\n"
-        "log_inbound: false\n"
-        "simulator:\n  enabled: false\n"
-        f"server_auth:\n  types: [bearer]\n  tokens: [{TOKEN}]\n"
-    )
+    auth = f"server_auth:\n  types: [bearer]\n  tokens: [{TOKEN}]\n" if bearer else ""
+    (workdir / "settings.yaml").write_text("host: 127.0.0.1\nlog_inbound: false\nsimulator:\n  enabled: false\n" + auth)
     env = os.environ | {
         "SEKMET_CONFIG": str(workdir / "settings.yaml"),
         "SEKMET_BASE_URL": base,
