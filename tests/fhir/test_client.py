@@ -383,7 +383,20 @@ def listener() -> Iterator[tuple[int, list[str]]]:
     sock.close()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1.2.3"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "127.1.2.3",
+        # IPv6 forms that carry an IPv4 address, refused before any connection (on a NAT64 or 6to4
+        # network they would reach the IPv4 inside)
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::1]",
+        "[::ffff:0:7f00:1]",
+    ],
+)
 async def test_loopback_servers_are_never_contacted(
     fhir: FhirClient, listener: tuple[int, list[str]], host: str
 ) -> None:
@@ -399,18 +412,6 @@ async def test_link_local_metadata_address_is_never_contacted(fhir: FhirClient) 
     srv = fhir.server("https://169.254.169.254/latest", None)
     with pytest.raises(FhirUnavailable, match="not a public address"):
         await fhir.get(srv, "Patient/1", fhir.deadline())
-
-
-@pytest.mark.parametrize("address", ["::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::ffff:0:7f00:1"])
-async def test_ipv6_forms_of_ipv4_are_refused_before_any_connection(
-    fhir: FhirClient, listener: tuple[int, list[str]], address: str
-) -> None:
-    port, accepted = listener
-    srv = fhir.server(f"https://[{address}]:{port}/fhir", "tok")
-    with pytest.raises(FhirUnavailable, match="not a public address"):
-        await fhir.get(srv, SEARCH, fhir.deadline())
-    await asyncio.sleep(0.2)
-    assert accepted == []
 
 
 @pytest.mark.parametrize(
