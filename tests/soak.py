@@ -81,6 +81,9 @@ class Figures:
         return problems
 
 
+# The gzip bomb has a test of its own (test_faults: memory bounded while it inflates); here each one
+# lifts the allocator's high-water mark by the 20 MB size limit, which reads as growth, not a leak.
+SOAK_FAULTS = [f for f in FAULTS if f != "gzip-bomb"]
 _EXPECTED = {"valid 200", "invalid 400", "fault 200", "fault 412", "feedback 200"}
 
 
@@ -136,7 +139,7 @@ class Traffic:
             kind, body = "invalid", self.rng.choice(INVALID_BODIES)
         elif roll < 0.6:
             kind = "fault"
-            fault = self.rng.choice([*FAULTS, "ok"])
+            fault = self.rng.choice([*SOAK_FAULTS, "ok"])
             payload = without_prefetch(server=self.fhir)
             payload["context"]["patientId"] = f"fault-{fault}"
         else:
