@@ -334,6 +334,9 @@ class FhirClient:
         raise FhirUnavailable("too many redirects")
 
 
+_INFLATE_STEP = 2**20
+
+
 async def _bounded_body(response: httpx.Response, limit: int) -> bytes:
     """The body, inflated by hand so that the size limit holds after inflation as well as before:
     a few hundred kilobytes of gzip can inflate to gigabytes, and httpx inflates each chunk whole."""
@@ -346,10 +349,10 @@ async def _bounded_body(response: httpx.Response, limit: int) -> bytes:
         if inflate is None:
             body += raw
         else:
-            try:
-                body += inflate.decompress(raw, limit + 1 - len(body))
+            try:  # a megabyte at a time, so no step holds more than the body and one megabyte
+                body += inflate.decompress(raw, min(limit + 1 - len(body), _INFLATE_STEP))
                 while inflate.unconsumed_tail and len(body) <= limit:
-                    body += inflate.decompress(inflate.unconsumed_tail, limit + 1 - len(body))
+                    body += inflate.decompress(inflate.unconsumed_tail, min(limit + 1 - len(body), _INFLATE_STEP))
             except zlib.error:
                 raise FhirUnavailable("the answer is not valid gzip") from None
         if len(body) > limit:
