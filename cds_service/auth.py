@@ -317,12 +317,19 @@ class Verifier:
         return claims
 
     async def _key(self, issuer: IssuerSpec, jku: Any, kid: str) -> Any:
-        if jku is not None:
-            if not isinstance(jku, str) or jku not in issuer.jku:
-                raise Unauthorized("jku not on the issuer's list")
-            return await self._keys.key(jku, kid)
+        """The key that must have signed the token. An issuer whose keys are pinned inline is
+        verified against them only, never by a fetch: a `jku` it lists must be among them, and with
+        none listed a `jku` is ignored (the CDS Hooks Sandbox names one on every token). An issuer
+        with `jwks_url` takes a `jku` only from its list, and fetches it."""
+        if jku is not None and not isinstance(jku, str):
+            raise Unauthorized("jku not on the issuer's list")
+        listed = jku is not None and jku in issuer.jku
         if issuer.jwks_url is not None:
-            return await self._keys.key(issuer.jwks_url, kid)
+            if jku is not None and not listed:
+                raise Unauthorized("jku not on the issuer's list")
+            return await self._keys.key(jku if isinstance(jku, str) and listed else issuer.jwks_url, kid)
+        if jku is not None and issuer.jku and not listed:
+            raise Unauthorized("jku not on the issuer's list")
         keys = self._inline[issuer.iss]
         if _lacks(keys, kid):
             raise Unauthorized("unknown kid")

@@ -547,3 +547,50 @@ def test_inline_keys_load(issuers_file: Path) -> None:
     issuers = load_issuers(issuers_file)
     assert issuers[INLINE].jwks is not None
     assert KeySet.import_key_set(issuers[INLINE].jwks).keys[0].kid == "es384"  # type: ignore[arg-type]
+
+
+# --- keys pinned inline: never fetched ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listed", "named", "accepted"),
+    [
+        (["JKU"], "JKU", True),  # the Sandbox's own jku, listed: verified against the pinned keys
+        (["JKU"], "https://attacker.example/jwks", False),  # listed values bind
+        ([], "JKU", True),  # none listed: a jku in the token is ignored
+        ([], None, True),
+        (["JKU"], None, True),
+    ],
+)
+async def test_an_issuer_with_pinned_keys_is_never_fetched(
+    make_app: AppFactory, tmp_path: Path, keys: Keys, listed: list[str], named: str | None, accepted: bool
+) -> None:
+    """A hospital with no outbound network pins its EHR's keys: tokens naming a `jku` (the CDS Hooks
+    Sandbox's always do) are verified against the pinned keys, and nothing is fetched."""
+    watch = JwksServer(public_jwks(keys.es384))  # would answer, if the service ever fetched it
+    try:
+        jku = {"JKU": watch.url}
+        path = tmp_path / "issuers.json"
+        issuer = {"iss": SANDBOX, "jwks": public_jwks(keys.es384), "jku": [jku.get(v, v) for v in listed]}
+        path.write_text(json.dumps({"issuers": [issuer]}))
+        app = make_app(auth="jwt", trusted_issuers_file=path, fhir_allow_insecure=True)
+        token = sandbox_token(keys, jku.get(named, named) if named else "", **({} if named else {"h_jku": ...}))
+        async with make_client(app) as c:
+            answer = await c.post(SERVICE, json=hook(), headers=bearer(token))
+        if accepted:
+            assert answer.status_code == 200, answer.text
+        else:
+            assert_unauthorized(answer)
+        assert watch.fetches == 0
+    finally:
+        watch.close()
+
+
+async def test_a_jwks_url_issuer_still_fetches_only_listed_jkus(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer
+) -> None:
+    assert (
+        await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url)))
+    ).status_code == 200
+    elsewhere = sandbox_token(keys, "https://attacker.example/jwks")
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(elsewhere)))
