@@ -41,10 +41,11 @@ def service(
     command: str, settings: dict[str, str], *args: str, output: IO[bytes] | int = subprocess.DEVNULL
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`cds-service <command>` as a real process on a free port, with no CDS_* variable but those
-    in `settings` (which may hold others, PROMETHEUS_MULTIPROC_DIR say); yields its base URL and
-    the process, and stops it (SIGTERM) afterwards."""
+    in `settings` (which may hold others, PROMETHEUS_MULTIPROC_DIR say; `{port}` in a value is the
+    port chosen); yields its base URL and the process, and stops it (SIGTERM) afterwards."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")} | settings
+    chosen = {name: value.replace("{port}", str(port)) for name, value in settings.items()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")} | chosen
     proc = subprocess.Popen(
         [sys.executable, "-m", "cds_service", command, "--port", str(port), *args],
         env=env,
