@@ -139,14 +139,15 @@ class LabReader:
 
     def _result(self, obs: Observation) -> LabResult | None:
         """None for a status that does not count; ValueError for a malformed date."""
-        if obs.status not in self._statuses:
+        status = obs.status.strip().lower()  # vendors send "entered-in-error " and "Final"
+        if status not in self._statuses:
             return None
         effective = _effective(obs)
         codes = self._loinc(obs.code)
         matched = next((c for c in codes if c in self._roles), None)
         has_value = obs.valueQuantity is not None or obs.valueString is not None
         if (matched is None or self._roles[matched][0] == "vitamin_d") and not has_value and obs.component:
-            total = self._component_total(obs, codes, effective)
+            total = self._component_total(obs, codes, status, effective)
             if total is not None:
                 return total
         if matched is None:
@@ -161,11 +162,11 @@ class LabReader:
         else:
             reading = "no value"
         if isinstance(reading, str):
-            return LabResult(analyte, role, matched, name, obs.id, obs.status, effective, problem=reading)
+            return LabResult(analyte, role, matched, name, obs.id, status, effective, problem=reading)
         value, comparator, unit = reading
         canonical_value = self._units.to_canonical(analyte, value, unit)
         if (problem := self._units.implausible(analyte, canonical_value)) is not None:
-            return LabResult(analyte, role, matched, name, obs.id, obs.status, effective, problem=problem)
+            return LabResult(analyte, role, matched, name, obs.id, status, effective, problem=problem)
         canonical = self._units.canonical(analyte)
         converted = unit != canonical
         low, high = self._reference_range(analyte, obs.referenceRange)
@@ -175,7 +176,7 @@ class LabReader:
             matched,
             name,
             obs.id,
-            obs.status,
+            status,
             effective,
             value=canonical_value,
             comparator=comparator,
@@ -231,7 +232,9 @@ class LabReader:
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
         return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
 
-    def _component_total(self, obs: Observation, codes: list[str], effective: datetime | None) -> LabResult | None:
+    def _component_total(
+        self, obs: Observation, codes: list[str], status: str, effective: datetime | None
+    ) -> LabResult | None:
         """A total sent as D2 and D3 components: their sum, when both parts read cleanly. Only codes
         of the content name it in a card (FHIR text never does)."""
         known = next((c for c in codes if c in self._roles), None)
@@ -245,7 +248,7 @@ class LabReader:
             if isinstance(reading, str):  # kept, so that it stops any status from older results
                 code = known or next(c for c in comp_codes if c in self._d2 | self._d3)
                 name = self._component_name
-                return LabResult("vitamin_d", "total", code, name, obs.id, obs.status, effective, problem=reading)
+                return LabResult("vitamin_d", "total", code, name, obs.id, status, effective, problem=reading)
             value, comparator, unit = reading
             parts[part] = (
                 self._units.to_canonical("vitamin_d", value, unit),
@@ -261,7 +264,7 @@ class LabReader:
         value = sum(v for v, _, _ in parts.values())
         if (problem := self._units.implausible("vitamin_d", value)) is not None:
             return LabResult(
-                "vitamin_d", "total", code, self._component_name, obs.id, obs.status, effective, problem=problem
+                "vitamin_d", "total", code, self._component_name, obs.id, status, effective, problem=problem
             )
         return LabResult(
             "vitamin_d",
@@ -269,7 +272,7 @@ class LabReader:
             code,
             self._component_name,
             obs.id,
-            obs.status,
+            status,
             effective,
             value=value,
             comparator=next(iter(comparators), None),

@@ -212,6 +212,11 @@ def test_a_value_string_with_its_unit_is_read(reader: LabReader) -> None:
         ("preliminary", False),
         ("cancelled", False),
         ("entered-in-error", False),
+        # read trimmed and in any case (Oracle Health's documentation shows "entered-in-error ")
+        ("entered-in-error ", False),
+        (" Final", True),
+        ("AMENDED", True),
+        ("Preliminary ", False),
     ],
 )
 def test_statuses(reader: LabReader, status: str, counts: bool) -> None:
