@@ -289,6 +289,7 @@ class ContextRules(_Strict):
     systems: ContextSystems
     active_statuses: list[str] = Field(min_length=1)
     refused_verification: list[str]
+    encounter_diagnosis_days: Annotated[int, Field(gt=0)]
     cramps: ConditionSet
     other_causes: list[ConditionSet]
     ckd_advanced: ConditionSet

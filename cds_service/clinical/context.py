@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from ..content import ConditionSet, ContextRules
 
@@ -13,6 +13,8 @@ from ..content import ConditionSet, ContextRules
 @dataclass(frozen=True)
 class ConditionFact:
     codes: frozenset[tuple[str, str]]  # (system, code); ICD-10-CM codes without their dot
+    undated_status: bool = False  # no clinicalStatus (an encounter diagnosis): counts only when recent
+    recorded: datetime | None = None  # when, for one without clinicalStatus
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,25 @@ def vitamin_d_product(medication: MedicationFact, rules: ContextRules) -> str | 
     return found[0].ingredient if found else None
 
 
+def current(conditions: Sequence[ConditionFact], as_of: datetime, rules: ContextRules) -> list[ConditionFact]:
+    """The conditions documented now: active ones, and those recorded without a clinicalStatus (as
+    Epic records encounter diagnoses: a symptom noted at today's visit) within the window."""
+    today = as_of.astimezone(UTC).date()  # calendar days in UTC, as every window counts them
+    first = today - timedelta(days=rules.encounter_diagnosis_days)
+    return [
+        c
+        for c in conditions
+        if not c.undated_status or (c.recorded is not None and first <= c.recorded.astimezone(UTC).date() <= today)
+    ]
+
+
 def assess_context(
-    conditions: Sequence[ConditionFact], medications: Sequence[MedicationFact], rules: ContextRules
+    conditions: Sequence[ConditionFact],
+    medications: Sequence[MedicationFact],
+    rules: ContextRules,
+    as_of: datetime,
 ) -> CrampContext:
-    codes = _codes(conditions, rules)
+    codes = _codes(current(conditions, as_of, rules), rules)
     cramp_codes = sorted(_matches(codes, rules.cramps))
     other_causes = [cause.name for cause in rules.other_causes if _matches(codes, cause)]
     index = rules.cramp_drug_index

@@ -25,6 +25,8 @@ class _Condition(Resource):
     code: CodeableConcept | None = None
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
+    recordedDate: str | None = None
+    onsetDateTime: str | None = None
 
 
 class _MedicationRequest(Resource, kw_only=True):
@@ -113,17 +115,17 @@ class ContextReader:
         tally = Tally()
         facts = []
         for condition in own(resources, "Condition", _Condition, patient_id, tally):
-            if (
-                _codes(condition.verificationStatus) & self._refused
-                or not _codes(condition.clinicalStatus) & self._active
-            ):
+            status = _codes(condition.clinicalStatus)
+            if _codes(condition.verificationStatus) & self._refused or (status and not status & self._active):
                 continue
             codes = frozenset(
                 (c.system, dotless(c.code) if c.system == self._systems.icd10 else c.code)
                 for c in (condition.code.coding if condition.code else [])
                 if c.system and c.code
             )
-            facts.append(ConditionFact(codes))
+            # No clinicalStatus (Epic's encounter diagnoses): the clinical core decides by its date.
+            recorded = None if status else _authored(condition.recordedDate or condition.onsetDateTime)
+            facts.append(ConditionFact(codes, undated_status=not status, recorded=recorded))
         return tally.read(facts)
 
     def medications(self, resources: Iterable[Any], patient_id: str) -> Read[MedicationFact]:

@@ -86,8 +86,8 @@ class RecordReader:
             ),
             CONDITIONS: PrefetchKey(
                 CONDITIONS,
-                "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse"
-                f"&_count={_COUNT[CONDITIONS]}",
+                # No clinical-status filter: encounter diagnoses have none (the reader decides).
+                f"Condition?patient={{{{context.patientId}}}}&_count={_COUNT[CONDITIONS]}",
                 "the patient's conditions",
                 required=False,
             ),
@@ -157,7 +157,7 @@ class RecordReader:
                 payne=self.content.thresholds.payne,
                 future_allowance=allowance,
             )
-        context = assess_context(conditions.items, medications.items, self.content.context)
+        context = assess_context(conditions.items, medications.items, self.content.context, as_of)
         log: dict[str, Any] = {
             "results": len(labs.items),
             "malformed": labs.malformed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from cds_service.clinical.context import CrampContext, assess_context
 from cds_service.content import Content
 from cds_service.fhir.context import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
+
+AS_OF = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def context(
@@ -20,6 +23,7 @@ def context(
         reader.conditions(conditions, PATIENT).items,
         reader.medications(medications, PATIENT).items,
         content.context,
+        AS_OF,
     )
 
 
@@ -270,3 +274,50 @@ def test_vitamin_d_started_is_the_latest_start_of_an_active_product(content: Con
     assert context(content, medications=[medication("calcitriol 0.25 MCG")]).vitamin_d_started is None
     bad_date = context(content, medications=[medication("calcitriol 0.25 MCG", authored="yesterday")])
     assert bad_date.vitamin_d_products == ("calcitriol",) and bad_date.vitamin_d_started is None
+
+
+def _encounter_diagnosis(code: str, recorded: str | None, **fields: Any) -> dict[str, Any]:
+    """As Epic records an encounter diagnosis: no clinicalStatus, no verificationStatus, a category
+    of encounter-diagnosis, and codings in several systems side by side."""
+    resource = condition(code, clinical=None, verification=None)
+    resource["code"]["coding"] += [
+        {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.696871", "code": "12345"},
+        {"system": "http://hl7.org/fhir/sid/icd-9-cm", "code": "729.82"},
+    ]
+    resource["category"] = [
+        {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "encounter-diagnosis"}
+            ]
+        }
+    ]
+    if recorded is not None:
+        resource["recordedDate"] = recorded
+    return resource | fields
+
+
+@pytest.mark.parametrize(
+    ("recorded", "counts"),
+    [
+        ("2026-11-25", True),  # today's visit
+        ("2026-08-27T09:00:00Z", True),  # 90 days and a few hours
+        ("2026-08-26", False),  # past the window
+        ("2027-01-01", False),  # in the future
+        (None, False),  # no date: cannot be called current
+    ],
+)
+def test_an_encounter_diagnosis_without_clinical_status_counts_when_recent(
+    content: Content, recorded: str | None, counts: bool
+) -> None:
+    assert context(content, [_encounter_diagnosis("R25.2", recorded)]).cramps is counts
+
+
+def test_an_encounter_diagnosis_dated_by_onset(content: Content) -> None:
+    resource = _encounter_diagnosis("R25.2", None, onsetDateTime="2026-11-20")
+    assert context(content, [resource]).cramps is True
+
+
+def test_a_refuted_encounter_diagnosis_never_counts(content: Content) -> None:
+    resource = _encounter_diagnosis("R25.2", "2026-11-25")
+    resource["verificationStatus"] = {"coding": [{"code": "refuted"}]}
+    assert context(content, [resource]).cramps is False
