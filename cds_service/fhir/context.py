@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -69,6 +69,12 @@ def birth_date(resource: Any, patient_id: str) -> date | None:
         return None
 
 
+def medication_key(reference: str) -> str:
+    """ "Medication/<id>" for a reference written relative, absolute or versioned."""
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
 def _authored(text: str | None) -> datetime | None:
     try:
         return parse_fhir_datetime(text) if text is not None else None
@@ -86,18 +92,24 @@ def medication_fact(
     contained: list[dict[str, Any]],
     rxnorm: str,
     authored: datetime | None = None,
+    included: Mapping[str, Any] | None = None,
 ) -> MedicationFact:
-    """The RxNorm codes and the names (lower case) of what a MedicationRequest orders."""
+    """The RxNorm codes and the names (lower case) of what a MedicationRequest orders. A
+    `medicationReference` is resolved from the request's contained resources, else from the
+    Medications `included` beside it (by "Medication/<id>"); its `display` is read as well."""
     concepts = [concept] if concept else []
     names: list[str] = []
     if reference is not None:
         if reference.display:
             names.append(reference.display)
-        if reference.reference and reference.reference.startswith("#"):
-            for resource in contained:
-                if resource.get("resourceType") == "Medication" and f"#{resource.get('id')}" == reference.reference:
-                    with contextlib.suppress(msgspec.ValidationError):
-                        concepts.append(read_as(CodeableConcept, resource.get("code") or {}))
+        target = reference.reference or ""
+        if target.startswith("#"):
+            found = next((r for r in contained if isinstance(r, dict) and f"#{r.get('id')}" == target), None)
+        else:
+            found = (included or {}).get(medication_key(target))
+        if isinstance(found, dict) and found.get("resourceType") == "Medication":
+            with contextlib.suppress(msgspec.ValidationError):
+                concepts.append(read_as(CodeableConcept, found.get("code") or {}))
     codes: set[str] = set()
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]
@@ -129,6 +141,14 @@ class ContextReader:
         return tally.read(facts)
 
     def medications(self, resources: Iterable[Any], patient_id: str) -> Read[MedicationFact]:
+        """The active MedicationRequests (home medicines, `intent` plan, included), their
+        Medications resolved from what came with them (`_include=MedicationRequest:medication`)."""
+        resources = list(resources)
+        included = {
+            f"Medication/{r['id']}": r
+            for r in resources
+            if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)
+        }
         tally = Tally()
         return tally.read(
             medication_fact(
@@ -137,7 +157,8 @@ class ContextReader:
                 r.contained,
                 self._systems.rxnorm,
                 _authored(r.authoredOn),
+                included,
             )
             for r in own(resources, "MedicationRequest", _MedicationRequest, patient_id, tally)
-            if r.status == "active"
+            if r.status.strip().lower() == "active"
         )

@@ -93,7 +93,8 @@ class RecordReader:
             ),
             MEDICATIONS: PrefetchKey(
                 MEDICATIONS,
-                f"MedicationRequest?patient={{{{context.patientId}}}}&status=active&_count={_COUNT[MEDICATIONS]}",
+                f"MedicationRequest?patient={{{{context.patientId}}}}&status=active"
+                f"&_include=MedicationRequest:medication&_count={_COUNT[MEDICATIONS]}",
                 "the active medication list",
                 required=False,
             ),

@@ -321,3 +321,58 @@ def test_a_refuted_encounter_diagnosis_never_counts(content: Content) -> None:
     resource = _encounter_diagnosis("R25.2", "2026-11-25")
     resource["verificationStatus"] = {"coding": [{"code": "refuted"}]}
     assert context(content, [resource]).cramps is False
+
+
+@pytest.mark.parametrize(
+    ("text", "drug"),
+    [
+        ("LASIX 40 MG", "furosemide (loop diuretic)"),  # a brand name: the product, not the ingredient
+        ("Bumex 1 mg tablet", "bumetanide (loop diuretic)"),
+        ("Microzide 12.5 MG Oral Capsule", "hydrochlorothiazide (thiazide diuretic)"),
+        ("Zaroxolyn 2.5 MG", "metolazone (thiazide diuretic)"),
+        ("Crestor 10 MG Oral Tablet", "rosuvastatin (statin)"),
+        ("Livalo 2 MG", "pitavastatin (statin)"),
+        ("ProAir HFA 90 MCG/ACTUAT", "albuterol (beta-2 agonist)"),
+        ("Advair Diskus 250/50", "salmeterol (beta-2 agonist)"),
+        ("Breo Ellipta 100/25", "vilanterol (beta-2 agonist)"),
+        ("Venofer 20 MG/ML Injection", "iron sucrose (reported in one study)"),
+        ("naproxen sodium 220 MG", "naproxen (reported in one study)"),
+    ],
+)
+def test_brand_and_product_names_match_their_ingredient(content: Content, text: str, drug: str) -> None:
+    resource = medication("x")
+    resource["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "999999", "display": text}]}
+    assert context(content, medications=[resource]).drugs == (drug,)
+
+
+def test_medication_reference_resolved_from_the_included_medication(content: Content) -> None:
+    """Epic names the drug only by medicationReference; `_include` brings the Medication along."""
+    request = medication("x", id="mr-epic")
+    del request["medicationCodeableConcept"]
+    request["medicationReference"] = {"reference": "Medication/eMed123"}
+    included = {
+        "resourceType": "Medication",
+        "id": "eMed123",
+        "code": {"coding": [{"system": RXNORM, "code": "310429", "display": "furosemide 20 MG Oral Tablet"}]},
+    }
+    absolute = medication("x", id="mr-abs")
+    del absolute["medicationCodeableConcept"]
+    absolute["medicationReference"] = {"reference": "https://ehr.example.org/fhir/Medication/eMed456/_history/2"}
+    statin = {"resourceType": "Medication", "id": "eMed456", "code": {"text": "Lipitor 20 MG"}}
+    got = context(content, medications=[request, included, absolute, statin])
+    assert got.drugs == ("furosemide (loop diuretic)", "atorvastatin (statin)")
+
+
+def test_a_home_medicine_counts_as_taken(content: Content) -> None:
+    """Oracle Health: intent plan, reportedBoolean, patient-specified, ingredient-level RxNorm; an
+    over-the-counter supplement with a proprietary code and text only."""
+    home = medication("chlorothiazide", "2396", intent="plan")
+    home["reportedBoolean"] = True
+    home["category"] = [{"coding": [{"code": "patientspecified"}]}]
+    supplement = medication("x", intent="plan")
+    supplement["medicationCodeableConcept"] = {
+        "coding": [{"system": "https://fhir.cerner.com/ec2458f2/synonym", "code": "2748392"}],
+        "text": "Vitamin D3 1000 IU oral capsule",
+    }
+    got = context(content, medications=[home, supplement])
+    assert got.drugs == ("chlorothiazide (thiazide diuretic)",) and got.vitamin_d_products == ("cholecalciferol",)
