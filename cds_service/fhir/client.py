@@ -182,7 +182,7 @@ class FhirServer:
 
 
 @dataclass
-class _Deadline:
+class Deadline:
     at: float
 
     def remaining(self) -> float:
@@ -232,11 +232,11 @@ class FhirClient:
         parsed = self._checked_url(url, "the URL")
         return await self._fetch(FhirServer(parsed), parsed, self.deadline())
 
-    def deadline(self) -> _Deadline:
+    def deadline(self) -> Deadline:
         """One deadline for all the queries of a hook call."""
-        return _Deadline(time.monotonic() + self._deadline_s)
+        return Deadline(time.monotonic() + self._deadline_s)
 
-    async def get(self, server: FhirServer, query: str, deadline: _Deadline) -> dict[str, Any]:
+    async def get(self, server: FhirServer, query: str, deadline: Deadline) -> dict[str, Any]:
         """A read gives its resource; a search gives one searchset Bundle holding the entries of
         its pages, following `next` links on the same server up to the page and resource bounds."""
         started = time.perf_counter()
@@ -250,7 +250,7 @@ class FhirClient:
         FHIR_QUERIES.labels("ok").inc()
         return result
 
-    async def _get(self, server: FhirServer, query: str, deadline: _Deadline) -> dict[str, Any]:
+    async def _get(self, server: FhirServer, query: str, deadline: Deadline) -> dict[str, Any]:
         url = server.url(query)
         first = await self._fetch(server, url, deadline)
         if "?" not in query:
@@ -274,7 +274,7 @@ class FhirClient:
             pages += 1
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries[: self._max_resources]}
 
-    async def _fetch(self, server: FhirServer, url: httpx.URL, deadline: _Deadline) -> dict[str, Any]:
+    async def _fetch(self, server: FhirServer, url: httpx.URL, deadline: Deadline) -> dict[str, Any]:
         """GET one JSON resource: one retry on 502/503/504 and connection errors, and on a 429 whose
         Retry-After (in seconds) fits the deadline; never on other 4xx."""
         for attempt in (1, 2):

@@ -84,15 +84,27 @@ class DraftOrderReader:
         self._rxnorm = content.context.systems.rxnorm
         self._rules = content.context
 
-    def read(self, bundle: dict[str, Any], selections: Iterable[str] | None = None) -> list[DraftOrder]:
+    def read(
+        self,
+        bundle: dict[str, Any],
+        selections: Iterable[str] | None = None,
+        medications: Iterable[dict[str, Any]] = (),
+    ) -> list[DraftOrder]:
+        """The drafts that order vitamin D tests or products; a draft's medicationReference is
+        resolved from the Medications in the same Bundle or given (read from the FHIR server)."""
         selected = set(selections) if selections is not None else None
+        resources = [e.get("resource") for e in bundle.get("entry", []) if isinstance(e, dict)]
+        included = {
+            f"Medication/{r['id']}": r
+            for r in [*resources, *medications]
+            if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)
+        }
         drafts: list[DraftOrder] = []
-        for entry in bundle.get("entry", []):
-            resource = entry.get("resource") if isinstance(entry, dict) else None
+        for resource in resources:
             if not isinstance(resource, dict):
                 continue
             try:
-                draft = self._draft(resource)
+                draft = self._draft(resource, included)
             except msgspec.ValidationError:
                 continue
             if draft is None:
@@ -102,7 +114,7 @@ class DraftOrderReader:
             drafts.append(draft)
         return drafts
 
-    def _draft(self, resource: dict[str, Any]) -> DraftOrder | None:
+    def _draft(self, resource: dict[str, Any], included: dict[str, Any]) -> DraftOrder | None:
         kind = resource.get("resourceType")
         if kind == "ServiceRequest":
             request = read_as(_ServiceRequest, resource)
@@ -124,7 +136,9 @@ class DraftOrderReader:
             return DraftOrder(order, kind, request.id, references=references)
         if kind == "MedicationRequest":
             med = read_as(_MedicationRequest, resource)
-            fact = medication_fact(med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm)
+            fact = medication_fact(
+                med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm, included=included
+            )
             product = vitamin_d_product(fact, self._rules)
             return DraftOrder("vitamin_d_medication", kind, med.id, product=product) if product else None
         return None

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..protocol import HookRequest, RequestError
-from .client import FhirClient, FhirUnavailable
+from .client import Deadline, FhirClient, FhirUnavailable
 
 _TOKEN = re.compile(r"\{\{\s*(context\.[A-Za-z]+|userPractitionerId)\s*\}\}")
 
@@ -99,7 +99,9 @@ def _check_given(name: str, value: Any) -> None:
         raise RequestError(f"{field}.entry", "must be an array")
 
 
-async def resolve(keys: tuple[PrefetchKey, ...], request: HookRequest, fhir: FhirClient) -> Prefetched:
+async def resolve(
+    keys: tuple[PrefetchKey, ...], request: HookRequest, fhir: FhirClient, deadline: Deadline | None = None
+) -> Prefetched:
     """Sort each key into given, known empty (null) and to fetch (missing or an
     OperationOutcome), fetch the latter concurrently, and fail only on required keys."""
     given = request.prefetch or {}
@@ -123,7 +125,7 @@ async def resolve(keys: tuple[PrefetchKey, ...], request: HookRequest, fhir: Fhi
         except FhirUnavailable as exc:
             unavailable = [Unavailable(key, exc.reason) for key in to_fetch]
         else:
-            deadline = fhir.deadline()
+            deadline = deadline or fhir.deadline()
 
             async def fetch(key: PrefetchKey) -> dict[str, Any] | Unavailable:
                 try:

@@ -17,9 +17,10 @@ from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult
 from ..clinical.vitamin_d import VitaminDAssessment, assess_vitamin_d
 from ..content import Content, Profile
-from ..fhir.client import FhirClient
+from ..fhir.client import Deadline, FhirClient
 from ..fhir.context import ContextReader, birth_date
 from ..fhir.labs import LabReader
+from ..fhir.medications import bare_references, read_referenced
 from ..fhir.orders import PendingOrderReader
 from ..fhir.prefetch import PrefetchKey, resolve
 from ..protocol import HookRequest
@@ -123,8 +124,11 @@ class RecordReader:
         fhir: FhirClient,
         patient_id: str,
         as_of: datetime,
+        deadline: Deadline | None = None,
     ) -> Record:
-        data = await resolve(keys, request, fhir)
+        """The record, resolved under one deadline (the hook call's, when the caller has one)."""
+        deadline = deadline or fhir.deadline()
+        data = await resolve(keys, request, fhir, deadline)
         wanted = {k.name for k in keys}
         resources: list[object] = []
         empty_entries = 0
@@ -134,7 +138,9 @@ class RecordReader:
             empty_entries += empty
         labs = self._labs.read(resources, patient_id)
         conditions = self._context.conditions(data.resources(CONDITIONS)[0], patient_id)
-        medications = self._context.medications(data.resources(MEDICATIONS)[0], patient_id)
+        listed = data.resources(MEDICATIONS)[0]
+        listed += await read_referenced(bare_references(listed), request, fhir, deadline)
+        medications = self._context.medications(listed, patient_id)
         pending = self._pending.read(data.resources(PENDING_ORDERS)[0], patient_id)
         patient = data.resources(PATIENT)[0]
 

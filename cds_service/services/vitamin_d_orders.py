@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
+from ..fhir.medications import bare_references, read_referenced
 from ..fhir.orders import DraftOrder, DraftOrderReader
 from ..protocol import (
     Action,
@@ -53,10 +54,13 @@ class VitaminDOrders:
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
         selections = context.selections if isinstance(context, OrderSelectContext) else None
-        drafts = self._drafts.read(context.draftOrders, selections)
+        deadline = fhir.deadline()
+        entries = [e.get("resource") for e in context.draftOrders.get("entry", []) if isinstance(e, dict)]
+        medications = await read_referenced(bare_references(entries), request, fhir, deadline)
+        drafts = self._drafts.read(context.draftOrders, selections, medications)
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
             return Outcome([], {"drafts": 0})
-        record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
+        record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of, deadline)
         cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of)]
         return Outcome(by_severity(cards), record.log | {"drafts": len(drafts)})
 

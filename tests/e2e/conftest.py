@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from cds_service.demo import as_transaction
-from tests.builders import condition, medication, obs
+from tests.builders import RXNORM, condition, medication, obs
 from tests.servers import free_port, wait_until_serving
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -103,6 +103,27 @@ def written_patients() -> dict[str, list[dict[str, Any]]]:
             obs("17861-6", 10.0, "mg/dL", "2026-11-20", patient="e2e-payne", id="e2e-payne-ca"),
             obs("1751-7", 3.0, "g/dL", "2026-11-20", patient="e2e-payne", id="e2e-payne-alb"),
         ],
+        # Epic-style: medicines named only by medicationReference, the Medications on the server;
+        # 25(OH)D very high, leg cramps, a loop diuretic
+        "e2e-epic": [
+            obs("62292-8", 180, "ng/mL", "2026-11-20", patient="e2e-epic", id="e2e-epic-vitd"),
+            *(
+                obs(code, value, unit, "2026-11-20", patient="e2e-epic", id=f"e2e-epic-{code}")
+                for code, value, unit in (
+                    ("2823-3", 4.2, "mmol/L"),
+                    ("19123-9", 2.0, "mg/dL"),
+                    ("17861-6", 9.4, "mg/dL"),
+                )
+            ),
+            condition("R25.2", patient="e2e-epic", id="e2e-epic-cramps"),
+            {
+                "resourceType": "Medication",
+                "id": "e2e-epic-furosemide",
+                "code": {"coding": [{"system": RXNORM, "code": "310429", "display": "furosemide 20 MG Oral Tablet"}]},
+            },
+            {"resourceType": "Medication", "id": "e2e-epic-d3", "code": {"text": "Vitamin D3 50,000 unit capsule"}},
+            medication_by_reference("e2e-epic-furosemide", patient="e2e-epic", id="e2e-epic-mr1"),
+        ],
         # Leg cramps and a diuretic; vitamin D sufficient; only potassium recent
         "e2e-cramps": [
             obs("62292-8", 42, "ng/mL", "2026-11-01", patient="e2e-cramps", id="e2e-cramps-vitd"),
@@ -130,6 +151,14 @@ def written_patients() -> dict[str, list[dict[str, Any]]]:
             obs("2823-3", 3.2, "mmol/L", "2026-11-20", patient="e2e-many", id="e2e-many-k-latest"),
         ],
     }
+
+
+def medication_by_reference(medication_id: str, **fields: Any) -> dict[str, Any]:
+    """A MedicationRequest as Epic sends it: the drug only through medicationReference, no display."""
+    request = medication("x", **fields)
+    del request["medicationCodeableConcept"]
+    request["medicationReference"] = {"reference": f"Medication/{medication_id}"}
+    return request
 
 
 def load_test_patients(server: FhirServer) -> None:

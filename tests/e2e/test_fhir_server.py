@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import AppFactory, make_client
-from tests.e2e.conftest import FhirServer, load, start_fhir_server, transaction, written_patients
+from tests.e2e.conftest import (
+    FhirServer,
+    load,
+    medication_by_reference,
+    start_fhir_server,
+    transaction,
+    written_patients,
+)
 from tests.rules import without_uuids
 from tests.test_smart_samples import prefetch_like_an_ehr, run_query
 
@@ -186,3 +193,28 @@ async def test_order_hooks_without_prefetch(make_app: AppFactory, fhir_server: F
     assert set(cards) == {"vitd-duplicate-order", "vitd-order-1-25"}
     assert "15 days ago" in cards["vitd-duplicate-order"]["summary"]  # 2026-11-10, read from the server
     assert "could not be read" not in cards["vitd-order-1-25"]["detail"]  # the conditions were read
+
+
+async def test_medicines_named_only_by_reference_are_read_from_the_server(
+    make_app: AppFactory, fhir_server: FhirServer
+) -> None:
+    """Epic: the active list and a draft order name their drugs only as Medication/<id>: patient-view
+    names the furosemide, and order-sign cautions the vitamin D drafted while 25(OH)D is very high."""
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        seen = await client.post(URL, json=request("e2e-epic", fhir_server, None))
+        assert seen.status_code == 200
+        (high,) = seen.json()["cards"]
+        assert high["source"]["topic"]["code"] == "vitd-high" and "furosemide (loop diuretic)" in high["detail"]
+        draft = medication_by_reference("e2e-epic-d3", patient="e2e-epic", status="draft", id="draft-1")
+        sign = request("e2e-epic", fhir_server, None)
+        sign["hook"] = "order-sign"
+        sign["context"]["draftOrders"] = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": draft}],
+        }
+        signed = await client.post("/cds-services/vitamin-d-order-sign", json=sign)
+    assert signed.status_code == 200, signed.text
+    (card,) = signed.json()["cards"]
+    assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "critical"
+    assert card["summary"].startswith("Critical: Cholecalciferol ordered")

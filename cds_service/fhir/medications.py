@@ -1,0 +1,55 @@
+"""Medications named only by reference, as Epic names them: resolved from the resources that came
+with the request (contained, or included in the same Bundle), else read from the EHR's FHIR server
+under the hook call's deadline and the same address rules; the reference's `display` stays the
+fallback when neither can be had."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from ..protocol import HookRequest
+from .client import Deadline, FhirClient, FhirUnavailable
+from .context import medication_key
+
+# A request may name many Medications; reading each is one query to the EHR: bounded.
+MAX_READS = 20
+
+
+def bare_references(resources: Iterable[Any]) -> list[str]:
+    """The "Medication/<id>" that MedicationRequests name and that no resource beside them holds."""
+    resources = [r for r in resources if isinstance(r, dict)]
+    held = {f"Medication/{r.get('id')}" for r in resources if r.get("resourceType") == "Medication"}
+    wanted: dict[str, None] = {}
+    for resource in resources:
+        reference = resource.get("medicationReference") if resource.get("resourceType") == "MedicationRequest" else None
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(target, str) and target and not target.startswith("#"):
+            key = medication_key(target)
+            if key.startswith("Medication/") and key not in held:
+                wanted[key] = None
+    return list(wanted)[:MAX_READS]
+
+
+async def read_referenced(
+    references: list[str], request: HookRequest, fhir: FhirClient, deadline: Deadline
+) -> list[dict[str, Any]]:
+    """The Medications read from the request's FHIR server; none when it has none or refuses."""
+    if not references or request.fhirServer is None:
+        return []
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    try:
+        server = fhir.server(str(request.fhirServer), token)
+    except FhirUnavailable:
+        return []
+
+    async def read(key: str) -> dict[str, Any] | None:
+        try:
+            return await fhir.get(server, "Medication/" + quote(key.removeprefix("Medication/"), safe=""), deadline)
+        except FhirUnavailable:
+            return None
+
+    found = await asyncio.gather(*(read(key) for key in references))
+    return [m for m in found if m is not None and m.get("resourceType") == "Medication"]
