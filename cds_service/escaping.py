@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPECIAL = re.compile(r"[\\`*_\[\]<>|~&\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
@@ -30,7 +31,10 @@ def markdown(value: Any) -> Any:
     """A template value as Markdown text; Markup (the templates' own) as it is."""
     if isinstance(value, Markup | Undefined):
         return value
-    return Markup(_MARKDOWN.sub(r"\\\1", _CONTROL.sub(" ", str(value))))
+    text = str(value)
+    if _SPECIAL.search(text) is None:  # most values: numbers, dates, names of the content
+        return Markup(text)
+    return Markup(_MARKDOWN.sub(r"\\\1", _CONTROL.sub(" ", text)))
 
 
 def plain(value: Any) -> Any:
