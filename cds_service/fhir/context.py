@@ -69,6 +69,15 @@ def birth_date(resource: Any, patient_id: str) -> date | None:
         return None
 
 
+def medications_by_reference(resources: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """The Medication resources among `resources`, by "Medication/<id>"."""
+    return {
+        f"Medication/{r['id']}": r
+        for r in resources
+        if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)
+    }
+
+
 def medication_key(reference: str) -> str:
     """ "Medication/<id>" for a reference written relative, absolute or versioned."""
     parts = reference.split("/_history/")[0].rstrip("/").split("/")
@@ -144,11 +153,7 @@ class ContextReader:
         """The active MedicationRequests (home medicines, `intent` plan, included), their
         Medications resolved from what came with them (`_include=MedicationRequest:medication`)."""
         resources = list(resources)
-        included = {
-            f"Medication/{r['id']}": r
-            for r in resources
-            if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)
-        }
+        included = medications_by_reference(resources)
         tally = Tally()
         return tally.read(
             medication_fact(

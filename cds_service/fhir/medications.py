@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ..protocol import HookRequest
 from .client import Deadline, FhirClient, FhirUnavailable
-from .context import medication_key
+from .context import medication_key, medications_by_reference
 
 # A request may name many Medications; reading each is one query to the EHR: bounded.
 MAX_READS = 20
@@ -21,7 +21,7 @@ MAX_READS = 20
 def bare_references(resources: Iterable[Any]) -> list[str]:
     """The "Medication/<id>" that MedicationRequests name and that no resource beside them holds."""
     resources = [r for r in resources if isinstance(r, dict)]
-    held = {f"Medication/{r.get('id')}" for r in resources if r.get("resourceType") == "Medication"}
+    held = medications_by_reference(resources)
     wanted: dict[str, None] = {}
     for resource in resources:
         reference = resource.get("medicationReference") if resource.get("resourceType") == "MedicationRequest" else None

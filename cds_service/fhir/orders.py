@@ -17,7 +17,7 @@ import msgspec
 
 from ..clinical.context import vitamin_d_product
 from ..content import Content
-from .context import medication_fact
+from .context import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, Read, Reference, Resource, Tally, own, read_as
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
@@ -94,11 +94,7 @@ class DraftOrderReader:
         resolved from the Medications in the same Bundle or given (read from the FHIR server)."""
         selected = set(selections) if selections is not None else None
         resources = [e.get("resource") for e in bundle.get("entry", []) if isinstance(e, dict)]
-        included = {
-            f"Medication/{r['id']}": r
-            for r in [*resources, *medications]
-            if isinstance(r, dict) and r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)
-        }
+        included = medications_by_reference([*resources, *medications])
         drafts: list[DraftOrder] = []
         for resource in resources:
             if not isinstance(resource, dict):
