@@ -258,8 +258,18 @@ class FhirClient:
             if first.get("resourceType") != expected:
                 raise FhirUnavailable(f"the server did not answer with a {expected}")
             return first
+        return await self._pages(server, first, {str(url)}, deadline)
+
+    async def rest_of(self, server: FhirServer, bundle: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """A searchset Bundle given in part (a prefetch with a `next` link) with the pages that
+        follow it, under the same server, page and resource bounds as a search."""
+        return await self._pages(server, bundle, set(), deadline)
+
+    async def _pages(
+        self, server: FhirServer, first: dict[str, Any], seen: set[str], deadline: Deadline
+    ) -> dict[str, Any]:
+        """One Bundle of the entries of `first` and of the pages its `next` links lead to."""
         entries = _entries(first)
-        seen = {str(url)}
         pages = 1
         while (next_url := _next_link(first, server)) is not None:
             if pages >= self._max_pages or len(entries) >= self._max_resources:

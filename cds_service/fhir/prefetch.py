@@ -87,6 +87,11 @@ def render(template: str, context: dict[str, Any]) -> str:
     return _TOKEN.sub(value, template)
 
 
+def _has_next(value: Any) -> bool:
+    links = value.get("link") if isinstance(value, dict) and value.get("resourceType") == "Bundle" else None
+    return isinstance(links, list) and any(isinstance(x, dict) and x.get("relation") == "next" for x in links)
+
+
 def _is_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
@@ -115,15 +120,18 @@ async def resolve(
             _check_given(key.name, given[key.name])
         values[key.name] = given[key.name]
 
+    # A prefetched Bundle can be partial (the specification's own order-sign example holds one
+    # result of two, with a `next` link): its following pages are read like a search's.
+    partial = [key for key in keys if _has_next(values.get(key.name))]
     unavailable: list[Unavailable] = []
     fetched: list[str] = []
-    if to_fetch:
+    if to_fetch or partial:
         token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
         fhir_server = str(request.fhirServer) if request.fhirServer is not None else None
         try:
             server = fhir.server(fhir_server, token)
         except FhirUnavailable as exc:
-            unavailable = [Unavailable(key, exc.reason) for key in to_fetch]
+            unavailable = [Unavailable(key, exc.reason) for key in to_fetch]  # a partial Bundle stands as given
         else:
             deadline = deadline or fhir.deadline()
 
@@ -133,10 +141,17 @@ async def resolve(
                 except FhirUnavailable as exc:
                     return Unavailable(key, exc.reason)
 
-            results = await asyncio.gather(*(fetch(key) for key in to_fetch))
-            for key, result in zip(to_fetch, results, strict=True):
+            async def complete(key: PrefetchKey) -> dict[str, Any] | Unavailable:
+                try:
+                    return await fhir.rest_of(server, values[key.name] or {}, deadline)
+                except FhirUnavailable as exc:
+                    return Unavailable(key, exc.reason)
+
+            results = await asyncio.gather(*(fetch(key) for key in to_fetch), *(complete(key) for key in partial))
+            for key, result in zip([*to_fetch, *partial], results, strict=True):
                 if isinstance(result, Unavailable):
-                    unavailable.append(result)
+                    if key not in partial:  # the given part of a partial Bundle is still data
+                        unavailable.append(result)
                 else:
                     values[key.name] = result
                     fetched.append(key.name)

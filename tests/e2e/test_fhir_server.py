@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.builders import obs
 from tests.conftest import AppFactory, make_client
 from tests.e2e.conftest import (
     FhirServer,
@@ -218,3 +220,40 @@ async def test_medicines_named_only_by_reference_are_read_from_the_server(
     (card,) = signed.json()["cards"]
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "critical"
     assert card["summary"].startswith("Critical: Cholecalciferol ordered")
+
+
+async def test_a_partial_prefetched_bundle_is_completed_from_the_server(
+    make_app: AppFactory, fhir_server: FhirServer
+) -> None:
+    """As the specification's order-sign example prefetches: one result of two, with a `next` link.
+    The service reads the following page from the FHIR server, so the older result is in the trend."""
+    first = httpx.get(
+        f"{fhir_server.base}/Observation",
+        params={"patient": "e2e-nmol", "code": "http://loinc.org|62292-8", "_sort": "-date", "_count": "1"},
+        headers={"Authorization": f"Bearer {fhir_server.token}"},
+    ).json()
+    assert len(first["entry"]) == 1 and any(link["relation"] == "next" for link in first["link"])
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        body = request("e2e-nmol", fhir_server, {"vitaminD": first})
+        answer = await client.post(URL, json=body)
+    assert answer.status_code == 200
+    deficient = next(c for c in answer.json()["cards"] if c["source"]["topic"]["code"] == "vitd-deficient")
+    assert "40 nmol/L (16 ng/mL)" in deficient["detail"] and "70 nmol/L (28 ng/mL)" in deficient["detail"]
+
+
+async def test_a_partial_bundle_whose_next_link_leaves_the_server_stands_as_given(
+    make_app: AppFactory, fhir_server: FhirServer
+) -> None:
+    given = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": [{"relation": "next", "url": "https://elsewhere.example/fhir/Observation?page=2"}],
+        "entry": [{"resource": obs("62292-8", 12, "ng/mL", "2026-11-10", patient="e2e-nmol", id="given-1")}],
+    }
+    async with make_client(app_at(make_app, "2026-11-25")) as client:
+        answer = await client.post(URL, json=request("e2e-nmol", fhir_server, {"vitaminD": given}))
+    assert answer.status_code == 200
+    assert (
+        "12 ng/mL"
+        in next(c for c in answer.json()["cards"] if c["source"]["topic"]["code"] == "vitd-deficient")["summary"]
+    )
