@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup
-
 from .clinical.context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
@@ -141,11 +139,6 @@ class CardRenderer:
     def analyte_names(self, analytes: Iterable[str]) -> list[str]:
         return [self._names[a] for a in analytes]
 
-    def _citation(self, ref: str) -> dict[str, Any]:
-        """A source as the detail cites it; its URL (content, checked when loaded) is written as is."""
-        source = self._source(ref)
-        return {"citation": source.citation, "url": Markup(source.url) if source.url else None}
-
     def _source(self, ref: str) -> SourceSpec:
         return self._catalogue.sources[self._profile.source if ref == "profile" else ref]
 
@@ -167,10 +160,11 @@ class CardRenderer:
             "unavailable": [],
             "context": CrampContext(),
             "age_unknown": False,
+            "evidence": False,
+            "show_cramps": True,
             **values,
             "profile": self._profile,
             "critical": critical,
-            "cite": [self._citation(ref) for ref in spec.cite],
         }
         summary = " ".join(self._content.summaries[kind].render(values).split())
         if len(summary) > SUMMARY_LIMIT:

@@ -348,7 +348,6 @@ class CardSpec(_Strict):
     detail: str
     source: str
     links: list[str] = []
-    cite: list[str] = []
     suggestions: list[SuggestionSpec] = []
     # the suggestion an order card builds around a draft order: its label and action wording
     suggestion_label: str | None = None
@@ -540,7 +539,7 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
         if catalogue.sources[profile.source].url is None:
             fail(f"profile {name}'s source {profile.source!r} has no url")
     for kind, spec in catalogue.cards.items():
-        for ref in [spec.source, *spec.links, *spec.cite]:
+        for ref in [spec.source, *spec.links]:
             if ref != "profile" and ref not in sources:
                 fail(f"cards.{kind} names unknown source {ref!r}")
         for ref in [spec.source, *spec.links]:

@@ -26,7 +26,7 @@ async def test_cramps_make_the_electrolyte_check_fire(client: httpx.AsyncClient,
     assert list(got) == ["electrolytes-check"]
     check = got["electrolytes-check"]
     assert check["summary"].startswith("Leg cramps documented: magnesium and calcium not checked")
-    assert "Leg cramps are documented** (R25.2)" in check["detail"]
+    assert "Leg cramps are documented (R25.2);" in check["detail"]
     assert "None of the sources cited here shows that vitamin D relieves leg cramps" in check["detail"]
 
 

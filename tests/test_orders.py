@@ -120,7 +120,7 @@ async def test_vitamin_d_ordered_while_25ohd_is_high(client: httpx.AsyncClient) 
     )
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
-    assert card["summary"] == "Cholecalciferol ordered while 25(OH)D is high: review before signing"
+    assert card["summary"] == "Cholecalciferol ordered while 25(OH)D is high: reconsider"
     (suggestion,) = card["suggestions"]  # the suggestion removes the draft
     assert [(a["type"], a["resourceId"]) for a in suggestion["actions"]] == [("delete", "MedicationRequest/mr-1")]
     assert {r["code"] for r in card["overrideReasons"]} == {"clinically-indicated", "addressed", "not-relevant"}
@@ -130,7 +130,7 @@ async def test_vitamin_d_ordered_while_calcium_is_high(client: httpx.AsyncClient
     electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 10.9, "mg/dL")]
     request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)
     card = only_card(await client.post(SIGN, json=request))
-    assert card["summary"] == "Cholecalciferol ordered while calcium is above range: review before signing"
+    assert card["summary"] == "Cholecalciferol ordered while calcium is high: reconsider"
     assert "10.9 mg/dL" in card["detail"] and "8.6-10.2 mg/dL" in card["detail"]
 
 
@@ -177,7 +177,7 @@ async def test_every_vitamin_d_product_is_cautioned_past_a_high_calcium(
     request = order_request([draft], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=CALCIUM_11_5)
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
-    assert card["summary"].startswith(f"{product} ordered while calcium is above range")
+    assert card["summary"].startswith(f"{product} ordered while calcium is high")
     assert "hypercalcaemia needs evaluation before any vitamin D is given" in card["detail"]
     assert card["suggestions"][0]["actions"] == [
         {"type": "delete", "description": "Delete the draft order", "resourceId": "MedicationRequest/mr-7"}

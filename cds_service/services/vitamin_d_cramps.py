@@ -59,15 +59,48 @@ class VitaminDCramps:
         minor = is_minor(record.birth, as_of, self._content.thresholds.adult_age_years)
         electrolytes = record.electrolytes
         hypercalcaemia = electrolytes.hypercalcaemia if electrolytes is not None else None
-        cards = self._vitamin_d_cards(record.vitamin_d, hypercalcaemia, record.context, patient_id, as_of, shared)
+        vitamin_d = record.vitamin_d
+        wanted = self._wanted(record, electrolytes) if electrolytes is not None and not minor else ()
+        check = any(e not in record.pending for e in wanted)
+        low = (
+            vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT)
+            and vitamin_d.latest is not None
+            and not treatment_begun(record.context.vitamin_d_started, vitamin_d.latest)
+        )
+        status_card = low or vitamin_d.status in (Status.HIGH, Status.VERY_HIGH)
+        # One response says a thing once: the evidence sentence in the card it concerns most (the
+        # check when cramps are its reason), the cramp context in one card.
+        evidence_on_check = check and (record.context.cramps or not low)
+        cards = self._vitamin_d_cards(
+            vitamin_d,
+            hypercalcaemia,
+            record.context,
+            patient_id,
+            as_of,
+            shared | {"evidence": low and not evidence_on_check, "show_cramps": not check},
+        )
         if minor:  # only the wrong-test card, which holds no adult cut-point
-            return cards if record.vitamin_d.wrong_test_only else []
+            return cards if vitamin_d.wrong_test_only else []
         if electrolytes is not None:
-            blocked = [self._cards.view(r) for r in record.vitamin_d.unreadable] if record.vitamin_d.blocked else []
+            blocked = [self._cards.view(r) for r in vitamin_d.unreadable] if vitamin_d.blocked else []
             cards += self._electrolyte_cards(
-                record, electrolytes, patient_id, shared | {"vitamin_d_unreadable": blocked}
+                record,
+                electrolytes,
+                wanted,
+                patient_id,
+                shared
+                | {"vitamin_d_unreadable": blocked, "evidence": evidence_on_check, "show_cramps": not status_card},
             )
         return by_severity(cards)
+
+    @staticmethod
+    def _wanted(record: Record, electrolytes: ElectrolyteAssessment) -> tuple[str, ...]:
+        return to_check(
+            electrolytes,
+            cramps=record.context.cramps,
+            deficient=record.vitamin_d.status is Status.DEFICIENT,
+            on_loop_or_thiazide=bool(record.context.electrolyte_drugs),
+        )
 
     def _status_label(self, status: Status | None) -> str:
         return self._profile.insufficient_label if status is Status.INSUFFICIENT else str(status)
@@ -142,16 +175,15 @@ class VitaminDCramps:
         return []
 
     def _electrolyte_cards(
-        self, record: Record, electrolytes: ElectrolyteAssessment, patient_id: str, shared: dict[str, Any]
+        self,
+        record: Record,
+        electrolytes: ElectrolyteAssessment,
+        wanted: tuple[str, ...],
+        patient_id: str,
+        shared: dict[str, Any],
     ) -> list[Card]:
         cards: list[Card] = []
         unreadable = dict(electrolytes.unreadable)
-        wanted = to_check(
-            electrolytes,
-            cramps=record.context.cramps,
-            deficient=record.vitamin_d.status is Status.DEFICIENT,
-            on_loop_or_thiazide=bool(record.context.electrolyte_drugs),
-        )
         to_order = [e for e in wanted if e not in record.pending]
         if to_order:
             vitamin_d = record.vitamin_d
