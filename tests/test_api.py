@@ -574,3 +574,12 @@ async def test_an_unreadable_repeat_never_hides_the_critical_result_before_it(cl
     assert c["indicator"] == "critical" and c["summary"].startswith("Critical: K 6.5 mmol/L high on 2026-11-18")
     assert "A newer potassium, serum/plasma (2026-11-24) could not be interpreted (text, not a value)" in c["detail"]
     assert "not the current state" in c["detail"]
+
+
+async def test_an_unreadable_repeat_never_hides_a_very_high_25ohd(client: httpx.AsyncClient) -> None:
+    vitamin_d = [obs("62292-8", 200, when="2026-11-20"), obs("62292-8", 180, "ng/mL", "2026-10-20")]  # no unit
+    c = card(await client.post(URL, json=hook_request(vitamin_d, normal_electrolytes())), "vitd-high")
+    assert c["indicator"] == "critical" and "180 ng/mL on 2026-10-20" in c["summary"]
+    assert (
+        "could not be interpreted (no unit): this is the latest readable result, not the current state" in c["detail"]
+    )

@@ -317,3 +317,10 @@ async def test_bad_order_contexts_are_400(client: httpx.AsyncClient, url: str, m
     mutate(request)
     response = await client.post(url, json=request)
     assert response.status_code == 400 and response.json()["issue"][0]["expression"] == [field]
+
+
+async def test_vitamin_d_is_cautioned_past_a_high_level_an_unreadable_repeat_follows(client: httpx.AsyncClient) -> None:
+    vitamin_d = [obs("62292-8", 200, when="2026-11-20"), obs("62292-8", 180, "ng/mL", "2026-10-20")]  # no unit
+    request = order_request([CHOLECALCIFEROL], vitamin_d=vitamin_d, electrolytes=normal_electrolytes())
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "critical"

@@ -42,6 +42,19 @@ class VitaminDAssessment:
     history: tuple[LabResult, ...]  # the other interpretable 25(OH)D results, newest first
     unreadable: tuple[LabResult, ...]  # 25(OH)D results newer than any that decides, not interpretable
     wrong_tests: tuple[LabResult, ...]  # recent results of tests that never give a status
+    # Blocked by an unreadable result: the latest readable one in the window, when it is high. It is
+    # shown as what it is, never as the current status: an unreadable repeat hides no high level.
+    high_before: LabResult | None = None
+    high_before_status: Status | None = None
+
+    @property
+    def high(self) -> tuple[LabResult, Status] | None:
+        """The high 25(OH)D a card must show: the deciding one, or the one before an unreadable repeat."""
+        if self.latest is not None and self.status in (Status.HIGH, Status.VERY_HIGH):
+            return self.latest, self.status
+        if self.high_before is not None and self.high_before_status is not None:
+            return self.high_before, self.high_before_status
+        return None
 
     @property
     def blocked(self) -> bool:
@@ -74,6 +87,9 @@ def assess_vitamin_d(
     status = classify(deciding, profile) if deciding is not None else None
     readable = [r for r in dated if r.value is not None]
     first_readable = readable[0] if readable else None
+    earlier = next((r for r in in_window if r.value is not None), None) if deciding is None else None
+    earlier_status = classify(earlier, profile) if earlier is not None else None
+    high_before = earlier_status in (Status.HIGH, Status.VERY_HIGH)
     return VitaminDAssessment(
         status=status,
         latest=deciding,
@@ -84,6 +100,8 @@ def assess_vitamin_d(
             if r.value is None and (first_readable is None or r.effective > first_readable.effective)  # type: ignore[operator]
         ),
         wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
+        high_before=earlier if high_before else None,
+        high_before_status=earlier_status if high_before else None,
     )
 
 

@@ -61,13 +61,11 @@ class VitaminDCramps:
         hypercalcaemia = electrolytes.hypercalcaemia if electrolytes is not None else None
         vitamin_d = record.vitamin_d
         wanted = self._wanted(record, electrolytes) if electrolytes is not None and not minor else ()
-        check = any(e not in record.pending for e in wanted)
-        low = (
-            vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT)
-            and vitamin_d.latest is not None
-            and not treatment_begun(record.context.vitamin_d_started, vitamin_d.latest)
-        )
-        status_card = low or vitamin_d.status in (Status.HIGH, Status.VERY_HIGH)
+        to_order = tuple(e for e in wanted if e not in record.pending)
+        check = bool(to_order)
+        treated = vitamin_d.latest is not None and treatment_begun(record.context.vitamin_d_started, vitamin_d.latest)
+        low = vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT) and not treated
+        status_card = low or vitamin_d.high is not None
         # One response says a thing once: the evidence sentence in the card it concerns most (the
         # check when cramps are its reason), the cramp context in one card.
         evidence_on_check = check and (record.context.cramps or not low)
@@ -75,6 +73,7 @@ class VitaminDCramps:
             vitamin_d,
             hypercalcaemia,
             record.context,
+            treated,
             patient_id,
             as_of,
             shared | {"evidence": low and not evidence_on_check, "show_cramps": not check},
@@ -87,6 +86,7 @@ class VitaminDCramps:
                 record,
                 electrolytes,
                 wanted,
+                to_order,
                 patient_id,
                 shared
                 | {"vitamin_d_unreadable": blocked, "evidence": evidence_on_check, "show_cramps": not status_card},
@@ -121,46 +121,56 @@ class VitaminDCramps:
         vitamin_d: VitaminDAssessment,
         hypercalcaemia: Finding | None,
         context: CrampContext,
+        treated: bool,
         patient_id: str,
         as_of: datetime,
         shared: dict[str, Any],
     ) -> list[Card]:
+        """The vitamin D status or wrong-test card; none for a low result once treatment has begun."""
         status_days = self._content.thresholds.windows.vitamin_d_status_days
         history = [self._cards.view(r, old=not within(r, as_of, status_days)) for r in vitamin_d.history]
         status, latest = vitamin_d.status, vitamin_d.latest
-        calcium = {
+        calcium: dict[str, Any] = {
             "calcium": self._cards.finding_view(hypercalcaemia) if hypercalcaemia else None,
             "rows": self._cards.finding_rows(hypercalcaemia) if hypercalcaemia else [],
         }
-        if latest is not None:
-            shared = (
-                shared
-                | calcium
-                | {
-                    "latest": self._cards.view(latest),
-                    "history": history,
-                    "unreadable": [self._cards.view(r) for r in vitamin_d.unreadable],
-                }
-            )
-            if status in (Status.DEFICIENT, Status.INSUFFICIENT):
-                if treatment_begun(context.vitamin_d_started, latest):
-                    return []
-                return [
-                    self._cards.render(
-                        "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient",
-                        patient_id,
-                        critical=hypercalcaemia is not None and hypercalcaemia.critical,
-                        hypercalcaemia=hypercalcaemia is not None,
-                        status_label=self._status_label(status),
-                        remark=self._low_remark(context, hypercalcaemia),
-                        **shared,
-                    )
-                ]
-            if status in (Status.HIGH, Status.VERY_HIGH):
-                very_high = status is Status.VERY_HIGH
-                critical = very_high or (hypercalcaemia is not None and hypercalcaemia.critical)
-                return [self._cards.render("vitd-high", patient_id, critical=critical, very_high=very_high, **shared)]
-        elif vitamin_d.wrong_test_only:
+        unreadable = [self._cards.view(r) for r in vitamin_d.unreadable]
+        if latest is not None and status in (Status.DEFICIENT, Status.INSUFFICIENT):
+            if treated:
+                return []
+            return [
+                self._cards.render(
+                    "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient",
+                    patient_id,
+                    critical=hypercalcaemia is not None and hypercalcaemia.critical,
+                    hypercalcaemia=hypercalcaemia is not None,
+                    status_label=self._status_label(status),
+                    remark=self._low_remark(context, hypercalcaemia),
+                    latest=self._cards.view(latest),
+                    history=history,
+                    unreadable=unreadable,
+                    **calcium,
+                    **shared,
+                )
+            ]
+        if (high := vitamin_d.high) is not None:  # the deciding result, or the one before an unreadable repeat
+            result, high_status = high
+            very_high = high_status is Status.VERY_HIGH
+            return [
+                self._cards.render(
+                    "vitd-high",
+                    patient_id,
+                    critical=very_high or (hypercalcaemia is not None and hypercalcaemia.critical),
+                    very_high=very_high,
+                    latest=self._cards.view(result),
+                    history=history,
+                    unreadable=unreadable,
+                    superseded_by=unreadable[0] if vitamin_d.blocked else None,
+                    **calcium,
+                    **shared,
+                )
+            ]
+        if vitamin_d.wrong_test_only:
             wrong = [self._cards.view(r) for r in vitamin_d.wrong_tests]
             return [
                 self._cards.render(
@@ -179,12 +189,14 @@ class VitaminDCramps:
         record: Record,
         electrolytes: ElectrolyteAssessment,
         wanted: tuple[str, ...],
+        to_order: tuple[str, ...],
         patient_id: str,
         shared: dict[str, Any],
     ) -> list[Card]:
+        """The check card for `to_order` (what is wanted and not already pending), and the card of
+        abnormal values."""
         cards: list[Card] = []
         unreadable = dict(electrolytes.unreadable)
-        to_order = [e for e in wanted if e not in record.pending]
         if to_order:
             vitamin_d = record.vitamin_d
             cards.append(

@@ -127,7 +127,7 @@ class VitaminDOrders:
         """Any vitamin D product while the latest 25(OH)D is high or the deciding calcium is above
         range; critical past very high 25(OH)D or a critical calcium."""
         vitamin_d = record.vitamin_d
-        high = vitamin_d.latest if vitamin_d.status in (Status.HIGH, Status.VERY_HIGH) else None
+        high, high_status = vitamin_d.high or (None, None)
         calcium = record.electrolytes.hypercalcaemia if record.electrolytes else None
         if high is None and calcium is None:
             return None
@@ -135,11 +135,11 @@ class VitaminDOrders:
         return self._cards.render(
             "vitd-supplement-caution",
             patient_id,
-            critical=vitamin_d.status is Status.VERY_HIGH or (calcium is not None and calcium.critical),
+            critical=high_status is Status.VERY_HIGH or (calcium is not None and calcium.critical),
             suggestions=self._remove(draft, "vitd-supplement-caution"),
             medication=draft.product,
             vitamin_d=self._cards.view(high) if high else None,
-            vitamin_d_status=str(vitamin_d.status),
+            vitamin_d_status=str(high_status),
             calcium=self._cards.finding_view(calcium) if calcium else None,
             rows=rows,
             **shared,

@@ -158,3 +158,22 @@ def test_wrong_test_only_when_no_usable_25ohd_in_window(content: Content) -> Non
 )
 def test_treatment_begun_only_after_the_deciding_result(started: datetime | None, begun: bool) -> None:
     assert treatment_begun(started, vitd(15, 10)) is begun
+
+
+@pytest.mark.parametrize(
+    ("results", "shown"),
+    [
+        ([vitd(None, 5), vitd(180, 30)], VH),  # a very high level is not hidden by an unreadable repeat
+        ([vitd(None, 5), vitd(120, 30)], H),
+        ([vitd(None, 5), vitd(15, 30)], None),  # a low one is (CLINICAL.md: no deficiency card)
+        ([vitd(None, 5), vitd(180, 400)], None),  # outside the window
+        ([vitd(180, 5)], VH),  # deciding, not blocked
+    ],
+)
+def test_a_high_level_before_an_unreadable_repeat_is_still_shown(
+    content: Content, results: list[LabResult], shown: Status | None
+) -> None:
+    a = assess(content, results)
+    assert (a.high[1] if a.high else None) is shown
+    if a.blocked:
+        assert a.status is None and a.latest is None  # still no current status
