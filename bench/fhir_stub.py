@@ -1,4 +1,10 @@
-"""A FHIR server stub for workload (c): every query is answered after BENCH_STUB_DELAY_S (50 ms)."""
+"""A FHIR server stub for workloads (c) and (d): canned search results for the typical patient.
+
+Under `/fhir` every query is answered after BENCH_STUB_DELAY_S (50 ms, workload (c)); under
+`/nodelay/fhir` at once (workload (d)), so that the service's own CPU bounds its throughput. On one
+core this stub answers 4,000-7,000 queries a second, several times what (d) asks of it (six per hook
+call); bench/run.py reports how busy its core was.
+"""
 
 from __future__ import annotations
 
@@ -35,4 +41,8 @@ async def fhir(request: Request) -> Response:
     return Response(DATA[_key(request)], media_type="application/fhir+json")
 
 
-app = Starlette(routes=[Route("/fhir/{path:path}", fhir)])
+async def fhir_now(request: Request) -> Response:
+    return Response(DATA[_key(request)], media_type="application/fhir+json")
+
+
+app = Starlette(routes=[Route("/fhir/{path:path}", fhir), Route("/nodelay/fhir/{path:path}", fhir_now)])

@@ -1,7 +1,10 @@
 """`make bench`: the service against a baseline on the same stack, driven by wrk.
 
 For each workload and concurrency the two servers take turns (service, baseline, service, baseline)
-for a fixed duration each; the table shows the mean of the turns. See bench/README.md.
+for a fixed duration each; the table shows the mean of the turns, with the CPU time each server's
+process spent per call (utime + stime of /proc/<pid>/stat, all its threads, over the turn, divided by
+the requests wrk completed). With two cores or more the service and the baseline run on core 0, the
+FHIR stub and wrk on core 1. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +28,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 32)
+CONNECTIONS = {"d-fetched": (1, 8)}  # the others: CONCURRENCY
+FETCHED = ("c-no-prefetch", "d-fetched")  # read from the FHIR stub: no baseline ratio
 DURATION_S = int(os.environ.get("BENCH_DURATION_S", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 STUB_DELAY_S = 0.05
 SERVICE_PATH = "/cds-services/vitamin-d-cramps"
+PINNED = (os.cpu_count() or 1) >= 2
+SERVER_CORES, LOAD_CORES = {0}, {1}  # the service and the baseline; the FHIR stub and wrk
 
 
 def free_port() -> int:
@@ -38,10 +45,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    args: list[str], env: dict[str, str], health: str, log: Path, cores: set[int]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The Python process of `args` (uvicorn in process: its pid is the server's), pinned to `cores`."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=os.environ | env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin(cores),
         )
     try:
         deadline = time.monotonic() + 60
@@ -58,6 +73,17 @@ def server(args: list[str], env: dict[str, str], health: str, log: Path) -> Iter
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def pin(cores: set[int]) -> Callable[[], None] | None:
+    """Set in the child before exec, so that every thread it starts inherits the affinity."""
+    return (lambda: os.sched_setaffinity(0, cores)) if PINNED else None
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU time of the process, all its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of proc(5)
 
 
 def uvicorn(module: str, port: int) -> list[str]:
@@ -96,18 +122,32 @@ def wrk(url: str, body: Path, connections: int) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=pin(LOAD_CORES),
     ).stdout
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     latency = {p: float(v) * _UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    requests = int(re.search(r"^\s*(\d+) requests in ", out, re.M)[1])  # type: ignore[index]
     return {
         "rps": rps,
+        "requests": requests,
         "p50_ms": latency["50"],
         "p99_ms": latency["99"],
         "socket_errors": errors,
         "non_2xx": int(non_2xx[1]) if non_2xx else 0,  # under overload: 412 once the FHIR deadline passes
     }
+
+
+def run(proc: subprocess.Popen[bytes], url: str, body: Path, connections: int, stub: int) -> dict[str, float]:
+    """One wrk turn against the server `proc`, with the CPU it spent per call and the share of a
+    core the FHIR stub (process `stub`) used meanwhile."""
+    cpu, stub_cpu, start = cpu_s(proc.pid), cpu_s(stub), time.monotonic()
+    result = wrk(url, body, connections)
+    wall = time.monotonic() - start
+    result["cpu_ms_per_call"] = (cpu_s(proc.pid) - cpu) * 1000 / max(result["requests"], 1)
+    result["stub_busy"] = (cpu_s(stub) - stub_cpu) / wall
+    return result
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -138,6 +178,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cds-bench-"))
     stub_port, service_port, baseline_port = free_port(), free_port(), free_port()
     stub_url = f"http://127.0.0.1:{stub_port}/fhir"
+    fast_stub_url = f"http://127.0.0.1:{stub_port}/nodelay/fhir"
     service_env = {
         "CDS_AUTH": "off",
         "CDS_FHIR_ALLOW_INSECURE": "true",
@@ -145,22 +186,28 @@ def main() -> None:
         "CDS_LOG_FORMAT": "json",
     }
     results: list[dict[str, Any]] = []
+    if PINNED:
+        print(f"pinned: the service and the baseline to core 0; the FHIR stub and wrk to core 1 (of {os.cpu_count()})")
+    else:
+        print("one core: nothing pinned; the FHIR stub and wrk share it with the servers")
     with (
         server(
             uvicorn("bench.fhir_stub:app", stub_port),
             {"BENCH_STUB_DELAY_S": str(STUB_DELAY_S)},
             f"{stub_url}/Patient/x",
             work / "stub.log",
-        ),
+            LOAD_CORES,
+        ) as stub,
         server(
             ["-m", "cds_service", "serve", "--port", str(service_port), "--no-access-log"],
             service_env,
             f"http://127.0.0.1:{service_port}/healthz",
             work / "service.log",
+            SERVER_CORES,
         ) as service,
     ):
         service_url = f"http://127.0.0.1:{service_port}{SERVICE_PATH}"
-        for name, request in workloads(stub_url).items():
+        for name, request in workloads(stub_url, fast_stub_url).items():
             body = work / f"{name}.json"
             body.write_text(json.dumps(request))
             answer = httpx.post(
@@ -175,14 +222,16 @@ def main() -> None:
                 baseline_env,
                 f"http://127.0.0.1:{baseline_port}/docs",
                 work / "baseline.log",
-            ):
+                SERVER_CORES,
+            ) as baseline:
                 baseline_url = f"http://127.0.0.1:{baseline_port}{SERVICE_PATH}"
-                for connections in CONCURRENCY:
+                for connections in CONNECTIONS.get(name, CONCURRENCY):
                     ours, theirs = [], []
                     for _ in range(ROUNDS):
-                        ours.append(wrk(service_url, body, connections))
-                        theirs.append(wrk(baseline_url, body, connections))
-                    row = {
+                        ours.append(run(service, service_url, body, connections, stub.pid))
+                        theirs.append(run(baseline, baseline_url, body, connections, stub.pid))
+                        del theirs[-1]["stub_busy"]
+                    row: dict[str, Any] = {
                         "workload": name,
                         "request_kb": round(body.stat().st_size / 1024, 1),
                         "cards": len(answer.json()["cards"]),
@@ -190,25 +239,43 @@ def main() -> None:
                         "service": mean(ours),
                         "baseline": mean(theirs),
                     }
-                    row["ratio"] = round(row["service"]["rps"] / row["baseline"]["rps"], 2)
+                    fetched = name in FETCHED
+                    row["ratio"] = None if fetched else round(row["service"]["rps"] / row["baseline"]["rps"], 2)
                     results.append(row)
                     print_row(row)
         rss = peak_rss_mb(service.pid)
-    report = {
+    report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "duration_s": DURATION_S,
         "rounds": ROUNDS,
+        "pinned": {"service_and_baseline": sorted(SERVER_CORES), "stub_and_wrk": sorted(LOAD_CORES)}
+        if PINNED
+        else None,
         "service_peak_rss_mb": round(rss, 1),
         "results": results,
+        "cpu_per_call_d_to_a": cpu_ratios(results),
     }
     report["targets"] = targets(results, rss)
     out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\nservice CPU per call, (d) fetched against (a) prefetched:")
+    for connections, ratio in report["cpu_per_call_d_to_a"].items():
+        print(f"{connections:>5} connections: {ratio:.2f} x")
+    for row in results:
+        if row["workload"] in FETCHED:
+            busy = row["service"]["stub_busy"]
+            print(f"FHIR stub busy during {row['workload']} at {row['connections']} connections: {busy:.0%} of a core")
     print(f"\nservice peak RSS: {rss:.1f} MB")
     for target, (ok, figure) in report["targets"].items():
         print(f"{'met ' if ok else 'MISS'}  {target}: {figure}")
     print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def cpu_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
+    """The service's CPU per call of (d) over (a)'s, by connections (JSON keys: strings)."""
+    cpu = {(r["workload"], r["connections"]): r["service"]["cpu_ms_per_call"] for r in results}
+    return {str(c): round(cpu["d-fetched", c] / cpu["a-typical", c], 2) for c in CONNECTIONS["d-fetched"]}
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -216,18 +283,22 @@ def print_row(row: dict[str, Any]) -> None:
     if row["connections"] == CONCURRENCY[0]:
         print(f"\n{row['workload']} ({row['request_kb']} KB request, {row['cards']} cards)")
         heads = ["service req/s", "baseline req/s", "ratio", "svc p50 ms", "svc p99 ms", "base p50 ms", "base p99 ms"]
-        print(f"{'conn':>5} " + " ".join(f"{h:>14}" for h in heads))
-    cells = [f"{s['rps']:.0f}", f"{b['rps']:.0f}", f"{row['ratio']:.2f}"]
+        heads += ["svc CPU ms/call", "base CPU ms/call"]
+        print(f"{'conn':>5} " + " ".join(f"{h:>16}" for h in heads))
+    ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+    cells = [f"{s['rps']:.0f}", f"{b['rps']:.0f}", ratio]
     cells += [f"{x[p]:.2f}" for x in (s, b) for p in ("p50_ms", "p99_ms")]
-    print(f"{row['connections']:>5} " + " ".join(f"{c:>14}" for c in cells))
+    cells += [f"{x['cpu_ms_per_call']:.2f}" for x in (s, b)]
+    print(f"{row['connections']:>5} " + " ".join(f"{c:>16}" for c in cells))
 
 
 def targets(results: list[dict[str, Any]], rss: float) -> dict[str, tuple[bool, str]]:
     def at(workload: str, connections: int) -> dict[str, Any]:
         return next(r for r in results if r["workload"] == workload and r["connections"] == connections)
 
-    a8, b8, c1 = at("a-typical", 8), at("b-heavy", 8), at("c-no-prefetch", 1)
+    a8, b8, c1, d8 = at("a-typical", 8), at("b-heavy", 8), at("c-no-prefetch", 1), at("d-fetched", 8)
     limit_c = 1.3 * STUB_DELAY_S * 1000
+    cpu_a8, cpu_d8 = a8["service"]["cpu_ms_per_call"], d8["service"]["cpu_ms_per_call"]
     return {
         "(a) throughput >= 60% of baseline at 8 connections": (a8["ratio"] >= 0.6, f"{a8['ratio']:.0%}"),
         "(a) p99 < 20 ms at 8 connections": (a8["service"]["p99_ms"] < 20, f"{a8['service']['p99_ms']} ms"),
@@ -235,6 +306,10 @@ def targets(results: list[dict[str, Any]], rss: float) -> dict[str, tuple[bool, 
         f"(c) p50 < {limit_c:.0f} ms (1.3 x the stub's {STUB_DELAY_S * 1000:.0f} ms)": (
             c1["service"]["p50_ms"] < limit_c,
             f"{c1['service']['p50_ms']} ms",
+        ),
+        "(d) CPU per fetched call <= 2.0 x (a)'s at 8 connections": (
+            cpu_d8 <= 2.0 * cpu_a8,
+            f"{cpu_d8 / cpu_a8:.2f} x ({cpu_d8} against {cpu_a8} ms)",
         ),
         "peak RSS < 200 MB": (rss < 200, f"{rss:.1f} MB"),
     }

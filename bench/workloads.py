@@ -1,4 +1,4 @@
-"""The three workloads of the benchmark, as hook requests (and the FHIR data the stub serves)."""
+"""The four workloads of the benchmark, as hook requests (and the FHIR data the stub serves)."""
 
 from __future__ import annotations
 
@@ -118,9 +118,12 @@ def hook_request(prefetch: dict[str, Any] | None, fhir_server: str | None = None
     return request
 
 
-def workloads(stub_url: str) -> dict[str, dict[str, Any]]:
+def workloads(stub_url: str, fast_stub_url: str | None = None) -> dict[str, dict[str, Any]]:
+    """(c) and (d) are (a)'s patient read from the FHIR stub: after 50 ms, and at once (from
+    `fast_stub_url`, `stub_url` when not given)."""
     return {
         "a-typical": hook_request(patient_data(40)),
         "b-heavy": hook_request(patient_data(295)),  # 5 + 295 = 300 Observations
         "c-no-prefetch": hook_request(None, stub_url),
+        "d-fetched": hook_request(None, fast_stub_url or stub_url),
     }

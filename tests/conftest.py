@@ -25,6 +25,7 @@ from cds_service.app import create_app
 from cds_service.content import Content, load_content
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
+from tests.fhir_routes import FhirRoutes
 from tests.rules import check_response
 from tests.servers import service
 
@@ -80,6 +81,16 @@ def keys() -> Keys:
 @pytest.fixture(scope="session")
 def content() -> Content:
     return load_content()
+
+
+@pytest.fixture
+def fhir_routes() -> Iterator[FhirRoutes]:
+    """A FHIR server on loopback answering from the routes a test declares; at the end every request
+    must have met a route and (unless the test says otherwise) every route a request."""
+    routes = FhirRoutes()
+    with routes.running():
+        yield routes
+    routes.check()
 
 
 @pytest.fixture
@@ -149,6 +160,13 @@ async def make_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def client(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(make_app()) as c:
+        yield c
+
+
+@pytest.fixture
+async def fetching(make_app: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the service allowed to read from the `fhir_routes` server (http, on loopback)."""
+    async with make_client(make_app(fhir_allow_insecure=True)) as c:
         yield c
 
 

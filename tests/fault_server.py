@@ -1,5 +1,5 @@
 """A FHIR server on loopback that misbehaves on request: a real HTTP/1.1 server (asyncio streams in
-its own thread), so faults happen on real sockets, where respx cannot reach (a stalled socket, a
+its own thread), so faults happen on real sockets, where no in-process mock reaches (a stalled socket, a
 body trickled a byte at a time, a connection dropped mid-exchange).
 
 Each query is sorted into the prefetch key it serves (vitaminD, electrolytes, conditions,
@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
+
+from tests.loopback import LoopbackServer
 
 FAULTS = (
     "stall",  # read the request, never answer
@@ -52,58 +53,18 @@ def _kind(path: str, query: dict[str, list[str]]) -> str:
     }.get(resource, "?")
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(self, data: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__()
         self.data = data  # resources per key; "patient" holds the Patient
         self.faults: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []  # (key, fault) per request received
-        self.open_connections = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    # -- lifecycle -------------------------------------------------------------------------------
 
     @contextmanager
-    def running(self) -> Iterator[FaultServer]:
+    def running(self) -> Iterator[Self]:
         _bomb()  # made before serving: it takes a second, longer than a query may wait
-        ready = threading.Event()
-        thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),), daemon=True)
-        thread.start()
-        assert ready.wait(10), "the fault server did not start"
-        try:
+        with super().running():
             yield self
-        finally:
-            assert self._loop is not None and self._stop is not None
-            self._loop.call_soon_threadsafe(self._stop.set)
-            thread.join(10)
-
-    async def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        async with server:
-            await self._stop.wait()
-            server.close()
-
-    # -- one connection, several requests (keep-alive) ---------------------------------------------
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.open_connections += 1
-        try:
-            while await self._request(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.open_connections -= 1
-            writer.close()
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection is over."""

@@ -161,7 +161,7 @@ async def test_prefetch_is_used_whatever_the_fhir_server(client: httpx.AsyncClie
 @pytest.mark.parametrize("patient", [".", "..", "...", "a/b", "../Patient", "p%2F1", "p?x=1", "p#1", "p 1", "x" * 65])
 async def test_a_patient_id_that_is_not_a_fhir_id_is_400(client: httpx.AsyncClient, patient: str) -> None:
     """`..` would make the Patient read a search of every patient on the EHR's server, with its token."""
-    request = without_prefetch()
+    request = without_prefetch("https://ehr.example.org/fhir")
     request["context"]["patientId"] = patient
     answer = await client.post(URL, json=request)
     assert answer.status_code == 400 and "context.patientId" in diagnostics(answer)
@@ -181,7 +181,7 @@ async def test_unusual_but_valid_patient_ids_pass(client: httpx.AsyncClient, pat
 
 @pytest.mark.parametrize("token", ["tök€n", "a b", "line\nbreak", ""])
 async def test_an_access_token_that_cannot_be_a_header_is_400(client: httpx.AsyncClient, token: str) -> None:
-    request = without_prefetch()
+    request = without_prefetch("https://ehr.example.org/fhir")
     request["fhirAuthorization"]["access_token"] = token
     answer = await client.post(URL, json=request)
     assert answer.status_code == 400 and "fhirAuthorization.access_token" in diagnostics(answer)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import respx
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
@@ -20,12 +19,12 @@ from cds_service import logs
 from cds_service.logs import access_path
 from tests.builders import bundle, hook_request, obs
 from tests.conftest import AppFactory, make_client
+from tests.fhir_routes import FhirRoutes
 from tests.servers import service
 
 pytestmark = pytest.mark.anyio
 SERVICE = "http://cds.test/cds-services/vitamin-d-cramps"
 ISS = "https://ehr.example.org"
-FHIR = "https://ehr.example.org/fhir"
 ACCESS_TOKEN = "fhir-access-token-5f2b9c"
 PATIENT = "patient-73914"
 
@@ -51,12 +50,12 @@ def test_redact() -> None:
 
 
 async def test_no_token_or_patient_value_reaches_the_log(
-    make_app: AppFactory, tmp_path: Path, captured: io.StringIO
+    make_app: AppFactory, tmp_path: Path, captured: io.StringIO, fhir_routes: FhirRoutes
 ) -> None:
     key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
     issuers = tmp_path / "issuers.json"
     issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": {"keys": [key.as_dict(private=False)]}}]}))
-    app = make_app(auth="jwt", trusted_issuers_file=issuers)
+    app = make_app(auth="jwt", trusted_issuers_file=issuers, fhir_allow_insecure=True)
     vitamin_d = obs("62292-8", 13.7, "ng/mL", "2026-11-10", patient=PATIENT, id="vitd-secret-id")
     electrolytes = obs("2823-3", 3.14, "mmol/L", "2026-11-10", patient=PATIENT)
 
@@ -66,7 +65,7 @@ async def test_no_token_or_patient_value_reaches_the_log(
         return jwt.encode({"alg": "ES384", "kid": "k1", "typ": "JWT"}, claims, key, algorithms=["ES384"])
 
     request = hook_request(patient=PATIENT, prefetch={})
-    request["fhirServer"] = FHIR
+    request["fhirServer"] = FHIR = fhir_routes.base_url
     request["fhirAuthorization"] = {
         "access_token": ACCESS_TOKEN,
         "token_type": "Bearer",
@@ -76,15 +75,14 @@ async def test_no_token_or_patient_value_reaches_the_log(
     }
     jwts = [token(), token(), "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."]
     async with make_client(app) as client:
-        with respx.mock:
-            respx.get(url__regex=rf"{FHIR}/Observation\?.*62292-8").respond(json=bundle(vitamin_d))
-            respx.get(url__regex=rf"{FHIR}/Observation\?.*2823-3").respond(json=bundle(electrolytes))
-            respx.get(f"{FHIR}/Patient/{PATIENT}").respond(500)
-            respx.get(f"{FHIR}/Condition").respond(json=bundle())
-            respx.get(f"{FHIR}/MedicationRequest").respond(json=bundle())
-            respx.get(f"{FHIR}/ServiceRequest").respond(json=bundle())
-            for t in jwts:
-                await client.post(SERVICE, json=request, headers={"Authorization": f"Bearer {t}"})
+        fhir_routes.get(regex=r"^/fhir/Observation\?.*62292-8").respond(json=bundle(vitamin_d))
+        fhir_routes.get(regex=r"^/fhir/Observation\?.*2823-3").respond(json=bundle(electrolytes))
+        fhir_routes.get(f"/Patient/{PATIENT}").respond(500)
+        fhir_routes.get("/Condition").respond(json=bundle())
+        fhir_routes.get("/MedicationRequest").respond(json=bundle())
+        fhir_routes.get("/ServiceRequest").respond(json=bundle())
+        for t in jwts:
+            await client.post(SERVICE, json=request, headers={"Authorization": f"Bearer {t}"})
         # and what a careless library might log
         noisy = logging.getLogger("some.library")
         noisy.warning("request to %s with Authorization: Bearer %s", f"{FHIR}/Patient/{PATIENT}", ACCESS_TOKEN)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
 from cds_service.store.database import open_database
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
+from tests.fhir_routes import FhirRoutes, Reply
 from tests.servers import service
 from tests.test_fetch import route_fhir, without_prefetch
 
@@ -30,7 +30,8 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> None:
+async def test_counters_follow_a_scripted_session(fetching: httpx.AsyncClient, fhir_routes: FhirRoutes) -> None:
+    client = fetching
     before = (await client.get("/metrics")).text
     deficient = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes())
     for _ in range(3):
@@ -39,9 +40,9 @@ async def test_counters_follow_a_scripted_session(client: httpx.AsyncClient) -> 
     no_data = hook_request()
     del no_data["prefetch"]
     assert (await client.post(SERVICE, json=no_data)).status_code == 412
-    with respx.mock:  # one call reads its data from a FHIR server: six queries, the electrolytes failing
-        route_fhir(bundle(obs("62292-8", 12, "ng/mL")), httpx.Response(404))
-        assert (await client.post(SERVICE, json=without_prefetch())).status_code == 200
+    # one call reads its data from a FHIR server: six queries, the electrolytes failing
+    route_fhir(fhir_routes, bundle(obs("62292-8", 12, "ng/mL")), Reply(404))
+    assert (await client.post(SERVICE, json=without_prefetch(fhir_routes.base_url))).status_code == 200
     card = (await client.post(SERVICE, json=deficient)).json()["cards"][0]
     entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
     assert (await client.post(f"{SERVICE}/feedback", json={"feedback": [entry]})).status_code == 200

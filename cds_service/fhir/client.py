@@ -1,10 +1,13 @@
 """The async FHIR client that reads what the EHR did not prefetch.
 
-One shared httpx.AsyncClient (pooled, keep-alive) serves every hook call. A caller names the FHIR
-server, so every URL is checked before anything is sent: https only, an allowed host name, and an
-address that is public, checked when the connection is made so that a DNS answer cannot change
-between the check and the connection. `CDS_FHIR_ALLOW_INSECURE` lifts the https and address rules
-for tests and local work; the host allowlist always holds.
+One shared aiohttp session (pooled, keep-alive) serves every hook call: a fetched call costs about
+what its network costs, where httpx's connection pool cost several times the rest of the call in
+CPU. A caller names the FHIR server, so every URL is checked before anything is sent: https only,
+an allowed host name, and public addresses, checked by the connector's resolver (every address a
+name has) and again by its socket factory for the one address each connection is made to, so that
+neither an IP literal nor a DNS answer that changes between the check and the connection gets past.
+`CDS_FHIR_ALLOW_INSECURE` lifts the https and address rules for tests and local work; the host
+allowlist always holds.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
 import orjson
+from aiohttp.abc import ResolveResult
+from yarl import URL
 
 from ..metrics import FHIR_QUERIES, FHIR_SECONDS
 from ..settings import Settings
@@ -33,6 +37,7 @@ logger = logging.getLogger("cds_service")
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_BACKOFF_S = 0.2
 _MAX_REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _JSON_TYPES = frozenset(
     {"application/fhir+json", "application/json", "application/json+fhir", "application/jwk-set+json"}
 )
@@ -63,7 +68,8 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class AddressRefused(Exception):
-    """The FHIR server's host resolves to an address the service must not contact."""
+    """The FHIR server's host resolves to an address the service must not contact. Not an OSError,
+    so that aiohttp passes it on instead of trying the next address or calling it a DNS failure."""
 
 
 # IPv6 ranges that carry or reach an IPv4 address (IPv4-compatible, IPv4-translated, NAT64 well-known
@@ -84,78 +90,50 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-class _PublicOnlyBackend(httpcore.AsyncNetworkBackend):
-    """Resolves the host itself and connects only when every address it has is public; TLS still
-    verifies the certificate against the host name."""
+class _PublicOnlyResolver(aiohttp.ThreadedResolver):
+    """A host name is contacted only when every address it has is public."""
 
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):  # UnicodeError: a name IDNA cannot encode
-            raise httpcore.ConnectError("host not found") from None
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not addresses or not all(is_public(a) for a in addresses):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        if not results or not all(is_public(result["host"]) for result in results):
             raise AddressRefused
-        error: Exception = httpcore.ConnectError("no address")
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except httpcore.ConnectError as exc:
-                error = exc
-        raise error
+        return results
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
+
+def _public_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """The socket for one connection, made only for a public address: this sees IP literals, which
+    skip the resolver, and every address the connector tries."""
+    family, kind, proto, _, address = addr_info
+    if not is_public(str(address[0])):
         raise AddressRefused
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    return socket.socket(family, kind, proto)
 
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """Built once per process: loading the CA bundle costs tens of milliseconds."""
-    return httpx.create_ssl_context(trust_env=False)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-class _PublicOnlyTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(verify=_ssl_context(), limits=limits, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_PublicOnlyBackend(),
-        )
-
-
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one shared client; tests may mount respx on it."""
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
-    transport = (
-        httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=limits, trust_env=False)
-        if settings.fhir_allow_insecure
-        else _PublicOnlyTransport(limits)
+def make_http_client(settings: Settings) -> aiohttp.ClientSession:
+    """The one shared session. No cookies (one EHR's session must never ride on another's query),
+    no decompression (done by hand under the size limit) and no timeouts of its own (each query's
+    budget is set around it)."""
+    connector = aiohttp.TCPConnector(
+        limit=100,
+        keepalive_timeout=30,
+        ssl=_ssl_context(),
+        resolver=None if settings.fhir_allow_insecure else _PublicOnlyResolver(),
+        socket_factory=None if settings.fhir_allow_insecure else _public_socket,
     )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(settings.fhir_timeout_s),
-        follow_redirects=False,
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
         trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
         headers={"Accept": "application/fhir+json"},
     )
 
@@ -164,13 +142,13 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
 class FhirServer:
     """A FHIR server a hook request named and the policy allowed, with the EHR's token."""
 
-    base: httpx.URL
+    base: URL
     token: str | None = field(default=None, repr=False)
 
-    def url(self, query: str) -> httpx.URL:
-        return httpx.URL(f"{str(self.base).rstrip('/')}/{query}")
+    def url(self, query: str) -> URL:
+        return URL(f"{str(self.base).rstrip('/')}/{query}")
 
-    def owns(self, url: httpx.URL) -> bool:
+    def owns(self, url: URL) -> bool:
         """Same scheme, host and port, and under the base path."""
         base_path = self.base.path.rstrip("/") + "/"
         return (
@@ -190,7 +168,7 @@ class Deadline:
 
 
 class FhirClient:
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, http: aiohttp.ClientSession, settings: Settings) -> None:
         self._http = http
         self._timeout = settings.fhir_timeout_s
         self._deadline_s = settings.fhir_deadline_s
@@ -205,21 +183,21 @@ class FhirClient:
         if url is None:
             raise FhirUnavailable("no fhirServer in the request")
         parsed = self._checked_url(url, "fhirServer")
-        if parsed.query or parsed.fragment:
+        if parsed.query_string or parsed.fragment:
             raise FhirUnavailable("fhirServer refused: query or fragment in the URL")
-        if self._allowed_hosts and parsed.host.lower() not in self._allowed_hosts:
+        if self._allowed_hosts and str(parsed.host).lower() not in self._allowed_hosts:
             raise FhirUnavailable("fhirServer refused: host not on the allowlist")
         return FhirServer(parsed, token)
 
-    def _checked_url(self, url: str, what: str) -> httpx.URL:
+    def _checked_url(self, url: str, what: str) -> URL:
         try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
+            parsed = URL(url)
+        except (ValueError, TypeError):
             raise FhirUnavailable(f"{what} is not a URL") from None
         allowed_schemes = {"https", "http"} if self._insecure else {"https"}
         if parsed.scheme not in allowed_schemes or not parsed.host:
             raise FhirUnavailable(f"{what} refused: not an https URL")
-        if parsed.userinfo:
+        if parsed.user is not None or parsed.password is not None:
             raise FhirUnavailable(f"{what} refused: credentials in the URL")
         host = parsed.host.rstrip(".")
         if len(host) > 253 or any(not 0 < len(label) <= 63 for label in host.split(".")):
@@ -284,7 +262,7 @@ class FhirClient:
             pages += 1
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries[: self._max_resources]}
 
-    async def _fetch(self, server: FhirServer, url: httpx.URL, deadline: Deadline) -> dict[str, Any]:
+    async def _fetch(self, server: FhirServer, url: URL, deadline: Deadline) -> dict[str, Any]:
         """GET one JSON resource: one retry on 502/503/504 and connection errors, and on a 429 whose
         Retry-After (in seconds) fits the deadline; never on other 4xx."""
         for attempt in (1, 2):
@@ -302,37 +280,35 @@ class FhirClient:
                 await asyncio.sleep(exc.wait_s)
         raise AssertionError("unreachable")
 
-    async def _get_json(self, server: FhirServer, url: httpx.URL) -> dict[str, Any]:
+    async def _get_json(self, server: FhirServer, url: URL) -> dict[str, Any]:
         headers = {"Accept-Encoding": "gzip"}
         if server.token:
             headers["Authorization"] = f"Bearer {server.token}"
         for _ in range(_MAX_REDIRECTS + 1):
             try:
-                async with self._http.stream("GET", url, headers=headers) as response:
-                    if response.is_redirect:
-                        target = url.join(response.headers.get("location", ""))
-                        if not server.owns(target):
+                async with self._http.get(url, headers=headers, allow_redirects=False) as response:
+                    status = response.status
+                    if status in _REDIRECT_STATUSES:
+                        url = _joined(url, response.headers.get("Location", ""), "a redirect")
+                        if not server.owns(url):
                             raise FhirUnavailable("redirected to another server")
-                        url = target
                         continue
-                    if response.status_code in _RETRY_STATUSES:
-                        raise _Retryable(f"HTTP {response.status_code}")
-                    retry_after = _retry_after(response.headers.get("retry-after"))
-                    if response.status_code == 429 and retry_after is not None:
+                    if status in _RETRY_STATUSES:
+                        raise _Retryable(f"HTTP {status}")
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    if status == 429 and retry_after is not None:
                         raise _Retryable("HTTP 429", retry_after)
-                    if response.status_code != 200:
-                        raise FhirUnavailable(f"HTTP {response.status_code}")
-                    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if status != 200:
+                        raise FhirUnavailable(f"HTTP {status}")
+                    media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if media_type not in _JSON_TYPES:
                         raise FhirUnavailable("the answer is not JSON")
                     body = await _bounded_body(response, self._max_bytes)
             except AddressRefused:
                 raise FhirUnavailable("fhirServer refused: not a public address") from None
-            except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
                 raise _Retryable("connection error") from None
-            except httpx.TimeoutException:
-                raise FhirUnavailable("timed out") from None
-            except httpx.HTTPError:
+            except aiohttp.ClientError:
                 raise FhirUnavailable("HTTP error") from None
             try:
                 data = orjson.loads(body)
@@ -347,15 +323,15 @@ class FhirClient:
 _INFLATE_STEP = 2**20
 
 
-async def _bounded_body(response: httpx.Response, limit: int) -> bytes:
+async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The body, inflated by hand so that the size limit holds after inflation as well as before:
-    a few hundred kilobytes of gzip can inflate to gigabytes, and httpx inflates each chunk whole."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    a few hundred kilobytes of gzip can inflate to gigabytes."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise FhirUnavailable("the answer's content encoding is not supported")
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding != "identity" else None
     body = bytearray()
-    async for raw in response.aiter_raw():
+    async for raw in response.content.iter_any():
         if inflate is None:
             body += raw
         else:
@@ -379,14 +355,19 @@ def _entries(bundle: dict[str, Any]) -> list[Any]:
     return entries
 
 
-def _next_link(bundle: dict[str, Any], server: FhirServer) -> httpx.URL | None:
+def _next_link(bundle: dict[str, Any], server: FhirServer) -> URL | None:
     links = bundle.get("link")
     if not isinstance(links, list):
         return None
     for link in links:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            try:
-                return httpx.URL(str(server.base).rstrip("/") + "/").join(link["url"])
-            except httpx.InvalidURL:
-                raise FhirUnavailable("a next link is not a URL") from None
+            return _joined(URL(str(server.base).rstrip("/") + "/"), link["url"], "a next link")
     return None
+
+
+def _joined(base: URL, reference: str, what: str) -> URL:
+    """A reference (absolute or relative) read against a base URL."""
+    try:
+        return base.join(URL(reference))
+    except (ValueError, TypeError):
+        raise FhirUnavailable(f"{what} is not a URL") from None

@@ -1,25 +1,29 @@
-"""The FHIR client against faults a real server cannot be made to show (respx), and the rules on
-which servers may be contacted (real sockets: nothing may connect)."""
+"""The FHIR client against a real server on loopback that answers as each test declares
+(tests/fhir_routes.py: retries, paging, redirects, bounds), and the rules on which servers may be
+contacted (real sockets: nothing may connect)."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import orjson
 import pytest
-import respx
+from aiohttp.abc import ResolveResult
+from yarl import URL
 
+from cds_service.fhir import client as fhir_client
 from cds_service.fhir.client import FhirClient, FhirServer, FhirUnavailable, is_public, make_http_client
 from cds_service.settings import Settings
 from tests.builders import bundle, obs
+from tests.fhir_routes import DROP, Call, FhirRoutes, Reply, html
 
 pytestmark = pytest.mark.anyio
-BASE = "https://ehr.example.org/fhir"
 SEARCH = "Observation?patient=p1&code=x"
 
 
@@ -29,17 +33,31 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def fhir(settings: Settings) -> AsyncIterator[FhirClient]:
+def loopback() -> Settings:
+    """The routes server is on loopback over http: only the insecure mode may reach it."""
+    return Settings(fhir_allow_insecure=True)
+
+
+@pytest.fixture
+async def fhir(loopback: Settings) -> AsyncIterator[FhirClient]:
+    async with make_http_client(loopback) as http:
+        yield FhirClient(http, loopback)
+
+
+@pytest.fixture
+async def secure(settings: Settings) -> AsyncIterator[FhirClient]:
     async with make_http_client(settings) as http:
         yield FhirClient(http, settings)
 
 
-def server(token: str | None = "tok-123") -> FhirServer:
-    return FhirServer(httpx.URL(BASE), token)
+def server(routes: FhirRoutes, token: str | None = "tok-123") -> FhirServer:
+    return FhirServer(URL(routes.base_url), token)
 
 
-async def get(fhir: FhirClient, query: str = SEARCH, srv: FhirServer | None = None) -> dict[str, Any]:
-    return await fhir.get(srv or server(), query, fhir.deadline())
+async def get(
+    fhir: FhirClient, routes: FhirRoutes, query: str = SEARCH, token: str | None = "tok-123"
+) -> dict[str, Any]:
+    return await fhir.get(server(routes, token), query, fhir.deadline())
 
 
 def page(n: int, next_url: str | None = None, size: int = 2) -> dict[str, Any]:
@@ -52,76 +70,85 @@ def page(n: int, next_url: str | None = None, size: int = 2) -> dict[str, Any]:
 # --- headers ------------------------------------------------------------------------------------
 
 
-async def test_sends_bearer_token_and_accept(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").respond(json=page(1))
-        await get(fhir)
-    sent = route.calls.last.request
-    assert sent.headers["Authorization"] == "Bearer tok-123"
-    assert sent.headers["Accept"] == "application/fhir+json"
-    assert sent.url.params["patient"] == "p1"
+async def test_sends_bearer_token_and_accept(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").respond(json=page(1))
+    await get(fhir, fhir_routes)
+    sent = route.calls[-1]
+    assert sent.headers["authorization"] == "Bearer tok-123"
+    assert sent.headers["accept"] == "application/fhir+json"
+    assert sent.query["patient"] == ["p1"]
 
 
-async def test_no_authorization_header_without_a_token(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
-        assert (await get(fhir, "Patient/p1", server(token=None)))["id"] == "p1"
-    assert "Authorization" not in route.calls.last.request.headers
+async def test_no_authorization_header_without_a_token(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
+    assert (await get(fhir, fhir_routes, "Patient/p1", token=None))["id"] == "p1"
+    assert "authorization" not in route.calls[-1].headers
+
+
+async def test_no_cookie_is_kept_between_queries(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    """One shared session serves every EHR and user: a cookie set by one answer must not ride on the next."""
+    route = fhir_routes.get("/Observation").mock(Reply(json=page(1), headers={"Set-Cookie": "session=abc; Path=/"}))
+    await get(fhir, fhir_routes)
+    await get(fhir, fhir_routes)
+    assert route.call_count == 2 and "cookie" not in route.calls[-1].headers
 
 
 def test_the_token_never_shows_in_a_repr() -> None:
-    assert "tok-123" not in repr(server())
+    assert "tok-123" not in repr(FhirServer(URL("https://ehr.example.org/fhir"), "tok-123"))
 
 
 # --- paging -------------------------------------------------------------------------------------
 
 
-async def test_follows_next_links(fhir: FhirClient) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Observation", params={"code": "x"}).respond(json=page(1, f"{BASE}/Observation?page=2"))
-        respx.get(f"{BASE}/Observation", params={"page": "2"}).respond(json=page(2, "Observation?page=3"))
-        respx.get(f"{BASE}/Observation", params={"page": "3"}).respond(json=page(3))
-        got = await get(fhir)
+async def test_follows_next_links(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    base = fhir_routes.base_url
+    fhir_routes.get("/Observation", params={"code": "x"}).respond(json=page(1, f"{base}/Observation?page=2"))
+    fhir_routes.get("/Observation", params={"page": "2"}).respond(json=page(2, "Observation?page=3"))
+    fhir_routes.get("/Observation", params={"page": "3"}).respond(json=page(3))
+    got = await get(fhir, fhir_routes)
     assert [e["resource"]["id"] for e in got["entry"]] == ["p1-0", "p1-1", "p2-0", "p2-1", "p3-0", "p3-1"]
 
 
-async def test_page_bound(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").mock(
-            side_effect=lambda r: httpx.Response(
-                200, json=page(len(route.calls), f"{BASE}/Observation?n={len(route.calls)}")
-            )
-        )
-        got = await get(fhir)
+async def test_page_bound(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    base = fhir_routes.base_url
+    route = fhir_routes.get("/Observation").mock(
+        side_effect=lambda call: Reply(json=page(len(route.calls), f"{base}/Observation?n={len(route.calls)}"))
+    )
+    got = await get(fhir, fhir_routes)
     assert route.call_count == 5 and len(got["entry"]) == 10  # CDS_FHIR_MAX_PAGES=5 by default
 
 
-async def test_resource_bound(settings: Settings) -> None:
-    bounded = settings.model_copy(update={"fhir_max_resources": 3})
+async def test_resource_bound(loopback: Settings, fhir_routes: FhirRoutes) -> None:
+    bounded = loopback.model_copy(update={"fhir_max_resources": 3})
+    base = fhir_routes.base_url
+    fhir_routes.all_called = False
+    fhir_routes.get("/Observation", params={"code": "x"}).respond(json=page(1, f"{base}/Observation?p=2"))
+    fhir_routes.get("/Observation", params={"p": "2"}).respond(json=page(2, f"{base}/Observation?p=3"))
+    route3 = fhir_routes.get("/Observation", params={"p": "3"}).respond(json=page(3))
     async with make_http_client(bounded) as http:
-        fhir = FhirClient(http, bounded)
-        with respx.mock:
-            respx.get(f"{BASE}/Observation", params={"code": "x"}).respond(json=page(1, f"{BASE}/Observation?p=2"))
-            respx.get(f"{BASE}/Observation", params={"p": "2"}).respond(json=page(2, f"{BASE}/Observation?p=3"))
-            route3 = respx.get(f"{BASE}/Observation", params={"p": "3"}).respond(json=page(3))
-            got = await get(fhir)
+        got = await get(FhirClient(http, bounded), fhir_routes)
     assert len(got["entry"]) == 3 and route3.call_count == 0
 
 
 @pytest.mark.parametrize(
     ("next_url", "reason"),
     [
-        (f"{BASE}/Observation?patient=p1&code=x", "next links loop"),
+        ("{base}/Observation?patient=p1&code=x", "next links loop"),
         ("https://evil.example.net/fhir/Observation?page=2", "a next link points to another server"),
-        ("http://ehr.example.org/fhir/Observation?page=2", "a next link points to another server"),
-        ("https://ehr.example.org/other/Observation?page=2", "a next link points to another server"),
+        ("https://127.0.0.1:{port}/fhir/Observation?page=2", "a next link points to another server"),
+        ("http://127.0.0.1:{other_port}/fhir/Observation?page=2", "a next link points to another server"),
+        ("http://127.0.0.1:{port}/other/Observation?page=2", "a next link points to another server"),
+        ("http://[::1/fhir", "a next link is not a URL"),
     ],
 )
-async def test_bad_next_links_make_the_data_unavailable(fhir: FhirClient, next_url: str, reason: str) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Observation").respond(json=page(1, next_url))
-        with pytest.raises(FhirUnavailable) as exc:
-            await get(fhir)
+async def test_bad_next_links_make_the_data_unavailable(
+    fhir: FhirClient, fhir_routes: FhirRoutes, next_url: str, reason: str
+) -> None:
+    port = fhir_routes.port
+    link = next_url.format(base=fhir_routes.base_url, port=port, other_port=port + 1)
+    fhir_routes.get("/Observation").respond(json=page(1, link))
+    with pytest.raises(FhirUnavailable) as exc:
+        await get(fhir, fhir_routes)
     assert exc.value.reason == reason
 
 
@@ -129,42 +156,48 @@ async def test_bad_next_links_make_the_data_unavailable(fhir: FhirClient, next_u
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
-async def test_one_retry_on_gateway_errors(fhir: FhirClient, status: int) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").mock(
-            side_effect=[httpx.Response(status), httpx.Response(200, json=page(1))]
-        )
-        assert len((await get(fhir))["entry"]) == 2
+async def test_one_retry_on_gateway_errors(fhir: FhirClient, fhir_routes: FhirRoutes, status: int) -> None:
+    route = fhir_routes.get("/Observation").mock(side_effect=[Reply(status), Reply(json=page(1))])
+    assert len((await get(fhir, fhir_routes))["entry"]) == 2
     assert route.call_count == 2
 
 
-async def test_only_one_retry(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").respond(503)
-        with pytest.raises(FhirUnavailable, match="HTTP 503"):
-            await get(fhir)
+async def test_only_one_retry(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").respond(503)
+    with pytest.raises(FhirUnavailable, match="HTTP 503"):
+        await get(fhir, fhir_routes)
     assert route.call_count == 2
 
 
-async def test_one_retry_on_connection_errors(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").mock(
-            side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=page(1))]
-        )
-        await get(fhir)
-        assert route.call_count == 2
-        route.mock(side_effect=httpx.RemoteProtocolError("dropped"))
-        with pytest.raises(FhirUnavailable, match="connection error"):
-            await get(fhir)
+async def test_one_retry_on_a_dropped_connection(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").mock(side_effect=[DROP, Reply(json=page(1))])
+    assert len((await get(fhir, fhir_routes))["entry"]) == 2
+    assert route.call_count == 2
+    route.mock(DROP)
+    with pytest.raises(FhirUnavailable, match="connection error"):
+        await get(fhir, fhir_routes)
+    # two attempts of ours; aiohttp also sends a request again, once, when the kept-alive connection
+    # it used was closed under it (the server may close an idle connection at any time)
+    assert 4 <= route.call_count <= 6
 
 
-async def test_a_429_is_retried_once_after_its_retry_after(fhir: FhirClient) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").mock(
-            side_effect=[httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200, json=page(1))]
-        )
+async def test_one_retry_when_nothing_listens(fhir: FhirClient) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        srv = fhir.server(f"http://127.0.0.1:{port}/fhir", None)
         started = time.monotonic()
-        assert len((await get(fhir))["entry"]) == 2
+        with pytest.raises(FhirUnavailable, match="connection error"):
+            await fhir.get(srv, SEARCH, fhir.deadline())
+    assert time.monotonic() - started >= 0.2  # the backoff before the one retry
+
+
+async def test_a_429_is_retried_once_after_its_retry_after(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").mock(
+        side_effect=[Reply(429, headers={"Retry-After": "0.3"}), Reply(json=page(1))]
+    )
+    started = time.monotonic()
+    assert len((await get(fhir, fhir_routes))["entry"]) == 2
     assert route.call_count == 2 and time.monotonic() - started >= 0.3
 
 
@@ -172,111 +205,116 @@ async def test_a_429_is_retried_once_after_its_retry_after(fhir: FhirClient) -> 
     "retry_after",
     [None, "Wed, 25 Nov 2026 10:00:00 GMT", "soon", "-1", "3600", "9"],  # 9 s: past the hook's deadline
 )
-async def test_a_429_is_not_retried_without_a_wait_that_fits(fhir: FhirClient, retry_after: str | None) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").respond(
-            429, headers={"Retry-After": retry_after} if retry_after else {}
-        )
-        with pytest.raises(FhirUnavailable, match="HTTP 429"):
-            await get(fhir)
+async def test_a_429_is_not_retried_without_a_wait_that_fits(
+    fhir: FhirClient, fhir_routes: FhirRoutes, retry_after: str | None
+) -> None:
+    route = fhir_routes.get("/Observation").respond(429, headers={"Retry-After": retry_after} if retry_after else {})
+    with pytest.raises(FhirUnavailable, match="HTTP 429"):
+        await get(fhir, fhir_routes)
     assert route.call_count == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 500])
-async def test_no_retry_on_other_errors(fhir: FhirClient, status: int) -> None:
-    with respx.mock:
-        route = respx.get(f"{BASE}/Observation").respond(status, headers={"Retry-After": "1"})
-        with pytest.raises(FhirUnavailable) as exc:
-            await get(fhir)
+async def test_no_retry_on_other_errors(fhir: FhirClient, fhir_routes: FhirRoutes, status: int) -> None:
+    route = fhir_routes.get("/Observation").respond(status, headers={"Retry-After": "1"})
+    with pytest.raises(FhirUnavailable) as exc:
+        await get(fhir, fhir_routes)
     assert route.call_count == 1 and exc.value.reason == f"HTTP {status}"
 
 
 # --- timeouts and the deadline ------------------------------------------------------------------
 
 
-async def test_a_stalled_query_times_out(settings: Settings) -> None:
-    quick = settings.model_copy(update={"fhir_timeout_s": 0.2})
+async def test_a_stalled_query_times_out(loopback: Settings, fhir_routes: FhirRoutes) -> None:
+    quick = loopback.model_copy(update={"fhir_timeout_s": 0.2})
+
+    async def stall(call: Call) -> Reply:
+        await asyncio.sleep(5)
+        return Reply(json=page(1))
+
+    fhir_routes.get("/Observation").mock(side_effect=stall)
     async with make_http_client(quick) as http:
-        fhir = FhirClient(http, quick)
-
-        async def stall(request: httpx.Request) -> httpx.Response:
-            await asyncio.sleep(5)
-            return httpx.Response(200, json=page(1))
-
-        with respx.mock:
-            respx.get(f"{BASE}/Observation").mock(side_effect=stall)
-            started = time.perf_counter()
-            with pytest.raises(FhirUnavailable, match="timed out"):
-                await get(fhir)
-    assert time.perf_counter() - started < 1
+        started = time.perf_counter()
+        with pytest.raises(FhirUnavailable, match="timed out"):
+            await get(FhirClient(http, quick), fhir_routes)
+    assert time.perf_counter() - started < 2  # 0.2 s, with room for a loaded machine
 
 
-async def test_the_deadline_bounds_all_pages(settings: Settings) -> None:
-    tight = settings.model_copy(update={"fhir_timeout_s": 1.0, "fhir_deadline_s": 0.5})
+async def test_the_deadline_bounds_all_pages(loopback: Settings, fhir_routes: FhirRoutes) -> None:
+    tight = loopback.model_copy(update={"fhir_timeout_s": 1.0, "fhir_deadline_s": 0.5})
+    base = fhir_routes.base_url
+
+    async def slow_page(call: Call) -> Reply:
+        await asyncio.sleep(0.2)
+        return Reply(json=page(1, f"{base}/Observation?n={time.perf_counter()}"))
+
+    route = fhir_routes.get("/Observation").mock(side_effect=slow_page)
     async with make_http_client(tight) as http:
-        fhir = FhirClient(http, tight)
-
-        async def slow_page(request: httpx.Request) -> httpx.Response:
-            await asyncio.sleep(0.2)
-            return httpx.Response(200, json=page(1, f"{BASE}/Observation?n={time.perf_counter()}"))
-
-        with respx.mock:
-            respx.get(f"{BASE}/Observation").mock(side_effect=slow_page)
-            started = time.perf_counter()
-            with pytest.raises(FhirUnavailable):
-                await get(fhir)
-    assert time.perf_counter() - started < 0.8
+        with pytest.raises(FhirUnavailable):
+            await get(FhirClient(http, tight), fhir_routes)
+    assert route.call_count <= 3  # pages of 0.2 s each: the third cannot finish within 0.5 s
 
 
 # --- answers that are not FHIR ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("response", "reason"),
+    ("reply", "reason"),
     [
-        (httpx.Response(200, html="<html>login</html>"), "the answer is not JSON"),
-        (
-            httpx.Response(200, content=b'{"resourceType": "Bun', headers={"content-type": "application/fhir+json"}),
-            "the answer is not JSON",
-        ),
-        (httpx.Response(200, json=[1, 2]), "the answer is not a FHIR resource"),
-        (httpx.Response(200, json={"resourceType": "OperationOutcome"}), "the answer to a search is not a Bundle"),
-        (httpx.Response(200, json={"resourceType": "Bundle", "entry": {"a": 1}}), "the Bundle's entry is not an array"),
-        (httpx.Response(302, headers={"location": "https://evil.example.net/steal"}), "redirected to another server"),
+        (html("<html>login</html>"), "the answer is not JSON"),
+        (Reply(content=b'{"resourceType": "Bun'), "the answer is not JSON"),
+        (Reply(json=[1, 2]), "the answer is not a FHIR resource"),
+        (Reply(json={"resourceType": "OperationOutcome"}), "the answer to a search is not a Bundle"),
+        (Reply(json={"resourceType": "Bundle", "entry": {"a": 1}}), "the Bundle's entry is not an array"),
+        (Reply(302, headers={"Location": "https://evil.example.net/steal"}), "redirected to another server"),
+        (Reply(content=b"not gzip", headers={"Content-Encoding": "gzip"}), "the answer is not valid gzip"),
+        (Reply(content=b"{}", headers={"Content-Encoding": "br"}), "the answer's content encoding is not supported"),
     ],
 )
-async def test_unusable_answers(fhir: FhirClient, response: httpx.Response, reason: str) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Observation").mock(return_value=response)
-        with pytest.raises(FhirUnavailable) as exc:
-            await get(fhir)
+async def test_unusable_answers(fhir: FhirClient, fhir_routes: FhirRoutes, reply: Reply, reason: str) -> None:
+    fhir_routes.get("/Observation").mock(reply)
+    with pytest.raises(FhirUnavailable) as exc:
+        await get(fhir, fhir_routes)
     assert exc.value.reason == reason
 
 
-async def test_same_server_redirect_is_followed(fhir: FhirClient) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Observation", params={"code": "x"}).respond(
-            302, headers={"location": f"{BASE}/Observation?moved=1"}
-        )
-        respx.get(f"{BASE}/Observation", params={"moved": "1"}).respond(json=page(1))
-        assert len((await get(fhir))["entry"]) == 2
+async def test_a_gzipped_answer_is_read(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").mock(
+        Reply(content=gzip.compress(orjson.dumps(page(1))), headers={"Content-Encoding": "gzip"})
+    )
+    assert len((await get(fhir, fhir_routes))["entry"]) == 2
+    assert route.calls[-1].headers["accept-encoding"] == "gzip"
 
 
-async def test_read_of_the_wrong_type(fhir: FhirClient) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Patient/p1").respond(json={"resourceType": "Group", "id": "p1"})
-        with pytest.raises(FhirUnavailable, match="did not answer with a Patient"):
-            await get(fhir, "Patient/p1")
+async def test_same_server_redirect_is_followed(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    fhir_routes.get("/Observation", params={"code": "x"}).respond(
+        302, headers={"Location": f"{fhir_routes.base_url}/Observation?moved=1"}
+    )
+    fhir_routes.get("/Observation", params={"moved": "1"}).respond(json=page(1))
+    assert len((await get(fhir, fhir_routes))["entry"]) == 2
 
 
-async def test_an_oversized_answer_is_not_read(settings: Settings) -> None:
-    small = settings.model_copy(update={"fhir_max_bytes": 1000})
+async def test_redirects_are_bounded(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    route = fhir_routes.get("/Observation").respond(302, headers={"Location": "Observation?again=1"})
+    with pytest.raises(FhirUnavailable, match="too many redirects"):
+        await get(fhir, fhir_routes)
+    # two attempts of ours; aiohttp also sends a request again, once, when the kept-alive connection
+    # it used was closed under it (the server may close an idle connection at any time)
+    assert 4 <= route.call_count <= 6
+
+
+async def test_read_of_the_wrong_type(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    fhir_routes.get("/Patient/p1").respond(json={"resourceType": "Group", "id": "p1"})
+    with pytest.raises(FhirUnavailable, match="did not answer with a Patient"):
+        await get(fhir, fhir_routes, "Patient/p1")
+
+
+async def test_an_oversized_answer_is_not_read(loopback: Settings, fhir_routes: FhirRoutes) -> None:
+    small = loopback.model_copy(update={"fhir_max_bytes": 1000})
+    fhir_routes.get("/Observation").respond(json=page(1, size=20))
     async with make_http_client(small) as http:
-        fhir = FhirClient(http, small)
-        with respx.mock:
-            respx.get(f"{BASE}/Observation").respond(json=page(1, size=20))
-            with pytest.raises(FhirUnavailable, match="too large"):
-                await get(fhir)
+        with pytest.raises(FhirUnavailable, match="too large"):
+            await get(FhirClient(http, small), fhir_routes)
 
 
 # --- which servers may be contacted -------------------------------------------------------------
@@ -293,9 +331,9 @@ async def test_an_oversized_answer_is_not_read(settings: Settings) -> None:
         ("https://ehr.example.org/fhir?x=1", "fhirServer refused: query or fragment in the URL"),
     ],
 )
-async def test_policy_refuses(fhir: FhirClient, url: str | None, reason: str) -> None:
+async def test_policy_refuses(secure: FhirClient, url: str | None, reason: str) -> None:
     with pytest.raises(FhirUnavailable) as exc:
-        fhir.server(url, None)
+        secure.server(url, None)
     assert exc.value.reason == reason
 
 
@@ -315,7 +353,7 @@ def test_allowlist_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_insecure_lifts_the_https_rule_but_not_the_allowlist() -> None:
     insecure = Settings(fhir_allow_insecure=True, fhir_allowed_hosts=["localhost"])
-    fhir = FhirClient(httpx.AsyncClient(), insecure)
+    fhir = FhirClient(None, insecure)  # type: ignore[arg-type]  # the policy needs no session
     assert fhir.server("http://localhost:8080/fhir", None).base.scheme == "http"
     with pytest.raises(FhirUnavailable, match="allowlist"):
         fhir.server("http://127.0.0.1:8080/fhir", None)
@@ -398,20 +436,20 @@ def listener() -> Iterator[tuple[int, list[str]]]:
     ],
 )
 async def test_loopback_servers_are_never_contacted(
-    fhir: FhirClient, listener: tuple[int, list[str]], host: str
+    secure: FhirClient, listener: tuple[int, list[str]], host: str
 ) -> None:
     port, accepted = listener
-    srv = fhir.server(f"https://{host}:{port}/fhir", "tok")
+    srv = secure.server(f"https://{host}:{port}/fhir", "tok")
     with pytest.raises(FhirUnavailable, match="not a public address"):
-        await fhir.get(srv, SEARCH, fhir.deadline())
+        await secure.get(srv, SEARCH, secure.deadline())
     await asyncio.sleep(0.2)
     assert accepted == []
 
 
-async def test_link_local_metadata_address_is_never_contacted(fhir: FhirClient) -> None:
-    srv = fhir.server("https://169.254.169.254/latest", None)
+async def test_link_local_metadata_address_is_never_contacted(secure: FhirClient) -> None:
+    srv = secure.server("https://169.254.169.254/latest", None)
     with pytest.raises(FhirUnavailable, match="not a public address"):
-        await fhir.get(srv, "Patient/1", fhir.deadline())
+        await secure.get(srv, "Patient/1", secure.deadline())
 
 
 @pytest.mark.parametrize(
@@ -422,12 +460,31 @@ async def test_link_local_metadata_address_is_never_contacted(fhir: FhirClient) 
         "https://ehr..example.org/fhir",  # an empty label
     ],
 )
-async def test_host_names_that_cannot_exist_are_refused(fhir: FhirClient, url: str) -> None:
+async def test_host_names_that_cannot_exist_are_refused(secure: FhirClient, url: str) -> None:
     with pytest.raises(FhirUnavailable, match="not a valid host name"):
-        fhir.server(url, None)
+        secure.server(url, None)
 
 
-async def test_ipv6_loopback_is_never_contacted(fhir: FhirClient) -> None:
-    srv = fhir.server("https://[::1]:9/fhir", None)
+async def test_ipv6_loopback_is_never_contacted(secure: FhirClient) -> None:
+    srv = secure.server("https://[::1]:9/fhir", None)
     with pytest.raises(FhirUnavailable, match="not a public address"):
-        await fhir.get(srv, "Patient/1", fhir.deadline())
+        await secure.get(srv, "Patient/1", secure.deadline())
+
+
+async def test_an_address_the_resolver_did_not_check_is_never_contacted(
+    secure: FhirClient, listener: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: whatever the resolver answered, the socket factory checks the one address each
+    connection is made to, so a name that comes back private between a check and a connection is
+    never reached."""
+    port, accepted = listener
+
+    async def rebound(self: object, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]
+
+    monkeypatch.setattr(fhir_client._PublicOnlyResolver, "resolve", rebound)
+    srv = secure.server(f"https://ehr.example.org:{port}/fhir", "tok")
+    with pytest.raises(FhirUnavailable, match="not a public address"):
+        await secure.get(srv, SEARCH, secure.deadline())
+    await asyncio.sleep(0.2)
+    assert accepted == []

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from cds_service.fhir.client import FhirClient, FhirUnavailable, make_http_client
 from cds_service.fhir.prefetch import PrefetchKey, PrefetchUnavailable, render, resolve
 from cds_service.protocol import HookRequest, RequestError
 from cds_service.settings import Settings
 from tests.builders import bundle, hook_request, obs
+from tests.fhir_routes import Call, FhirRoutes, Reply
 
 pytestmark = pytest.mark.anyio
 BASE = "https://ehr.example.org/fhir"
@@ -28,7 +26,7 @@ OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "
 
 @pytest.fixture
 async def fhir() -> AsyncIterator[FhirClient]:
-    settings = Settings()
+    settings = Settings(fhir_allow_insecure=True)  # the routes server is http on loopback
     async with make_http_client(settings) as http:
         yield FhirClient(http, settings)
 
@@ -68,22 +66,23 @@ def test_render_without_a_value_is_unavailable(template: str, context: dict[str,
 # --- resolution ---------------------------------------------------------------------------------
 
 
-async def test_given_and_null_are_not_fetched(fhir: FhirClient) -> None:
+async def test_given_and_null_are_not_fetched(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
     labs = bundle(obs("62292-8", 12, "ng/mL"))
-    with respx.mock:  # any request would fail: none is routed
-        got = await resolve(KEYS, request({"patient": None, "labs": labs}), fhir)
+    # no route: any request would be unmatched, and the fixture fails the test
+    got = await resolve(KEYS, request({"patient": None, "labs": labs}, fhir_routes.base_url), fhir)
     assert got.values == {"patient": None, "labs": labs} and got.unavailable == () and got.fetched == ()
     assert got.resources("patient") == ([], 0)
     assert got.resources("labs") == ([labs["entry"][0]["resource"]], 0)
 
 
 @pytest.mark.parametrize("given", [{}, {"labs": OUTCOME}, None])
-async def test_missing_or_failed_keys_are_fetched(fhir: FhirClient, given: dict[str, Any] | None) -> None:
+async def test_missing_or_failed_keys_are_fetched(
+    fhir: FhirClient, fhir_routes: FhirRoutes, given: dict[str, Any] | None
+) -> None:
     labs = bundle(obs("62292-8", 12, "ng/mL"))
-    with respx.mock:
-        respx.get(f"{BASE}/Observation", params={"patient": "p1"}).respond(json=labs)
-        respx.get(f"{BASE}/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
-        got = await resolve(KEYS, request(given), fhir)
+    fhir_routes.get("/Observation", params={"patient": "p1"}).respond(json=labs)
+    fhir_routes.get("/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
+    got = await resolve(KEYS, request(given, fhir_routes.base_url), fhir)
     assert got.values["labs"]["entry"] == labs["entry"]  # type: ignore[index]
     assert set(got.fetched) == {"labs", "patient"}
 
@@ -95,28 +94,30 @@ async def test_required_key_that_cannot_be_had_is_412(fhir: FhirClient) -> None:
     assert missing.key.name == "labs" and missing.reason == "no fhirServer in the request"
 
 
-async def test_optional_key_that_cannot_be_had_is_listed(fhir: FhirClient) -> None:
-    with respx.mock:
-        respx.get(f"{BASE}/Patient/p1").respond(503)
-        got = await resolve(KEYS, request({"labs": None}), fhir)
+async def test_optional_key_that_cannot_be_had_is_listed(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    fhir_routes.get("/Patient/p1").respond(503)
+    got = await resolve(KEYS, request({"labs": None}, fhir_routes.base_url), fhir)
     (missing,) = got.unavailable
     assert missing.key.name == "patient" and missing.reason == "HTTP 503" and got.missing("patient")
 
 
-async def test_keys_are_fetched_concurrently(fhir: FhirClient) -> None:
+async def test_keys_are_fetched_concurrently(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    """Each query waits until all three have arrived: fetched one after another, none could answer."""
     keys = tuple(PrefetchKey(f"k{i}", f"Observation?code={i}", f"data {i}") for i in range(3))
+    arrived = 0
 
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.3)
-        return httpx.Response(200, json=bundle())
+    async def together(call: Call) -> Reply:
+        nonlocal arrived
+        arrived += 1
+        for _ in range(100):
+            if arrived == 3:
+                return Reply(json=bundle())
+            await asyncio.sleep(0.02)
+        return Reply(504)
 
-    with respx.mock:
-        respx.get(f"{BASE}/Observation").mock(side_effect=slow)
-        started = time.perf_counter()
-        got = await resolve(keys, request(None), fhir)
-        elapsed = time.perf_counter() - started
-    assert set(got.fetched) == {"k0", "k1", "k2"}
-    assert elapsed < 0.6, f"three 300 ms queries took {elapsed:.2f} s: not concurrent"
+    fhir_routes.get("/Observation").mock(side_effect=together)
+    got = await resolve(keys, request(None, fhir_routes.base_url), fhir)
+    assert set(got.fetched) == {"k0", "k1", "k2"} and got.unavailable == ()
 
 
 def test_single_resource_and_entries_without_resources() -> None:
