@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+
+import msgspec
 
 Comparator = Literal["<", "<=", ">", ">="]
 # How far a censored value ("<5") is moved past its bound so that it falls on the right side of a
@@ -13,9 +14,9 @@ Comparator = Literal["<", "<=", ">", ">="]
 _CENSOR_NUDGE = 1e-9
 
 
-@dataclass(frozen=True)
-class LabResult:
-    """One Observation, reduced to what the rules need.
+class LabResult(msgspec.Struct, frozen=True):
+    """One Observation, reduced to what the rules need. A msgspec struct, not a dataclass: a
+    record brings dozens, and a frozen dataclass takes ten times as long to build.
 
     `value` is in the analyte's canonical unit, or None when the result cannot be classified
     (`problem` then says why, for the card's data section).
