@@ -23,7 +23,7 @@ from .content import Content, load_content
 from .demo.routes import add_demo
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
-from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, exposition
+from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, SILENT_CARDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
 from .protocol import (
     CdsResponse,
@@ -38,7 +38,7 @@ from .protocol import (
 )
 from .requests import JsonRoute
 from .responses import JsonResponse
-from .services.base import CdsService
+from .services.base import CdsService, kind_of
 from .services.registry import build_services
 from .settings import Settings
 from .shared import SharedState
@@ -215,12 +215,17 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
                 return _bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}")
             now = clock()
             outcome = await service.evaluate(hook_request, now, request.app.state.fhir)
-            kinds = [c.source.topic.code for c in outcome.cards if c.source.topic is not None]
-            log = outcome.log
+            kinds = [kind_of(c) for c in outcome.cards]
+            log = outcome.log | ({"silent": ",".join(map(kind_of, outcome.silent))} if outcome.silent else {})
             status = 200
             for card in outcome.cards:
-                CARDS.labels(card.source.topic.code if card.source.topic else "unknown", card.indicator).inc()
-            request.app.state.store.record_cards(service.id, outcome.cards, now)  # written behind
+                CARDS.labels(kind_of(card), card.indicator).inc()
+            for card in outcome.silent:
+                SILENT_CARDS.labels(kind_of(card), card.indicator).inc()
+            store = request.app.state.store  # written behind
+            store.count_call(service.id, now)
+            store.record_cards(service.id, outcome.cards, now)
+            store.record_cards(service.id, outcome.silent, now, silent=True)
             return JsonResponse(CdsResponse(cards=outcome.cards).dump())
         except RequestError as exc:
             status = 400

@@ -226,33 +226,26 @@ def report(
     if as_json:
         body = {
             "since": since.date().isoformat() if since else None,
+            "hook_calls": result.calls,
             "kinds": [k.as_dict() for k in result.kinds],
             "feedback_on_unknown_cards": result.feedback_on_unknown_cards,
         }
         typer.echo(json.dumps(body, indent=2))
         return
     table = Table(title=f"Card outcomes{f' since {since.date()}' if since else ''}")
-    for column in (
-        "kind",
-        "issued",
-        "accepted",
-        "overridden",
-        "no feedback",
-        "acceptance",
-        "top override reasons",
-        "accepted suggestions",
-    ):
-        table.add_column(
-            column,
-            justify="right" if column in {"issued", "accepted", "overridden", "no feedback", "acceptance"} else "left",
-        )
+    numbers = ("issued", "silent", "fires", "accepted", "overridden", "no feedback", "acceptance")
+    for column in ("kind", *numbers, "top override reasons", "accepted suggestions"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for k in result.kinds:
         rate = f"{k.acceptance_rate:.0%}" if k.acceptance_rate is not None else "-"
+        fires = f"{k.fire_rate:.1%}" if k.fire_rate is not None else "-"
         reasons = ", ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3)) or "-"
         accepted = ", ".join(f"{s} ({n})" for s, n in k.accepted_suggestions.most_common()) or "-"
         table.add_row(
             _cell(k.kind),
             str(k.issued),
+            str(k.silent),
+            fires,
             str(k.accepted),
             str(k.overridden),
             str(k.no_feedback),
@@ -262,6 +255,8 @@ def report(
         )
     console = Console()
     console.print(table)
+    calls = ", ".join(f"{service} {n}" for service, n in sorted(result.calls.items())) or "none recorded"
+    console.print(f"Hook calls answered with cards decided: {calls}. Fires: cards (shown or silent) per call.")
     if result.feedback_on_unknown_cards:
         console.print(f"Feedback about cards this service did not issue: {result.feedback_on_unknown_cards}")
 

@@ -341,6 +341,7 @@ class SuggestionSpec(_Strict):
 
 
 class CardSpec(_Strict):
+    mode: Literal["active", "silent"]  # silent: decided and recorded, never shown
     indicator: Indicator
     indicator_critical: Indicator | None = None
     indicator_hypercalcaemia: Indicator | None = None
@@ -382,6 +383,18 @@ class Content:
     summaries: dict[str, jinja2.Template]
     details: dict[str, jinja2.Template]
     version: str  # the catalogue's version and a hash of every content file
+
+    def silent_kinds(self, chosen: list[str] | None) -> frozenset[str]:
+        """The card kinds that run silent: those `chosen` (CDS_SILENT_KINDS; "all" for every kind)
+        when it is set, else those the catalogue's `mode` says."""
+        kinds = self.catalogue.cards
+        if chosen is None:
+            return frozenset(kind for kind, spec in kinds.items() if spec.mode == "silent")
+        if chosen == ["all"]:
+            return frozenset(kinds)
+        if unknown := [kind for kind in chosen if kind not in kinds]:
+            raise ContentError(f"CDS_SILENT_KINDS: unknown card kind {', '.join(unknown)}; known: {', '.join(kinds)}")
+        return frozenset(chosen)
 
     def profile(self, name: str) -> Profile:
         try:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="redis://...: the JWT replay cache and key sets shared by all workers and replicas"
     )
+    silent_kinds: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="card kinds that run silent (decided, recorded, never shown): comma-separated, or all; "
+        "unset: each kind's mode in cards/catalogue.yaml",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"
     )
@@ -65,7 +70,7 @@ class Settings(BaseSettings):
         False, description="also contact http and loopback or private FHIR servers (tests and local work only)"
     )
 
-    @field_validator("fhir_allowed_hosts", "cors_origins", "jwt_algorithms", mode="before")
+    @field_validator("fhir_allowed_hosts", "cors_origins", "jwt_algorithms", "silent_kinds", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -19,8 +19,21 @@ _Context = TypeVar("_Context", bound=BaseModel)
 class Outcome:
     """A service's answer and what the log line may say about it (counts, never data)."""
 
-    cards: list[Card]
+    cards: list[Card]  # shown
     log: dict[str, Any] = field(default_factory=dict)  # counts and reasons, never patient data
+    silent: list[Card] = field(default_factory=list)  # decided, recorded, never shown
+
+
+def outcome(cards: list[Card], log: dict[str, Any], silent_kinds: frozenset[str]) -> Outcome:
+    """The cards to show and those of the kinds that run silent."""
+    if not silent_kinds:
+        return Outcome(cards, log)
+    shown = [c for c in cards if kind_of(c) not in silent_kinds]
+    return Outcome(shown, log, [c for c in cards if kind_of(c) in silent_kinds])
+
+
+def kind_of(card: Card) -> str:
+    return card.source.topic.code if card.source.topic is not None else "unknown"
 
 
 class CdsService(Protocol):

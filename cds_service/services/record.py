@@ -57,6 +57,7 @@ class RecordReader:
         self.profile: Profile = content.profile(settings.threshold_profile)
         self.cards = CardRenderer(content, self.profile)  # one renderer for every service
         self.accept_opt_in = settings.vitd_opt_in_codes
+        self.silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)
         self._pending = PendingOrderReader(content)

@@ -12,7 +12,7 @@ from ..clinical.results import within
 from ..clinical.vitamin_d import Status, VitaminDAssessment, treatment_begun
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext, ServiceDefinition
-from .base import Outcome, definition, parse_context
+from .base import Outcome, definition, outcome, parse_context
 from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D, Record, RecordReader
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -48,7 +48,7 @@ class VitaminDCramps:
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
-        return Outcome(self.decide(record, context.patientId, as_of), record.log)
+        return outcome(self.decide(record, context.patientId, as_of), record.log, self._record.silent)
 
     def decide(self, record: Record, patient_id: str, as_of: datetime) -> list[Card]:
         """The cards for this record, most severe first; none when nothing is actionable. Under the
@@ -62,12 +62,15 @@ class VitaminDCramps:
         vitamin_d = record.vitamin_d
         wanted = self._wanted(record, electrolytes) if electrolytes is not None and not minor else ()
         to_order = tuple(e for e in wanted if e not in record.pending)
-        check = bool(to_order)
         treated = vitamin_d.latest is not None and treatment_begun(record.context.vitamin_d_started, vitamin_d.latest)
         low = vitamin_d.status in (Status.DEFICIENT, Status.INSUFFICIENT) and not treated
-        status_card = low or vitamin_d.high is not None
-        # One response says a thing once: the evidence sentence in the card it concerns most (the
-        # check when cramps are its reason), the cramp context in one card.
+        # What is said once goes on a card that is shown (a kind may run silent): the evidence
+        # sentence in the card it concerns most (the check when cramps are its reason), the cramp
+        # context in one card.
+        shown = self._shown
+        check = bool(to_order) and shown("electrolytes-check")
+        low = low and shown("vitd-deficient" if vitamin_d.status is Status.DEFICIENT else "vitd-insufficient")
+        status_card = low or (vitamin_d.high is not None and shown("vitd-high"))
         evidence_on_check = check and (record.context.cramps or not low)
         cards = self._vitamin_d_cards(
             vitamin_d,
@@ -92,6 +95,9 @@ class VitaminDCramps:
                 | {"vitamin_d_unreadable": blocked, "evidence": evidence_on_check, "show_cramps": not status_card},
             )
         return by_severity(cards)
+
+    def _shown(self, kind: str) -> bool:
+        return kind not in self._record.silent
 
     @staticmethod
     def _wanted(record: Record, electrolytes: ElectrolyteAssessment) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from ..protocol import (
     ServiceDefinition,
     Suggestion,
 )
-from .base import Outcome, definition, parse_context
+from .base import Outcome, definition, outcome, parse_context
 from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D, Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
@@ -62,7 +62,7 @@ class VitaminDOrders:
             return Outcome([], {"drafts": 0})
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of, deadline)
         cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of)]
-        return Outcome(by_severity(cards), record.log | {"drafts": len(drafts)})
+        return outcome(by_severity(cards), record.log | {"drafts": len(drafts)}, self._record.silent)
 
     def _cards_for(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> list[Card]:
         shared: dict[str, Any] = {"context": record.context, "unavailable": record.unavailable}

@@ -1,8 +1,10 @@
-"""Recording the cards the service issued, and storing the feedback EHRs send about them.
+"""Recording the cards the service issued (shown or silent) and the hook calls it answered, and
+storing the feedback EHRs send about the cards.
 
-Issued cards are written behind: a hook call only appends them to a queue that one task flushes
-in a single transaction every half second (and before any feedback is stored, and at shutdown),
-so that no EHR waits on the database. Feedback is written at once, in the request.
+Issued cards and call counts are written behind: a hook call only appends to a queue (and adds to
+a count) that one task flushes in a single transaction every half second (and before any feedback
+is stored, and at shutdown), so that no EHR waits on the database. Feedback is written at once, in
+the request.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..protocol import Card, FeedbackEntry
-from .schema import db_time, feedback, issued_cards
+from .schema import db_time, feedback, hook_calls, issued_cards
 
 logger = logging.getLogger("cds_service")
 
@@ -35,10 +38,16 @@ class FeedbackStore:
         self._profile = profile
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._pending: list[dict[str, Any]] = []
+        self._calls: Counter[tuple[str, date]] = Counter()
         self._flushing = asyncio.Lock()
 
-    def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime) -> None:
-        """Queue what the service said, by card uuid: no patient, no value."""
+    def count_call(self, service: str, at: datetime) -> None:
+        """One hook call answered with its cards decided, on its UTC day."""
+        self._calls[service, at.astimezone(UTC).date()] += 1
+
+    def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime, *, silent: bool = False) -> None:
+        """Queue what the service said (or would have said, `silent`), by card uuid: no patient,
+        no value."""
         self._pending += [
             {
                 "card_uuid": str(card.uuid),
@@ -49,6 +58,7 @@ class FeedbackStore:
                 "content_version": self._content_version,
                 "profile": self._profile,
                 "issued_at": db_time(issued_at),
+                "silent": silent,
             }
             for card in cards
         ]
@@ -62,16 +72,31 @@ class FeedbackStore:
         """Write the queued cards in one transaction; on failure keep them for the next try."""
         async with self._flushing:
             rows, self._pending = self._pending, []
-            if not rows:
+            calls, self._calls = self._calls, Counter()
+            if not rows and not calls:
                 return
             try:
                 async with self._engine.begin() as conn:
-                    await conn.execute(self._insert(issued_cards).on_conflict_do_nothing(), rows)
+                    if rows:
+                        await conn.execute(self._insert(issued_cards).on_conflict_do_nothing(), rows)
+                    if calls:
+                        await conn.execute(
+                            self._add_calls(),
+                            [{"service": service, "day": day, "calls": n} for (service, day), n in calls.items()],
+                        )
             except Exception as exc:  # the database is away: keep the rows, say so, try again later
                 self._pending = rows + self._pending
+                self._calls.update(calls)
                 logger.error(
                     "issued cards not recorded yet", extra={"pending": len(self._pending), "error": type(exc).__name__}
                 )
+
+    def _add_calls(self) -> Any:
+        """An insert that adds to the day's count when it exists (other replicas write it too)."""
+        insert = self._insert(hook_calls)
+        return insert.on_conflict_do_update(
+            index_elements=["service", "day"], set_={"calls": hook_calls.c.calls + insert.excluded.calls}
+        )
 
     async def run(self) -> None:
         """Flush every half second until cancelled, then once more."""

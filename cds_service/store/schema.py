@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 metadata = MetaData()
 
@@ -26,6 +39,17 @@ issued_cards = Table(
     Column("content_version", String(100), nullable=False),
     Column("profile", String(100), nullable=False),
     Column("issued_at", DateTime(), nullable=False, index=True),  # UTC
+    Column("silent", Boolean, nullable=False, server_default=false()),  # its kind ran silent: never shown
+)
+
+# Hook calls answered with cards decided (200), per service and UTC day: the denominator of how
+# often a card kind fires. Every replica adds its own counts to the same rows.
+hook_calls = Table(
+    "hook_calls",
+    metadata,
+    Column("service", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("calls", Integer, nullable=False),
 )
 
 feedback = Table(
