@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -34,6 +35,15 @@ def deficient() -> dict[str, object]:
 
 def kinds(cards: list[dict[str, object]]) -> list[str]:
     return [c["source"]["topic"]["code"] for c in cards]  # type: ignore[index]
+
+
+async def rows(url: str, *columns: Any) -> list[tuple[Any, ...]]:
+    engine = open_database(url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in await conn.execute(select(*columns))]
+    finally:
+        await engine.dispose()
 
 
 async def report(url: str) -> Report:
@@ -65,13 +75,7 @@ async def test_a_silent_kind_is_recorded_and_counted_never_shown(make_app: AppFa
     )
     assert silent_delta == 1 and shown_delta == 0
 
-    engine = open_database(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(issued_cards.c.kind, issued_cards.c.silent))).all()
-    finally:
-        await engine.dispose()
-    assert sorted(rows) == [
+    assert sorted(await rows(database_url, issued_cards.c.kind, issued_cards.c.silent)) == [
         ("electrolytes-check", False),
         ("electrolytes-check", False),
         ("vitd-deficient", False),
@@ -110,13 +114,10 @@ async def test_hook_calls_of_two_replicas_add_up_per_day(make_app: AppFactory, d
         calls += [one.post(SERVICE, json={"hook": "patient-view"})]  # a 400: no cards decided, not counted
         statuses = [r.status_code for r in await asyncio.gather(*calls)]
     assert statuses == [200] * 6 + [400]
-    engine = open_database(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(hook_calls.c.day, hook_calls.c.calls))).all()
-    finally:
-        await engine.dispose()
-    assert sorted(rows) == [(yesterday.date(), 1), (today.date(), 5)]
+    assert sorted(await rows(database_url, hook_calls.c.day, hook_calls.c.calls)) == [
+        (yesterday.date(), 1),
+        (today.date(), 5),
+    ]
     assert (await report(database_url)).calls == {"vitamin-d-cramps": 6}
 
 
