@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,9 +24,10 @@ from .content import Content, load_content
 from .demo.routes import add_demo
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
-from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, SILENT_CARDS, exposition
+from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, SILENT_CARDS, SNOOZED_CARDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
 from .protocol import (
+    Card,
     CdsResponse,
     Discovery,
     FeedbackAnswer,
@@ -36,9 +38,10 @@ from .protocol import (
     Status,
     operation_outcome,
 )
+from .pseudonyms import Pseudonyms
 from .requests import JsonRoute
 from .responses import JsonResponse
-from .services.base import CdsService, kind_of
+from .services.base import CdsService, Outcome, kind_of
 from .services.registry import build_services
 from .settings import Settings
 from .shared import SharedState
@@ -105,9 +108,13 @@ def create_app(
         try:
             await migrate(engine)
             app.state.engine = engine
-            app.state.store = store = FeedbackStore(engine, content.version, settings.threshold_profile)
+            reasons = content.catalogue
+            snooze_days = {(reasons.systems.override_reason, r.code): r.snooze_days for r in reasons.override_reasons}
+            app.state.store = store = FeedbackStore(engine, content.version, settings.threshold_profile, snooze_days)
             recorder = asyncio.create_task(store.run())
             app.state.shared = shared = SharedState.connect(settings.redis_url) if settings.redis_url else None
+            key = settings.pseudonym_key
+            app.state.pseudonyms = Pseudonyms(key.get_secret_value()) if key is not None else None
             try:
                 async with make_http_client(settings) as http:
                     app.state.fhir = FhirClient(http, settings)
@@ -201,6 +208,52 @@ def create_app(
     return app
 
 
+async def _snooze(
+    request: Request, hook_request: HookRequest, cards: list[Card], now: datetime
+) -> tuple[list[Card], list[Card], str | None, dict[UUID, str]]:
+    """The cards to show, those an override snoozed, and the keyed pseudonyms of the patient and of
+    each card's evidence to record with them; with no CDS_PSEUDONYM_KEY, every card and nothing
+    about the patient. A store that cannot be read snoozes nothing: a card too many, never one lost."""
+    pseudonyms: Pseudonyms | None = request.app.state.pseudonyms
+    patient = hook_request.context.get("patientId")
+    if pseudonyms is None or not cards or not isinstance(patient, str):
+        return cards, [], None, {}
+    fhir_server = str(hook_request.fhirServer) if hook_request.fhirServer is not None else ""
+    subject = pseudonyms.subject(getattr(request.state, "issuer", None) or fhir_server, patient)
+    evidence = {card.uuid: pseudonyms.evidence(kind_of(card), card.evidence) for card in cards}
+    try:
+        snoozed = await request.app.state.store.snoozed(subject, now)
+    except Exception as exc:  # the database is away
+        logger.error("snoozes not read: every card shown", extra={"error": type(exc).__name__})
+        snoozed = set()
+    shown = [c for c in cards if (kind_of(c), evidence[c.uuid]) not in snoozed]
+    return shown, [c for c in cards if (kind_of(c), evidence[c.uuid]) in snoozed], subject, evidence
+
+
+async def _issue(
+    request: Request, service: str, hook_request: HookRequest, outcome: Outcome, now: datetime
+) -> tuple[list[Card], dict[str, Any]]:
+    """The cards to show, once the snoozed ones are set apart; every card decided is counted and
+    recorded (written behind), shown, silent or snoozed. Also what the log line says of them."""
+    shown, snoozed, subject, evidence = await _snooze(request, hook_request, outcome.cards, now)
+    store: FeedbackStore = request.app.state.store
+    store.count_call(service, now)
+    store.record_cards(service, shown, now, subject=subject, evidence=evidence)
+    store.record_cards(service, outcome.silent, now, silent=True)
+    store.record_cards(service, snoozed, now, snoozed=True)
+    log = dict(outcome.log)
+    for counter, cards, name in (
+        (CARDS, shown, None),
+        (SILENT_CARDS, outcome.silent, "silent"),
+        (SNOOZED_CARDS, snoozed, "snoozed"),
+    ):
+        for card in cards:
+            counter.labels(kind_of(card), card.indicator).inc()
+        if name and cards:
+            log[name] = ",".join(map(kind_of, cards))
+    return shown, log
+
+
 def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None:
     async def call(hook_request: HookRequest, request: Request) -> JsonResponse:
         hook_instance = str(hook_request.hookInstance)
@@ -215,18 +268,10 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
                 return _bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}")
             now = clock()
             outcome = await service.evaluate(hook_request, now, request.app.state.fhir)
-            kinds = [kind_of(c) for c in outcome.cards]
-            log = outcome.log | ({"silent": ",".join(map(kind_of, outcome.silent))} if outcome.silent else {})
+            shown, log = await _issue(request, service.id, hook_request, outcome, now)
+            kinds = [kind_of(c) for c in shown]
             status = 200
-            for card in outcome.cards:
-                CARDS.labels(kind_of(card), card.indicator).inc()
-            for card in outcome.silent:
-                SILENT_CARDS.labels(kind_of(card), card.indicator).inc()
-            store = request.app.state.store  # written behind
-            store.count_call(service.id, now)
-            store.record_cards(service.id, outcome.cards, now)
-            store.record_cards(service.id, outcome.silent, now, silent=True)
-            return JsonResponse(CdsResponse(cards=outcome.cards).dump())
+            return JsonResponse(CdsResponse(cards=shown).dump())
         except RequestError as exc:
             status = 400
             return _bad_request(exc.field, exc.message)

@@ -389,13 +389,14 @@ class RequireJwt:
         )
         verifier: Verifier = request.app.state.verifier
         try:
-            await verifier.verify(request.headers.get("authorization"), audience)
+            claims = await verifier.verify(request.headers.get("authorization"), audience)
         except Unauthorized as exc:
             JWT_REJECTIONS.labels(exc.reason).inc()
             logger.warning("unauthorized", extra={"path": request.url.path, "reason": exc.reason, "status": 401})
             body = operation_outcome("login", "unauthorized")
             await JsonResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
+        scope.setdefault("state", {})["issuer"] = claims["iss"]  # the EHR: it names its patients
         await self.app(scope, receive, send)
 
 

@@ -59,6 +59,25 @@ class FindingView:
     superseded_by: ResultView | None  # a newer result that could not be interpreted
 
 
+def _evidence(values: dict[str, Any]) -> str:
+    """The results a card shows (each as the card shows it, with its date), in one text: a newer
+    result, or one read differently, changes it; the same results in another order do not."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, ResultView):
+            found.add(f"{value.code}|{value.shown}|{value.date}|{value.problem or ''}")
+        elif isinstance(value, FindingView):
+            found.add(f"{value.name}|{value.shown}|{value.date}|{value.flag}")
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for value in values.values():
+        walk(value)
+    return "\n".join(sorted(found))
+
+
 class CardRenderer:
     def __init__(self, content: Content, profile: Profile) -> None:
         self._content = content
@@ -184,7 +203,7 @@ class CardRenderer:
             indicator = spec.indicator_critical
         elif hypercalcaemia and spec.indicator_hypercalcaemia:
             indicator = spec.indicator_hypercalcaemia
-        return Card(
+        card = Card(
             uuid=uuid.uuid4(),
             summary=summary,
             detail=detail or None,
@@ -199,6 +218,7 @@ class CardRenderer:
             overrideReasons=self._override_reasons[kind],
             links=links or None,
         )
+        return card.built_on(_evidence(values))
 
     def _order_choice(self, offered: list[SuggestionSpec], wanted: set[str]) -> list[SuggestionSpec]:
         """For each wanted analyte, the offered test that covers the most wanted analytes and the

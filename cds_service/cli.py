@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -121,7 +122,9 @@ def demo(
         sys.stdout.buffer.write(body + b"\n")
         return
     people = {} if "CDS_LOG_FORMAT" in os.environ else {"log_format": "text"}  # the demo is read by people
-    app = _checked_app(demo=True, auth="off", cors_origins=["*"], **people)
+    # Snoozing on, under a key that lives as long as the process (CDS_PSEUDONYM_KEY, if set, wins).
+    key = {} if "CDS_PSEUDONYM_KEY" in os.environ else {"pseudonym_key": secrets.token_hex(32)}
+    app = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"
@@ -233,7 +236,7 @@ def report(
         typer.echo(json.dumps(body, indent=2))
         return
     table = Table(title=f"Card outcomes{f' since {since.date()}' if since else ''}")
-    numbers = ("issued", "silent", "fires", "accepted", "overridden", "no feedback", "acceptance")
+    numbers = ("issued", "silent", "snoozed", "fires", "accepted", "overridden", "no feedback", "acceptance")
     for column in ("kind", *numbers, "top override reasons", "accepted suggestions"):
         table.add_column(column, justify="right" if column in numbers else "left")
     for k in result.kinds:
@@ -245,6 +248,7 @@ def report(
             _cell(k.kind),
             str(k.issued),
             str(k.silent),
+            str(k.snoozed),
             fires,
             str(k.accepted),
             str(k.overridden),
@@ -256,7 +260,7 @@ def report(
     console = Console()
     console.print(table)
     calls = ", ".join(f"{service} {n}" for service, n in sorted(result.calls.items())) or "none recorded"
-    console.print(f"Hook calls answered with cards decided: {calls}. Fires: cards (shown or silent) per call.")
+    console.print(f"Hook calls answered with cards decided: {calls}. Fires: cards decided per call.")
     if result.feedback_on_unknown_cards:
         console.print(f"Feedback about cards this service did not issue: {result.feedback_on_unknown_cards}")
 

@@ -325,6 +325,7 @@ class Systems(_Strict):
 class OverrideReason(_Strict):
     code: str
     display: str
+    snooze_days: Annotated[int, Field(ge=0, le=3650)]  # the card kind is not shown again so long (0: never)
 
 
 class SourceSpec(_Strict):

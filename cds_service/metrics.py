@@ -19,6 +19,9 @@ CARDS = Counter("cds_cards_total", "Cards issued and shown", ["kind", "indicator
 SILENT_CARDS = Counter(
     "cds_silent_cards_total", "Cards decided for a kind that runs silent, never shown", ["kind", "indicator"]
 )
+SNOOZED_CARDS = Counter(
+    "cds_snoozed_cards_total", "Cards not shown: an override snoozed their kind for the patient", ["kind", "indicator"]
+)
 FHIR_QUERIES = Counter("cds_fhir_queries_total", "FHIR queries made for missing prefetch", ["outcome"])
 FHIR_SECONDS = Histogram(
     "cds_fhir_query_duration_seconds", "Time of one FHIR query, all its pages", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4)

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -218,6 +219,18 @@ class Card(_Response):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: Annotated[list[Coding], Field(min_length=1)] | None = None
     links: Annotated[list[Link], Field(min_length=1)] | None = None
+
+    # What the card was built on (its results, as the card shows them), set by the renderer; never
+    # sent. A snooze binds to it through a keyed digest (pseudonyms.py).
+    _evidence: str = PrivateAttr(default="")
+
+    @property
+    def evidence(self) -> str:
+        return self._evidence
+
+    def built_on(self, evidence: str) -> Card:
+        self._evidence = evidence
+        return self
 
     @model_validator(mode="after")
     def _selection_with_suggestions(self) -> Card:

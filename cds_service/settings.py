@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         None,
         description="card kinds that run silent (decided, recorded, never shown): comma-separated, or all; "
         "unset: each kind's mode in cards/catalogue.yaml",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="secret for the keyed patient pseudonyms that snoozes are stored under (32 characters or more); "
+        "unset: no snoozing, nothing about the patient stored",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"

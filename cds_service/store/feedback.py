@@ -13,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..protocol import Card, FeedbackEntry
-from .schema import db_time, feedback, hook_calls, issued_cards
+from .schema import db_time, feedback, hook_calls, issued_cards, snoozes
 
 logger = logging.getLogger("cds_service")
 
@@ -32,10 +33,18 @@ _MAX_PENDING = 100_000  # if the database stays away this long, the oldest recor
 
 
 class FeedbackStore:
-    def __init__(self, engine: AsyncEngine, content_version: str, profile: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        content_version: str,
+        profile: str,
+        snooze_days: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
+        """`snooze_days`: per override reason (system, code), the days its override snoozes a card."""
         self._engine = engine
         self._content_version = content_version
         self._profile = profile
+        self._snooze_days = {reason: days for reason, days in (snooze_days or {}).items() if days > 0}
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._pending: list[dict[str, Any]] = []
         self._calls: Counter[tuple[str, date]] = Counter()
@@ -45,9 +54,19 @@ class FeedbackStore:
         """One hook call answered with its cards decided, on its UTC day."""
         self._calls[service, at.astimezone(UTC).date()] += 1
 
-    def record_cards(self, service: str, cards: Sequence[Card], issued_at: datetime, *, silent: bool = False) -> None:
-        """Queue what the service said (or would have said, `silent`), by card uuid: no patient,
-        no value."""
+    def record_cards(
+        self,
+        service: str,
+        cards: Sequence[Card],
+        issued_at: datetime,
+        *,
+        silent: bool = False,
+        snoozed: bool = False,
+        subject: str | None = None,
+        evidence: Mapping[UUID, str] | None = None,
+    ) -> None:
+        """Queue what the service said (or would have said: `silent`, `snoozed`), by card uuid: no
+        patient and no value, only their keyed pseudonyms (`subject`, `evidence`) when snoozing is on."""
         self._pending += [
             {
                 "card_uuid": str(card.uuid),
@@ -59,6 +78,9 @@ class FeedbackStore:
                 "profile": self._profile,
                 "issued_at": db_time(issued_at),
                 "silent": silent,
+                "snoozed": snoozed,
+                "subject": subject,
+                "evidence": evidence.get(card.uuid) if evidence else None,
             }
             for card in cards
         ]
@@ -108,22 +130,30 @@ class FeedbackStore:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.flush())
 
+    async def snoozed(self, subject: str, now: datetime) -> set[tuple[str, str]]:
+        """The (kind, evidence) snoozed for this patient now."""
+        query = select(snoozes.c.kind, snoozes.c.evidence).where(
+            snoozes.c.subject == subject, snoozes.c.until > db_time(now)
+        )
+        async with self._engine.connect() as conn:
+            return {(kind, evidence) for kind, evidence in await conn.execute(query)}
+
     async def store(self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime) -> int:
         """Store every entry in one transaction (all or nothing); the same entry sent again is kept
-        once. Entries about cards this service did not issue are kept and flagged. Returns how many
-        were new."""
+        once. Entries about cards this service did not issue are kept and flagged. An override for
+        a reason that snoozes, of a card issued under a pseudonym, snoozes its kind for that patient
+        and those results. Returns how many entries were new."""
         await self.flush()  # so that feedback on a card issued a moment ago finds it
         uuids = {str(e.card) for e in entries}
         async with self._engine.begin() as conn:
-            known = set(
-                (
-                    await conn.execute(
-                        select(issued_cards.c.card_uuid).where(
-                            issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service
-                        )
-                    )
-                ).scalars()
-            )
+            known = {
+                row.card_uuid: row
+                for row in await conn.execute(
+                    select(
+                        issued_cards.c.card_uuid, issued_cards.c.kind, issued_cards.c.subject, issued_cards.c.evidence
+                    ).where(issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service)
+                )
+            }
             rows = [self._row(service, e, received_at, str(e.card) in known) for e in entries]
             result = await conn.execute(
                 self._insert(feedback)
@@ -131,7 +161,44 @@ class FeedbackStore:
                 .returning(feedback.c.id),
                 rows,
             )
-            return len(result.all())
+            new = len(result.all())
+            if snoozing := self._snoozes(entries, known, received_at):
+                insert = self._insert(snoozes)
+                later = case((snoozes.c.until > insert.excluded.until, snoozes.c.until), else_=insert.excluded.until)
+                await conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["subject", "kind", "evidence"],
+                        set_={"until": later, "reason": insert.excluded.reason},
+                    ),
+                    snoozing,
+                )
+            return new
+
+    def _snoozes(
+        self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any], received_at: datetime
+    ) -> list[dict[str, Any]]:
+        """The snoozes these entries ask for. From the time of the override, but never later than
+        the time it was received (an EHR's clock cannot lengthen a snooze)."""
+        found = []
+        for entry in entries:
+            card = known.get(str(entry.card))
+            coding = entry.overrideReason.reason if entry.overrideReason else None
+            if entry.outcome != "overridden" or card is None or card.subject is None or coding is None:
+                continue
+            days = self._snooze_days.get((coding.system or "", coding.code))
+            if days is None:
+                continue
+            start = min(entry.outcomeTimestamp, received_at)
+            found.append(
+                {
+                    "subject": card.subject,
+                    "kind": card.kind,
+                    "evidence": card.evidence,
+                    "until": db_time(start + timedelta(days=days)),
+                    "reason": coding.code,
+                }
+            )
+        return found
 
     @staticmethod
     def _row(service: str, entry: FeedbackEntry, received_at: datetime, known: bool) -> dict[str, Any]:

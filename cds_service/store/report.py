@@ -1,8 +1,9 @@
 """Card outcomes per kind, for the people who maintain the clinical content.
 
 A card counts once, by the latest feedback about it (an EHR may report the same card again).
-Cards of a kind that ran silent are counted apart, never as issued. How often a kind fires is its
-cards, shown and silent, over the hook calls of the services that decide it.
+Cards of a kind that ran silent, and cards an override snoozed, are counted apart, never as
+issued. How often a kind fires is its cards decided (shown, silent or snoozed) over the hook calls
+of the services that decide it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class KindReport:
     kind: str
     issued: int = 0  # shown
     silent: int = 0  # decided for a kind that ran silent, never shown
+    snoozed: int = 0  # decided, not shown: an override snoozed the kind for the patient
     calls: int = 0  # hook calls of the services that decide this kind
     accepted: int = 0
     overridden: int = 0
@@ -40,8 +42,8 @@ class KindReport:
 
     @property
     def fire_rate(self) -> float | None:
-        """Cards, shown or silent, per hook call of the services that decide the kind."""
-        return (self.issued + self.silent) / self.calls if self.calls else None
+        """Cards decided (shown, silent or snoozed) per hook call of the services that decide the kind."""
+        return (self.issued + self.silent + self.snoozed) / self.calls if self.calls else None
 
     def as_dict(self, top: int = 3) -> dict[str, Any]:
         data = asdict(self)
@@ -71,6 +73,7 @@ async def build_report(engine: AsyncEngine, since: datetime | None = None) -> Re
         issued_cards.c.suggestions,
         issued_cards.c.service,
         issued_cards.c.silent,
+        issued_cards.c.snoozed,
     )
     calls_query = select(hook_calls.c.service, func.sum(hook_calls.c.calls)).group_by(hook_calls.c.service)
     if since is not None:
@@ -80,11 +83,12 @@ async def build_report(engine: AsyncEngine, since: datetime | None = None) -> Re
     unknown = 0
     async with engine.connect() as conn:
         calls = {service: int(n) for service, n in await conn.execute(calls_query)}
-        for uuid, kind, suggestions, service, silent in await conn.execute(query):
+        for uuid, kind, suggestions, service, silent, snoozed in await conn.execute(query):
             report = kinds.setdefault(kind, KindReport(kind))
             deciding.setdefault(kind, set()).add(service)
-            if silent:
-                report.silent += 1
+            if silent or snoozed:
+                report.silent += silent
+                report.snoozed += snoozed
                 continue
             report.issued += 1
             card_kinds[uuid] = kind

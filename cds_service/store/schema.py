@@ -40,6 +40,23 @@ issued_cards = Table(
     Column("profile", String(100), nullable=False),
     Column("issued_at", DateTime(), nullable=False, index=True),  # UTC
     Column("silent", Boolean, nullable=False, server_default=false()),  # its kind ran silent: never shown
+    Column("snoozed", Boolean, nullable=False, server_default=false()),  # an override snoozed it: never shown
+    # With CDS_PSEUDONYM_KEY, for a card shown: the keyed pseudonym of the patient and the keyed
+    # digest of the results it was built on (pseudonyms.py), so that an override can snooze it.
+    Column("subject", String(64)),
+    Column("evidence", String(64)),
+)
+
+# A card kind not shown again to one patient (pseudonym) while the results it was built on stay
+# the same, until `until`: what an override with a snoozing reason leaves behind.
+snoozes = Table(
+    "snoozes",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("kind", String(100), primary_key=True),
+    Column("evidence", String(64), primary_key=True),
+    Column("until", DateTime(), nullable=False),  # UTC
+    Column("reason", String(200), nullable=False),
 )
 
 # Hook calls answered with cards decided (200), per service and UTC day: the denominator of how
