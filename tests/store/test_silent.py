@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from cds_service.store.report import Report, build_report
 from cds_service.store.schema import hook_calls, issued_cards
 from tests.builders import hook_request, obs
 from tests.conftest import AS_OF, AppFactory, make_client
+from tests.store.tables import rows
 from tests.test_metrics import sample
 
 pytestmark = pytest.mark.anyio
@@ -35,15 +35,6 @@ def deficient() -> dict[str, object]:
 
 def kinds(cards: list[dict[str, object]]) -> list[str]:
     return [c["source"]["topic"]["code"] for c in cards]  # type: ignore[index]
-
-
-async def rows(url: str, *columns: Any) -> list[tuple[Any, ...]]:
-    engine = open_database(url)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(row) for row in await conn.execute(select(*columns))]
-    finally:
-        await engine.dispose()
 
 
 async def report(url: str) -> Report:

@@ -21,6 +21,7 @@ from cds_service.store.report import build_report
 from cds_service.store.schema import db_time, feedback, issued_cards, snoozes
 from tests.builders import hook_request, obs
 from tests.conftest import AS_OF, AppFactory, make_client
+from tests.store.tables import rows
 from tests.store.test_feedback import overridden
 from tests.test_metrics import sample
 
@@ -94,12 +95,7 @@ async def test_the_snooze_lasts_the_days_of_its_reason(
 ) -> None:
     async with make_client(make_app(database_url=database_url, pseudonym_key=KEY)) as client:
         await override(client, (await open_chart(client, chart()))["vitd-deficient"], reason)
-    engine = open_database(database_url)
-    try:
-        async with engine.connect() as conn:
-            (until,) = (await conn.execute(select(snoozes.c.until))).scalars().all()
-    finally:
-        await engine.dispose()
+    ((until,),) = await rows(database_url, snoozes.c.until)
     assert until == db_time(AS_OF + timedelta(days=days))
 
 
@@ -138,14 +134,8 @@ async def test_without_the_key_nothing_is_snoozed_and_nothing_about_the_patient_
     async with make_client(make_app(database_url=database_url)) as client:
         await override(client, (await open_chart(client, chart()))["vitd-deficient"])
         assert "vitd-deficient" in await open_chart(client, chart())
-    engine = open_database(database_url)
-    try:
-        async with engine.connect() as conn:
-            kept = (await conn.execute(select(issued_cards.c.subject, issued_cards.c.evidence))).all()
-            snoozed = (await conn.execute(select(snoozes))).all()
-    finally:
-        await engine.dispose()
-    assert kept and set(kept) == {(None, None)} and snoozed == []
+    kept = await rows(database_url, issued_cards.c.subject, issued_cards.c.evidence)
+    assert kept and set(kept) == {(None, None)} and await rows(database_url, snoozes.c.subject) == []
 
 
 async def test_a_new_key_lets_every_snooze_lapse(make_app: AppFactory, database_url: str) -> None:
@@ -160,12 +150,7 @@ async def test_an_ehr_clock_in_the_future_cannot_lengthen_a_snooze(make_app: App
         card = (await open_chart(client, chart()))["vitd-deficient"]
         entry = overridden(card, "already-addressed", "2036-01-01T00:00:00Z")
         assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 200
-    engine = open_database(database_url)
-    try:
-        async with engine.connect() as conn:
-            (until,) = (await conn.execute(select(snoozes.c.until))).scalars().all()
-    finally:
-        await engine.dispose()
+    ((until,),) = await rows(database_url, snoozes.c.until)
     assert until <= db_time(datetime.now(UTC) + timedelta(days=90))  # from when it was received
 
 
