@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__, openapi
+from .admin.routes import add_admin
 from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
 from .demo.routes import add_demo
@@ -203,6 +204,8 @@ def create_app(
 
     if demo:
         add_demo(app, content, settings.threshold_profile)
+    if settings.admin_token is not None:
+        add_admin(app, settings.admin_token.get_secret_value(), clock)
 
     logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app

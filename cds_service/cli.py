@@ -39,6 +39,7 @@ from .evaluate import evaluate as run_evaluation
 from .settings import Settings
 from .store.database import migrate, open_database
 from .store.report import Report, build_report
+from .store.report import as_json as report_json
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
 
@@ -221,21 +222,20 @@ def report(
     since: Annotated[
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="only cards issued on or after this day (UTC)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    until: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="only cards issued on or before this day (UTC)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table, with the weeks")] = False,
 ) -> None:
     """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
     settings = Settings()
-    result = asyncio.run(_report(settings.database_url, since.replace(tzinfo=UTC) if since else None))
+    first, last = since.date() if since else None, until.date() if until else None
+    result = asyncio.run(_report(settings.database_url, first, last))
     if as_json:
-        body = {
-            "since": since.date().isoformat() if since else None,
-            "hook_calls": result.calls,
-            "kinds": [k.as_dict() for k in result.kinds],
-            "feedback_on_unknown_cards": result.feedback_on_unknown_cards,
-        }
-        typer.echo(json.dumps(body, indent=2))
+        typer.echo(json.dumps(report_json(result, first, last), indent=2))
         return
-    table = Table(title=f"Card outcomes{f' since {since.date()}' if since else ''}")
+    span = (f" since {first}" if first else "") + (f" until {last}" if last else "")
+    table = Table(title=f"Card outcomes{span}")
     numbers = ("issued", "silent", "snoozed", "fires", "accepted", "overridden", "no feedback", "acceptance")
     for column in ("kind", *numbers, "top override reasons", "accepted suggestions"):
         table.add_column(column, justify="right" if column in numbers else "left")
@@ -275,11 +275,11 @@ def _cell(text: str) -> str:
     return escape(_CONTROL.sub("", text))
 
 
-async def _report(url: str, since: datetime | None) -> Report:
+async def _report(url: str, since: date | None, until: date | None) -> Report:
     engine = open_database(url)
     try:
         await migrate(engine)
-        return await build_report(engine, since)
+        return await build_report(engine, since, until)
     finally:
         await engine.dispose()
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         description="secret for the keyed patient pseudonyms that snoozes are stored under (32 characters or more); "
         "unset: no snoozing, nothing about the patient stored",
     )
+    admin_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="token of the governance page at /admin (16 characters or more); unset: no /admin",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins of browser-based EHRs allowed to call the service; * for any"
     )

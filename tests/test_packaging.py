@@ -31,9 +31,15 @@ def test_wheel_carries_the_cards(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "cards").rglob("*") if p.is_file()}
     assert expected and {f"cds_service/{name}" for name in expected} <= names
-    demo = {
+    data = {
         p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "cds_service" / "demo").rglob("*")
+        for folder in ("demo", "admin", "store/migrations")
+        for p in (ROOT / "cds_service" / folder).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert {"cds_service/demo/static/demo.js", "cds_service/demo/smart/SOURCE.md"} <= demo <= names
+    wanted = {
+        "cds_service/demo/static/demo.js",
+        "cds_service/demo/smart/SOURCE.md",
+        "cds_service/admin/templates/page.html",
+    }
+    assert wanted <= data <= names

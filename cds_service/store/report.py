@@ -8,15 +8,17 @@ of the services that decide it.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .schema import db_time, feedback, hook_calls, issued_cards
+from .schema import feedback, hook_calls, issued_cards
 
 
 @dataclass
@@ -41,6 +43,11 @@ class KindReport:
         return self.accepted / self.issued if self.issued else None
 
     @property
+    def override_rate(self) -> float | None:
+        """Overridden among the cards issued."""
+        return self.overridden / self.issued if self.issued else None
+
+    @property
     def fire_rate(self) -> float | None:
         """Cards decided (shown, silent or snoozed) per hook call of the services that decide the kind."""
         return (self.issued + self.silent + self.snoozed) / self.calls if self.calls else None
@@ -49,6 +56,7 @@ class KindReport:
         data = asdict(self)
         data["no_feedback"] = self.no_feedback
         data["acceptance_rate"] = self.acceptance_rate
+        data["override_rate"] = self.override_rate
         data["fire_rate"] = self.fire_rate
         data["override_reasons"] = dict(self.override_reasons.most_common(top))
         data["accepted_suggestions"] = dict(self.accepted_suggestions.most_common())
@@ -56,58 +64,180 @@ class KindReport:
 
 
 @dataclass
-class Report:
+class WeekReport:
+    start: date  # the Monday (UTC) the week begins
+    calls: dict[str, int]  # hook calls per service
     kinds: list[KindReport]
+
+
+@dataclass
+class Report:
+    kinds: list[KindReport]  # over the whole range
     feedback_on_unknown_cards: int
     calls: dict[str, int] = field(default_factory=dict)  # hook calls per service
+    weeks: list[WeekReport] = field(default_factory=list)  # the same, week by week
 
 
-async def build_report(engine: AsyncEngine, since: datetime | None = None) -> Report:
-    kinds: dict[str, KindReport] = {}
-    suggestion_labels: dict[str, str] = {}
-    card_kinds: dict[str, str] = {}
-    deciding: dict[str, set[str]] = {}  # kind -> the services that issued it
-    query = select(
+def week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+async def build_report(engine: AsyncEngine, since: date | None = None, until: date | None = None) -> Report:
+    """Cards issued from `since` to `until` (UTC days, both included), in total and per week. One
+    query for the cards, one for the feedback, one for the hook calls."""
+    cards = select(
         issued_cards.c.card_uuid,
         issued_cards.c.kind,
         issued_cards.c.suggestions,
         issued_cards.c.service,
         issued_cards.c.silent,
         issued_cards.c.snoozed,
+        issued_cards.c.issued_at,
     )
-    calls_query = select(hook_calls.c.service, func.sum(hook_calls.c.calls)).group_by(hook_calls.c.service)
-    if since is not None:
-        query = query.where(issued_cards.c.issued_at >= db_time(since))
-        calls_query = calls_query.where(hook_calls.c.day >= since.astimezone(UTC).date())
+    calls_query = select(hook_calls.c.service, hook_calls.c.day, hook_calls.c.calls)
+    start = datetime.combine(since, time.min) if since is not None else None
+    end = datetime.combine(until + timedelta(days=1), time.min) if until is not None else None
+    if start is not None:
+        cards = cards.where(issued_cards.c.issued_at >= start)
+        calls_query = calls_query.where(hook_calls.c.day >= since)
+    if end is not None:
+        cards = cards.where(issued_cards.c.issued_at < end)
+        calls_query = calls_query.where(hook_calls.c.day <= until)
+    async with engine.connect() as conn:
+        calls = [(service, day, int(n)) for service, day, n in await conn.execute(calls_query)]
+        issued = list(await conn.execute(cards))
+        answers = list(await conn.execute(select(feedback).order_by(feedback.c.outcome_timestamp, feedback.c.id)))
+    return _tally(issued, answers, calls, start, end)
+
+
+def _tally(
+    issued: list[Any],
+    answers: list[Any],
+    calls: list[tuple[str, date, int]],
+    start: datetime | None,
+    end: datetime | None,
+) -> Report:
+    total: dict[str, KindReport] = {}
+    weekly: dict[date, dict[str, KindReport]] = {}
+    deciding: dict[str, set[str]] = {}  # kind -> the services that issued it
+    shown: dict[str, tuple[KindReport, KindReport]] = {}  # card uuid -> its kind's total and week
+    labels: dict[str, str] = {}
+    for uuid, kind, suggestions, service, silent, snoozed, issued_at in issued:
+        reports = (
+            total.setdefault(kind, KindReport(kind)),
+            weekly.setdefault(week_of(issued_at.date()), {}).setdefault(kind, KindReport(kind)),
+        )
+        deciding.setdefault(kind, set()).add(service)
+        for report in reports:
+            report.silent += silent
+            report.snoozed += snoozed
+            report.issued += not (silent or snoozed)
+        if not (silent or snoozed):
+            shown[uuid] = reports
+            labels.update({s["uuid"]: s["label"] for s in suggestions})
     latest: dict[str, Any] = {}
     unknown = 0
-    async with engine.connect() as conn:
-        calls = {service: int(n) for service, n in await conn.execute(calls_query)}
-        for uuid, kind, suggestions, service, silent, snoozed in await conn.execute(query):
-            report = kinds.setdefault(kind, KindReport(kind))
-            deciding.setdefault(kind, set()).add(service)
-            if silent or snoozed:
-                report.silent += silent
-                report.snoozed += snoozed
-                continue
-            report.issued += 1
-            card_kinds[uuid] = kind
-            suggestion_labels.update({s["uuid"]: s["label"] for s in suggestions})
-        rows = await conn.execute(select(feedback).order_by(feedback.c.outcome_timestamp, feedback.c.id))
-        for row in rows:
-            if row.card_uuid in card_kinds:
-                latest[row.card_uuid] = row  # ordered by time: the last one wins
-            elif not row.known_card and (since is None or row.received_at >= db_time(since)):
-                unknown += 1
+    for row in answers:
+        if row.card_uuid in shown:
+            latest[row.card_uuid] = row  # ordered by time: the last one wins
+        elif (
+            not row.known_card
+            and (start is None or row.received_at >= start)
+            and (end is None or row.received_at < end)
+        ):
+            unknown += 1
     for uuid, row in latest.items():
-        report = kinds[card_kinds[uuid]]
-        if row.outcome == "accepted":
-            report.accepted += 1
-            for suggestion in row.accepted_suggestions:
-                report.accepted_suggestions[suggestion_labels.get(suggestion, "unknown suggestion")] += 1
-        else:
-            report.overridden += 1
-            report.override_reasons[row.override_display or row.override_code or "no reason given"] += 1
+        for report in shown[uuid]:
+            if row.outcome == "accepted":
+                report.accepted += 1
+                for suggestion in row.accepted_suggestions:
+                    report.accepted_suggestions[labels.get(suggestion, "unknown suggestion")] += 1
+            else:
+                report.overridden += 1
+                report.override_reasons[row.override_display or row.override_code or "no reason given"] += 1
+    per_service: Counter[str] = Counter()
+    per_week: dict[date, Counter[str]] = {}
+    for service, day, n in calls:
+        per_service[service] += n
+        per_week.setdefault(week_of(day), Counter())[service] += n
+        weekly.setdefault(week_of(day), {})
     for kind, services in deciding.items():
-        kinds[kind].calls = sum(calls.get(service, 0) for service in services)
-    return Report(sorted(kinds.values(), key=lambda k: k.kind), unknown, calls)
+        total[kind].calls = sum(per_service[s] for s in services)
+        for week, week_kinds in weekly.items():
+            if kind in week_kinds:
+                week_kinds[kind].calls = sum(per_week.get(week, Counter())[s] for s in services)
+    weeks = [
+        WeekReport(week, dict(per_week.get(week, {})), sorted(weekly[week].values(), key=lambda k: k.kind))
+        for week in sorted(weekly)
+    ]
+    return Report(sorted(total.values(), key=lambda k: k.kind), unknown, dict(per_service), weeks)
+
+
+def as_json(report: Report, since: date | None, until: date | None) -> dict[str, Any]:
+    """The report as `cds-service report --json` and the governance page's export give it."""
+    return {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "hook_calls": report.calls,
+        "kinds": [k.as_dict() for k in report.kinds],
+        "weeks": [
+            {"week": w.start.isoformat(), "hook_calls": w.calls, "kinds": [k.as_dict() for k in w.kinds]}
+            for w in report.weeks
+        ],
+        "feedback_on_unknown_cards": report.feedback_on_unknown_cards,
+    }
+
+
+CSV_COLUMNS = (
+    "week",
+    "kind",
+    "hook_calls",
+    "issued",
+    "silent",
+    "snoozed",
+    "fire_rate",
+    "accepted",
+    "overridden",
+    "no_feedback",
+    "acceptance_rate",
+    "override_rate",
+    "top_override_reasons",
+    "accepted_suggestions",
+)
+
+
+def as_csv(report: Report) -> str:
+    """One row per week and card kind. A text cell that a spreadsheet would run as a formula
+    (override reasons come from EHRs) is prefixed with a quote."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for week in report.weeks:
+        for k in week.kinds:
+            writer.writerow(
+                [
+                    week.start.isoformat(),
+                    k.kind,
+                    k.calls,
+                    k.issued,
+                    k.silent,
+                    k.snoozed,
+                    _rate(k.fire_rate),
+                    k.accepted,
+                    k.overridden,
+                    k.no_feedback,
+                    _rate(k.acceptance_rate),
+                    _rate(k.override_rate),
+                    _cell("; ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3))),
+                    _cell("; ".join(f"{r} ({n})" for r, n in k.accepted_suggestions.most_common())),
+                ]
+            )
+    return out.getvalue()
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

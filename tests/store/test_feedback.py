@@ -218,7 +218,7 @@ async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
     assert c.accepted_suggestions.most_common() == [("Order a basic metabolic panel (potassium, calcium)", 2)]
     assert report.feedback_on_unknown_cards == 1
     engine = open_database(database_url)
-    later = await build_report(engine, since=datetime.now(UTC) + timedelta(days=1))
+    later = await build_report(engine, since=(datetime.now(UTC) + timedelta(days=1)).date())
     await engine.dispose()
     assert later.kinds == []
 

@@ -1,0 +1,150 @@
+"""/admin: the governance page, its login, and the report's exports (JSON, CSV).
+
+The token is accepted as a bearer token, or once through the login form, which then sets a
+cookie holding an HMAC of the token (never the token); both are compared in constant time. Every
+answer is `no-store`, and the page carries a content security policy that allows no script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import escape
+
+from ..protocol import operation_outcome
+from ..responses import JsonResponse
+from ..store.report import Report, as_csv, as_json, build_report
+from .charts import weekly
+
+_COOKIE = "cds_admin"
+_DEFAULT_WEEKS = 12
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class _Range(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def add_admin(app: FastAPI, token: str, clock: Any) -> None:
+    session = hmac.new(token.encode(), b"cds-admin-session", hashlib.sha256).hexdigest()
+    router = APIRouter(prefix="/admin", include_in_schema=False)
+
+    def allowed(request: Request) -> bool:
+        auth = request.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() == "bearer" and given:
+            return hmac.compare_digest(given.encode(), token.encode())
+        return hmac.compare_digest(request.cookies.get(_COOKIE, "").encode(), session.encode())
+
+    def login(status: int, problem: str | None = None) -> HTMLResponse:
+        html = _TEMPLATES.get_template("login.html").render(problem=problem)
+        return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+
+    def refused() -> JsonResponse:
+        body = operation_outcome("login", "the admin token is required")
+        return JsonResponse(body, 401, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+
+    async def report_for(request: Request) -> tuple[Report, date, date]:
+        since, until = _range(request, clock().astimezone(UTC).date())
+        await request.app.state.store.flush()  # this process's latest calls and cards, written behind
+        return await build_report(request.app.state.engine, since, until), since, until
+
+    @router.get("")
+    async def page(request: Request) -> Response:
+        if not allowed(request):
+            return login(401)
+        try:
+            report, since, until = await report_for(request)
+        except _Range as exc:
+            return HTMLResponse(f"<p>{escape(exc.message)}</p>", 400, headers=_HEADERS)
+        html = _TEMPLATES.get_template("page.html").render(
+            report=report, since=since, until=until, chart=weekly(report, since, until), pct=_pct
+        )
+        return HTMLResponse(html, headers=_HEADERS)
+
+    @router.post("/login")
+    async def sign_in(request: Request) -> Response:
+        form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+        given = form.get("token", [""])[0]
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return login(401, "That is not the admin token.")
+        answer = RedirectResponse("/admin", 303, headers=_HEADERS)
+        secure = request.url.scheme == "https"
+        answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/admin")
+        return answer
+
+    @router.post("/logout")
+    async def sign_out() -> Response:
+        answer = RedirectResponse("/admin", 303, headers=_HEADERS)
+        answer.delete_cookie(_COOKIE, path="/admin")
+        return answer
+
+    async def exported(request: Request) -> tuple[Report, date, date] | Response:
+        """The report an export asks for, or the answer that refuses it."""
+        if not allowed(request):
+            return refused()
+        try:
+            return await report_for(request)
+        except _Range as exc:
+            return JsonResponse(operation_outcome("invalid", exc.message), 400, headers=_HEADERS)
+
+    @router.get("/report.json")
+    async def export_json(request: Request) -> Response:
+        found = await exported(request)
+        if isinstance(found, Response):
+            return found
+        report, since, until = found
+        return JsonResponse(as_json(report, since, until), headers=_HEADERS)
+
+    @router.get("/report.csv")
+    async def export_csv(request: Request) -> Response:
+        found = await exported(request)
+        if isinstance(found, Response):
+            return found
+        report, since, until = found
+        headers = _HEADERS | {"Content-Disposition": f'attachment; filename="cds-cards-{since}-{until}.csv"'}
+        return Response(as_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+
+    app.include_router(router)
+
+
+def _range(request: Request, today: date) -> tuple[date, date]:
+    """`since` and `until` (YYYY-MM-DD, both included); the last twelve weeks by default."""
+    try:
+        until = date.fromisoformat(request.query_params.get("until") or today.isoformat())
+        default_since = until - timedelta(weeks=_DEFAULT_WEEKS) + timedelta(days=1)
+        since = date.fromisoformat(request.query_params.get("since") or default_since.isoformat())
+    except ValueError:
+        raise _Range("since and until must be dates, YYYY-MM-DD") from None
+    if since > until:
+        raise _Range("since must not be after until")
+    if until - since > timedelta(days=3 * 366):
+        raise _Range("a range of at most three years")
+    return since, until
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"

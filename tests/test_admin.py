@@ -1,0 +1,165 @@
+"""The governance page at /admin: refused without the admin token (bearer or login form), off
+without CDS_ADMIN_TOKEN, and showing what `cds-service report` shows, week by week, with CSV and
+JSON exports; then the same page in real headless Chromium, with a screenshot in docs/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.builders import hook_request, obs
+from tests.conftest import AppFactory, make_client
+from tests.servers import service
+from tests.store.test_feedback import overridden
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "/cds-services/vitamin-d-cramps"
+TOKEN = "admin-token-for-tests-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+WHEN = "2026-11-25T10:00:00Z"
+
+
+def chart(patient: str = "p1") -> dict[str, Any]:
+    """Deficient, no recent electrolytes: the vitamin D card and a calcium check."""
+    return hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10", patient=patient)], [], patient=patient)
+
+
+def seed(client: httpx.Client) -> None:
+    """Six charts opened, two of their vitamin D cards overridden, one with a hostile reason text."""
+    for i in range(6):
+        cards = {c["source"]["topic"]["code"]: c for c in client.post(SERVICE, json=chart(f"p{i}")).json()["cards"]}
+        if i < 2:
+            entry = overridden(cards["vitd-deficient"], "already-addressed", WHEN)
+            if i == 1:
+                entry["overrideReason"]["reason"] = {"code": "x", "display": "<script>alert(1)</script>=1+1"}
+            assert client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}).status_code == 200
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_off_without_the_setting(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/admin")).status_code == 404
+    assert (await client.get("/admin/report.json", headers=BEARER)).status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}])
+async def test_refused_without_the_token(make_app: AppFactory, headers: dict[str, str]) -> None:
+    async with make_client(make_app(admin_token=TOKEN)) as client:
+        page = await client.get("/admin", headers=headers)
+        assert page.status_code == 401 and 'name="token"' in page.text and "Card governance" in page.text
+        for path in ("/admin/report.json", "/admin/report.csv"):
+            answer = await client.get(path, headers=headers)
+            assert answer.status_code == 401 and answer.json()["resourceType"] == "OperationOutcome"
+        wrong = await client.post(
+            "/admin/login", content="token=nope", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert wrong.status_code == 401 and "not the admin token" in wrong.text and "set-cookie" not in wrong.headers
+
+
+async def test_the_login_form_sets_a_cookie_that_is_not_the_token(make_app: AppFactory) -> None:
+    async with make_client(make_app(admin_token=TOKEN)) as client:
+        signed = await client.post(
+            "/admin/login", content=f"token={TOKEN}", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/admin"
+        cookie = signed.headers["set-cookie"]
+        assert TOKEN not in cookie and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        page = await client.get("/admin")
+        assert page.status_code == 200 and 'id="kinds"' in page.text
+        assert "script-src" not in page.headers["content-security-policy"]  # no script allowed at all
+        assert page.headers["cache-control"] == "no-store"
+        await client.post("/admin/logout")
+        assert (await client.get("/admin")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("since=yesterday", "must be dates"),
+        ("since=2026-11-20&until=2026-11-01", "not be after"),
+        ("since=2000-01-01", "three years"),
+    ],
+)
+async def test_a_bad_range_is_400(make_app: AppFactory, query: str, problem: str) -> None:
+    async with make_client(make_app(admin_token=TOKEN)) as client:
+        answer = await client.get(f"/admin/report.json?{query}", headers=BEARER)
+    assert answer.status_code == 400 and problem in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_the_exports_and_the_report_agree(tmp_path: Path) -> None:
+    settings = {
+        "CDS_AUTH": "off",
+        "CDS_ADMIN_TOKEN": TOKEN,
+        "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.sqlite'}",
+    }
+    with service("serve", settings) as (base, _), httpx.Client(base_url=base, timeout=10) as client:
+        seed(client)
+        data = client.get("/admin/report.json", headers=BEARER).json()
+        table = client.get("/admin/report.csv", headers=BEARER)
+    kinds = {k["kind"]: k for k in data["kinds"]}
+    assert data["hook_calls"] == {"vitamin-d-cramps": 6}
+    assert (kinds["vitd-deficient"]["issued"], kinds["vitd-deficient"]["overridden"]) == (6, 2)
+    assert kinds["vitd-deficient"]["override_rate"] == pytest.approx(2 / 6)
+    assert table.headers["content-disposition"].startswith('attachment; filename="cds-cards-')
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert {r["kind"] for r in rows} == {"vitd-deficient", "electrolytes-check"}
+    deficient = next(r for r in rows if r["kind"] == "vitd-deficient")
+    assert (deficient["hook_calls"], deficient["issued"], deficient["overridden"]) == ("6", "6", "2")
+    # a reason an EHR sent cannot become a spreadsheet formula
+    assert all(not r["top_override_reasons"].startswith(("=", "+", "-", "@")) for r in rows)
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path) -> Iterator[str]:
+    settings = {
+        "CDS_AUTH": "off",
+        "CDS_ADMIN_TOKEN": TOKEN,
+        "CDS_SILENT_KINDS": "electrolytes-check",
+        "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'admin.sqlite'}",
+    }
+    with service("serve", settings) as (base, _), httpx.Client(base_url=base, timeout=10) as client:
+        seed(client)
+        yield base
+
+
+def test_the_page_in_chromium(browser: Browser, admin_server: str) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=admin_server)
+    page = context.new_page()
+    refused = page.goto("/admin")
+    assert refused is not None and refused.status == 401
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("That is not the admin token.")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    expect(page.locator("#kinds")).to_be_visible()
+    row = page.locator("#kinds tr[data-kind=vitd-deficient] td")
+    expect(row.nth(1)).to_have_text("6")  # shown
+    expect(page.locator("#kinds tr[data-kind=electrolytes-check] td").nth(2)).to_have_text("6")  # silent
+    expect(row.nth(6)).to_have_text("2")  # overridden
+    # the hostile reason is shown as text, never run
+    expect(page.locator("#kinds tr[data-kind=vitd-deficient] td.text").first).to_contain_text(
+        "<script>alert(1)</script>"
+    )
+    assert page.evaluate("() => window.alerted === undefined && document.scripts.length === 0")
+    bars = page.locator("#weekly rect")
+    assert bars.count() >= 2  # shown and silent, in this week
+    assert "6 calls" in page.locator("#weekly").text_content()  # type: ignore[operator]
+    with page.expect_download() as download:
+        page.click("text=CSV")
+    assert download.value.suggested_filename.startswith("cds-cards-")
+    shot = ROOT / "docs" / "admin.png" if os.environ.get("UPDATE_SCREENSHOT") else None
+    image = page.screenshot(path=str(shot) if shot else None, full_page=True)
+    assert len(image) > 20_000
+    page.click("text=Sign out")
+    expect(page.locator("#token")).to_be_visible()
+    context.close()
