@@ -216,7 +216,8 @@ async def _snooze(
 ) -> tuple[list[Card], list[Card], str | None, dict[UUID, str]]:
     """The cards to show, those an override snoozed, and the keyed pseudonyms of the patient and of
     each card's evidence to record with them; with no CDS_PSEUDONYM_KEY, every card and nothing
-    about the patient. A store that cannot be read snoozes nothing: a card too many, never one lost."""
+    about the patient. A critical card is never held back, and a store that cannot be read holds
+    back nothing: a card too many, never one lost."""
     pseudonyms: Pseudonyms | None = request.app.state.pseudonyms
     patient = hook_request.context.get("patientId")
     if pseudonyms is None or not cards or not isinstance(patient, str):
@@ -229,8 +230,8 @@ async def _snooze(
     except Exception as exc:  # the database is away
         logger.error("snoozes not read: every card shown", extra={"error": type(exc).__name__})
         snoozed = set()
-    shown = [c for c in cards if (kind_of(c), evidence[c.uuid]) not in snoozed]
-    return shown, [c for c in cards if (kind_of(c), evidence[c.uuid]) in snoozed], subject, evidence
+    held = [c for c in cards if c.indicator != "critical" and (kind_of(c), evidence[c.uuid]) in snoozed]
+    return [c for c in cards if c not in held], held, subject, evidence
 
 
 async def _issue(

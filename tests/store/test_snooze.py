@@ -170,3 +170,12 @@ async def test_a_store_that_cannot_be_read_snoozes_nothing(
 def test_a_short_key_is_refused() -> None:
     with pytest.raises(ValidationError, match="pseudonym_key"):
         Settings(pseudonym_key="too-short")
+
+
+async def test_a_critical_card_is_never_snoozed(make_app: AppFactory, database_url: str) -> None:
+    very_high = hook_request([obs("62292-8", 160, "ng/mL", "2026-11-10", patient=PATIENT)], [], patient=PATIENT)
+    async with make_client(make_app(database_url=database_url, pseudonym_key=KEY)) as client:
+        card = (await open_chart(client, very_high))["vitd-high"]
+        assert card["indicator"] == "critical"
+        await override(client, card, "not-relevant")
+        assert "vitd-high" in await open_chart(client, very_high)
