@@ -20,6 +20,7 @@ from tests.conftest import AppFactory, make_client
 from tests.servers import service
 from tests.store.test_feedback import overridden
 
+pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "/cds-services/vitamin-d-cramps"
 TOKEN = "admin-token-for-tests-0123456789"
@@ -41,9 +42,6 @@ def seed(client: httpx.Client) -> None:
             if i == 1:
                 entry["overrideReason"]["reason"] = {"code": "x", "display": "<script>alert(1)</script>=1+1"}
             assert client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}).status_code == 200
-
-
-pytestmark = pytest.mark.anyio
 
 
 async def test_off_without_the_setting(client: httpx.AsyncClient) -> None:
