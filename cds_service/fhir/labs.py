@@ -97,13 +97,17 @@ class LabReader:
         tally = Tally()
         results: list[LabResult] = []
         seen: set[str | LabResult] = set()
-        for obs in own(filter(self._selected, resources), "Observation", Observation, patient_id, tally):
+        resources = list(resources)
+        selected = [r for r in resources if self._selected(r)]
+        tally.ignored += len(resources) - len(selected)
+        for obs in own(selected, "Observation", Observation, patient_id, tally):
             try:
                 result = self._result(obs)
             except ValueError:  # a date that is not a FHIR date
                 tally.malformed += 1
                 continue
             if result is None or (key := obs.id if obs.id is not None else result) in seen:
+                tally.ignored += 1
                 continue
             seen.add(key)
             results.append(result)

@@ -74,21 +74,24 @@ class Read(Generic[T]):
     items: tuple[T, ...]
     malformed: int  # resources skipped because they were not valid
     other_patient: int  # resources about another patient (or none), ignored
+    ignored: int = 0  # resources of no interest: another type or code, a status that does not count, a repeat
 
 
 @dataclass
 class Tally:
     malformed: int = 0
     other_patient: int = 0
+    ignored: int = 0
 
     def read(self, items: Iterable[T]) -> Read[T]:
-        return Read(tuple(items), self.malformed, self.other_patient)
+        return Read(tuple(items), self.malformed, self.other_patient, self.ignored)
 
 
 def own(resources: Iterable[Any], resource_type: str, model: type[M], patient_id: str, tally: Tally) -> Iterator[M]:
-    """The valid resources of one type about this patient; the others are counted in `tally`."""
+    """The valid resources of one type about this patient; every other one is counted in `tally`."""
     for raw in resources:
         if not isinstance(raw, dict) or raw.get("resourceType") != resource_type:
+            tally.ignored += 1
             continue
         try:
             resource = read_as(model, raw)

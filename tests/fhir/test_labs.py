@@ -429,3 +429,21 @@ def test_reference_range_is_converted_like_the_value(reader: LabReader) -> None:
     ]
     result = one(reader, obs("19123-9", 0.8, "mmol/L", referenceRange=rr))
     assert result.range_low == pytest.approx(0.7 / 0.4114) and result.range_high == pytest.approx(1.0 / 0.4114)
+
+
+def test_every_resource_is_accounted_for_once(reader: LabReader) -> None:
+    """Kept, malformed, about another patient or of no interest: the four add up to what came in."""
+    kept = obs("62292-8", 12, "ng/mL", id="a")
+    resources = [
+        kept,
+        obs("62292-8", 12, "ng/mL", id="a"),  # the same result again
+        obs("62292-8", 13, "ng/mL", status="preliminary"),  # a status that does not count
+        obs("1234-5", 4.0, "mmol/L"),  # a code the rules do not read
+        {"resourceType": "Condition", "id": "c"},  # another type
+        "junk",  # not a resource
+        obs("62292-8", 12, "ng/mL") | {"status": 7},  # malformed
+        obs("62292-8", 12, "ng/mL") | {"effectiveDateTime": "yesterday"},  # a date that is no date
+        obs("62292-8", 12, "ng/mL", patient="someone-else"),
+    ]
+    got = reader.read(resources, PATIENT)
+    assert (len(got.items), got.malformed, got.other_patient, got.ignored) == (1, 2, 1, 5)
