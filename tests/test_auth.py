@@ -422,8 +422,18 @@ async def test_unknown_service_and_bad_bodies_still_need_a_token(client: httpx.A
     assert_unauthorized(await client.post(SERVICE, content=b"{not json"))
 
 
-async def test_health_of_the_docs_needs_no_token(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/openapi.json")).status_code == 200
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+async def test_health_metrics_and_docs_need_no_token(client: httpx.AsyncClient, path: str) -> None:
+    """Probes and scrapers carry no JWT: with CDS_AUTH=jwt these still answer, and with their content."""
+    answer = await client.get(path)
+    assert answer.status_code == 200
+    expected = {
+        "/healthz": '"ok"',
+        "/readyz": '"ready"',
+        "/metrics": "cds_hook_calls_total",
+        "/openapi.json": '"openapi"',
+    }
+    assert expected[path] in answer.text
 
 
 # --- key rotation and the refresh limit -----------------------------------------------------------

@@ -45,7 +45,7 @@ async def test_the_checker_catches_each_violation(client: httpx.AsyncClient, nam
     check_response(body, "p1")  # the real response passes
     broken = copy.deepcopy(body)
     breakage(broken)
-    with pytest.raises((AssertionError, KeyError, ValueError)):
+    with pytest.raises(AssertionError):  # only: a checker that crashes has caught nothing
         check_response(broken, "p1")
 
 
