@@ -93,7 +93,9 @@ async def test_a_fault_on_the_vitamin_d_query(client: httpx.AsyncClient, fhir: F
     started = time.monotonic()
     answer = await client.post(URL, json=without_prefetch(server=fhir.base_url))
     elapsed = time.monotonic() - started
-    assert elapsed < DEADLINE_S + 1.0  # the deadline, plus the rest of the call's work
+    # the deadline, plus the rest of the call's work on a loaded machine; a stalled or trickling
+    # server left unbounded would take far longer (the stall never ends, the trickle takes minutes)
+    assert elapsed < DEADLINE_S + 2.0
     reason = REASONS[fault]
     if reason is None:
         cards = answer.json()["cards"]
@@ -117,7 +119,7 @@ async def test_a_fault_on_the_electrolytes_query(client: httpx.AsyncClient, fhir
     fhir.faults["electrolytes"] = fault
     started = time.monotonic()
     answer = await client.post(URL, json=without_prefetch(server=fhir.base_url))
-    assert time.monotonic() - started < DEADLINE_S + 1.0
+    assert time.monotonic() - started < DEADLINE_S + 2.0  # as above
     assert answer.status_code == 200
     cards = answer.json()["cards"]
     assert cards[0]["source"]["topic"]["code"] == "vitd-deficient"
