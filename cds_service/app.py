@@ -316,7 +316,7 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
     )
 
     async def feedback(body: FeedbackRequest, request: Request) -> JsonResponse:
-        received = datetime.now(UTC)
+        received = clock()
         new = await request.app.state.store.store(service.id, body.feedback, received)
         for entry in body.feedback:
             FEEDBACK.labels(entry.outcome).inc()
