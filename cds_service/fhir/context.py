@@ -18,7 +18,7 @@ import msgspec
 from ..clinical.context import ConditionFact, MedicationFact
 from ..content import ContextRules, dotless
 from .labs import parse_fhir_datetime
-from .models import CodeableConcept, Lite, Read, Reference, Resource, Tally, own, read_as
+from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
 
 class _Condition(Resource):
@@ -27,14 +27,6 @@ class _Condition(Resource):
     verificationStatus: CodeableConcept | None = None
     recordedDate: str | None = None
     onsetDateTime: str | None = None
-
-
-class _MedicationRequest(Resource, kw_only=True):
-    status: str
-    medicationCodeableConcept: CodeableConcept | None = None
-    medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] = []
-    authoredOn: str | None = None
 
 
 class _Patient(Lite):
@@ -164,6 +156,6 @@ class ContextReader:
                 _authored(r.authoredOn),
                 included,
             )
-            for r in own(resources, "MedicationRequest", _MedicationRequest, patient_id, tally)
+            for r in own(resources, "MedicationRequest", MedicationRequest, patient_id, tally)
             if r.status.strip().lower() == "active"
         )

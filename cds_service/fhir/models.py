@@ -69,6 +69,16 @@ class Resource(Lite):
     subject: Reference | None = None
 
 
+class MedicationRequest(Resource, kw_only=True):
+    """The medication list's entries and the draft orders alike."""
+
+    status: str
+    medicationCodeableConcept: CodeableConcept | None = None
+    medicationReference: Reference | None = None
+    contained: list[dict[str, Any]] = []
+    authoredOn: str | None = None
+
+
 @dataclass(frozen=True)
 class Read(Generic[T]):
     items: tuple[T, ...]

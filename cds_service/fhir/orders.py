@@ -18,7 +18,7 @@ import msgspec
 from ..clinical.context import vitamin_d_product
 from ..content import Content
 from .context import medication_fact, medications_by_reference
-from .models import CodeableConcept, Lite, Read, Reference, Resource, Tally, own, read_as
+from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
 
@@ -53,13 +53,6 @@ class PendingOrderReader:
                 if coding.system == self._loinc and coding.code in self._covers:
                     analytes.update(dict.fromkeys(self._covers[coding.code]))
         return tally.read(analytes)
-
-
-class _MedicationRequest(Lite):
-    id: str | None = None
-    medicationCodeableConcept: CodeableConcept | None = None
-    medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,7 @@ class DraftOrderReader:
             }
             return DraftOrder(order, kind, request.id, references=references)
         if kind == "MedicationRequest":
-            med = read_as(_MedicationRequest, resource)
+            med = read_as(MedicationRequest, resource)
             fact = medication_fact(
                 med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm, included=included
             )
