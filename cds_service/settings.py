@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     @field_validator("jwt_algorithms")
     @classmethod
     def _asymmetric(cls, value: list[str]) -> list[str]:
-        allowed = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+        # The key types the issuers file holds are EC and RSA; EdDSA (an OKP key) is refused here
+        # rather than accepted and never matched.
+        allowed = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
         if refused := [alg for alg in value if alg not in allowed]:
-            raise ValueError(f"not an asymmetric signature algorithm: {', '.join(refused)}")
+            raise ValueError(f"not a signature algorithm this service checks (ES, RS, PS): {', '.join(refused)}")
         return value

@@ -548,9 +548,11 @@ def test_jwt_needs_an_issuers_file(make_app: AppFactory) -> None:
         make_app(auth="jwt")
 
 
-def test_symmetric_algorithms_cannot_be_allowed() -> None:
-    with pytest.raises(ValueError, match="HS256"):
-        Settings(jwt_algorithms=["ES384", "HS256"])
+@pytest.mark.parametrize("alg", ["HS256", "EdDSA", "none"])
+def test_algorithms_no_key_of_an_issuer_can_check_are_refused_at_start(alg: str) -> None:
+    """Symmetric ones (anyone with the key could sign), and EdDSA, whose OKP keys are not read."""
+    with pytest.raises(ValueError, match=f"this service checks .*: {alg}"):
+        Settings(jwt_algorithms=["ES384", alg])
 
 
 def test_inline_keys_load(issuers_file: Path) -> None:
