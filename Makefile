@@ -10,7 +10,7 @@ TESTING := $(VENV)/.installed-test
 # it lives in a virtual environment of its own; PyYAML 5.4 builds only with Cython < 3.
 COMPOSE := .venv-compose/bin/docker-compose
 
-.PHONY: run serve test lint bench soak clean
+.PHONY: run serve test lint system bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ $(COMPOSE):
 	.venv-compose/bin/python -m pip install --quiet --no-build-isolation "pyyaml==5.4.1"
 	.venv-compose/bin/python -m pip install --quiet "docker-compose==1.29.2"
 
-test: lint $(COMPOSE)
+# The Debian packages the suite uses (PostgreSQL, Redis, Chromium), when missing and installable.
+system:
+	@scripts/system-packages
+
+test: lint $(COMPOSE) system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TESTING)

@@ -198,7 +198,7 @@ CHROMIUM_FLAGS = [
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")
+        pytest.skip("Chromium is not installed (apt-get install chromium); make test installs it as root")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -29,7 +30,17 @@ from tests.servers import service
 from tests.test_auth import SANDBOX, JwksServer, bearer, hook, public_jwks, sandbox_token
 from tests.test_fetch import without_prefetch
 
-redis_server = factories.redis_proc(port=None)
+_redis_process = factories.redis_proc(port=None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(request: pytest.FixtureRequest) -> RedisExecutor:
+    """Debian's redis-server, started by pytest-redis; a skip naming the package where it is missing."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); make test installs it as root")
+    return request.getfixturevalue("_redis_process")  # type: ignore[no-any-return]
+
+
 pytestmark = pytest.mark.anyio
 PATH = "/cds-services/vitamin-d-cramps"
 TOKENS = 24

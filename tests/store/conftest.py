@@ -31,7 +31,7 @@ def postgres_server() -> Iterator[str]:
     """Start PostgreSQL on a free loopback port; yield its server URL (no database part)."""
     pg_ctl, initdb = _pg_bin("pg_ctl"), _pg_bin("initdb")
     if pg_ctl is None or initdb is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); CI installs it")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); make test installs it as root")
     base = Path(tempfile.mkdtemp(prefix="cds-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
