@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .fhir.client import FhirClient, FhirUnavailable
-from .metrics import JWT_REJECTIONS
+from .metrics import JWT_REJECTIONS, reason_label
 from .protocol import operation_outcome
 from .responses import JsonResponse
 from .settings import Settings
@@ -391,7 +391,7 @@ class RequireJwt:
         try:
             claims = await verifier.verify(request.headers.get("authorization"), audience)
         except Unauthorized as exc:
-            JWT_REJECTIONS.labels(exc.reason).inc()
+            JWT_REJECTIONS.labels(reason_label(exc.reason)).inc()
             logger.warning("unauthorized", extra={"path": request.url.path, "reason": exc.reason, "status": 401})
             body = operation_outcome("login", "unauthorized")
             await JsonResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)

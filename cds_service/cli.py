@@ -65,12 +65,13 @@ def _serving(app: FastAPI) -> FastAPI:
     return app
 
 
-def _checked_app(demo: bool = False, **overrides: Any) -> FastAPI:
-    """The app from CDS_* settings, built up front so a bad content file or setting fails fast."""
+def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Settings]:
+    """The app from CDS_* settings, and the settings, built up front so that a bad content file or
+    setting fails fast."""
     try:
         settings = Settings(**overrides)
         logs.configure(settings.log_format)
-        return _serving(create_app(settings, demo=demo))
+        return _serving(create_app(settings, demo=demo)), settings
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -91,8 +92,7 @@ def serve(
 ) -> None:
     """Run the service (settings from CDS_* environment variables). On SIGTERM it stops accepting
     connections and gives the calls in flight CDS_SHUTDOWN_GRACE_S to finish."""
-    app = _checked_app()
-    settings = Settings()
+    app, settings = _checked_app()
     workers = workers or settings.workers
     grace = math.ceil(settings.shutdown_grace_s)
     if workers > 1:
@@ -125,7 +125,7 @@ def demo(
     people = {} if "CDS_LOG_FORMAT" in os.environ else {"log_format": "text"}  # the demo is read by people
     # Snoozing on, under a key that lives as long as the process (CDS_PSEUDONYM_KEY, if set, wins).
     key = {} if "CDS_PSEUDONYM_KEY" in os.environ else {"pseudonym_key": secrets.token_hex(32)}
-    app = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key)
+    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     base = f"http://{host}:{port}"

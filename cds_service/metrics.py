@@ -30,6 +30,12 @@ FEEDBACK = Counter("cds_feedback_total", "Feedback entries stored", ["outcome"])
 JWT_REJECTIONS = Counter("cds_jwt_rejections_total", "Calls refused for their JWT", ["reason"])
 
 
+def reason_label(reason: str) -> str:
+    """A failure's reason as a label: the words before any ": ", after which a reason may carry
+    text from elsewhere (an exception's message), which must never multiply a metric's series."""
+    return reason.split(": ", 1)[0]
+
+
 def exposition() -> bytes:
     """The metrics in Prometheus text format, summed over worker processes when there are several."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cds_service.metrics import reason_label
 from cds_service.store.database import open_database
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
@@ -105,3 +106,16 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
             texts = [client.get("/metrics", headers={"Connection": "close"}).text for _ in range(4)]
         for text in texts:  # whichever worker answers, the sum is the same
             assert sample(text, "cds_hook_calls_total", service="vitamin-d-cramps", status="200") == sent
+
+
+@pytest.mark.parametrize(
+    ("reason", "label"),
+    [
+        ("replay check unavailable: Error 111 connecting to 10.0.0.5:6379", "replay check unavailable"),
+        ("key set unavailable: the answer is too large", "key set unavailable"),
+        ("HTTP 503", "HTTP 503"),
+        ("jti replayed", "jti replayed"),
+    ],
+)
+def test_a_reason_becomes_a_label_without_the_text_it_carries(reason: str, label: str) -> None:
+    assert reason_label(reason) == label

@@ -29,7 +29,7 @@ import orjson
 from aiohttp.abc import ResolveResult
 from yarl import URL
 
-from ..metrics import FHIR_QUERIES, FHIR_SECONDS
+from ..metrics import FHIR_QUERIES, FHIR_SECONDS, reason_label
 from ..settings import Settings
 
 logger = logging.getLogger("cds_service")
@@ -221,7 +221,7 @@ class FhirClient:
         try:
             result = await self._get(server, query, deadline)
         except FhirUnavailable as exc:
-            FHIR_QUERIES.labels(exc.reason).inc()
+            FHIR_QUERIES.labels(reason_label(exc.reason)).inc()
             raise
         finally:
             FHIR_SECONDS.observe(time.perf_counter() - started)
