@@ -155,10 +155,12 @@ class KeyStore:
             if not _lacks(adopted.keys, kid) or self._clock() - adopted.fetched_at < _REFRESH_INTERVAL_S:
                 return adopted
             previous = adopted
-        if await self._shared.fetch_once(url, newer_than=shared[1] if shared else 0.0):
+        seen = shared[1] if shared is not None else 0.0
+        async with self._shared.one_fetch(url):
+            latest = await self._shared.key_set(url)
+            if latest is not None and latest[1] > seen:  # another worker fetched while this one waited
+                return self._adopt(url, latest, previous)
             return await self._fetch(url, previous)
-        shared = await self._shared.key_set(url)
-        return self._adopt(url, shared, previous) if shared is not None else await self._fetch(url, previous)
 
     def _adopt(self, url: str, shared: tuple[dict[str, Any], float], previous: _CachedKeys | None) -> _CachedKeys:
         document, fetched_at = shared

@@ -9,10 +9,11 @@ let a replayed token through, and /readyz says the service is not ready.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import logging
-import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ logger = logging.getLogger("cds_service")
 
 _PREFIX = "cds-service:"
 _JWKS_TTL_S = 24 * 3600  # a key set unused for a day is fetched again
-_LOCK_TTL_MS = 5000
+_LOCK_TTL_S = 5.0
 _LOCK_WAIT_S = 3.0
 
 
@@ -80,19 +81,19 @@ class SharedState:
         except (RedisError, OSError):
             logger.warning("the key set could not be shared through Redis")  # this worker keeps it
 
-    async def fetch_once(self, url: str, newer_than: float) -> bool:
-        """Whether this worker should fetch `url` now: True for the one that takes the lock; the
-        others wait (a few seconds at most) for its document to be newer than `newer_than`, and
-        get False once it is."""
+    @asynccontextmanager
+    async def one_fetch(self, url: str) -> AsyncIterator[None]:
+        """Held by one worker at a time while it fetches `url` (redis-py's Lock), so that the others,
+        waiting their turn, find its document instead of fetching again. A worker that waits in vain
+        (a holder slower than a few seconds) goes on without the lock."""
+        lock = self._redis.lock(_key("jwks-lock", url), timeout=_LOCK_TTL_S, blocking_timeout=_LOCK_WAIT_S)
         try:
-            if await self._redis.set(_key("jwks-lock", url), b"1", nx=True, px=_LOCK_TTL_MS):
-                return True
-            deadline = time.monotonic() + _LOCK_WAIT_S
-            while time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-                shared = await self.key_set(url)
-                if shared is not None and shared[1] > newer_than:
-                    return False
+            held = await lock.acquire()
         except (RedisError, OSError) as exc:
             raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
-        return True  # the lock holder gave no document in time: fetch anyway
+        try:
+            yield
+        finally:
+            if held:
+                with contextlib.suppress(RedisError, OSError):  # expired meanwhile: nothing to release
+                    await lock.release()
