@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from . import __version__, openapi
+from . import __version__, openapi, validation
 from .admin.routes import add_admin
 from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
@@ -69,14 +69,6 @@ _ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly"}
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _field_path(loc: Sequence[int | str]) -> str:
-    """("body", "feedback", 2, "outcome") -> "feedback[2].outcome"."""
-    path = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path or "body"
 
 
 def _bad_request(field: str, message: str) -> JsonResponse:
@@ -154,9 +146,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
-        err = exc.errors()[0]
-        field = _field_path(err["loc"])
-        message = "not valid JSON" if err["type"] == "json_invalid" else err["msg"]
+        error = exc.errors()[0]
+        field, message = validation.field_path(error["loc"]) or "body", validation.message(error)
         logger.info("invalid request", extra={"path": request.url.path, "field": field, "status": 400})
         return _bad_request(field, message)
 

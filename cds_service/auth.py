@@ -36,6 +36,7 @@ from .protocol import operation_outcome
 from .responses import JsonResponse
 from .settings import Settings
 from .shared import SharedState, SharedStateUnavailable
+from .validation import problems
 
 logger = logging.getLogger("cds_service")
 
@@ -104,11 +105,7 @@ def load_issuers(path: Path) -> dict[str, IssuerSpec]:
     try:
         parsed = IssuersFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise IssuerConfigError(f"{path}: {problems}") from None
+        raise IssuerConfigError(f"{path}: {problems(exc)}") from None
     return {i.iss: i for i in parsed.issuers}
 
 

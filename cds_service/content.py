@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from . import escaping
+from .validation import problems
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -450,11 +451,7 @@ def _parse(path: Path, model: type[_M], data: Any) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
-        raise ContentError(f"{path}: {problems}") from None
+        raise ContentError(f"{path}: {problems(exc)}") from None
 
 
 def load_content(directory: Path | None = None) -> Content:

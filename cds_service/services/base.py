@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from ..fhir.client import FhirClient
 from ..fhir.prefetch import PrefetchKey
 from ..protocol import Card, HookRequest, RequestError, ServiceDefinition
+from ..validation import first
 
 _Context = TypeVar("_Context", bound=BaseModel)
 
@@ -69,5 +70,4 @@ def parse_context(model: type[_Context], request: HookRequest) -> _Context:
     try:
         return model.model_validate(request.context)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise RequestError(".".join(["context", *map(str, err["loc"])]), err["msg"]) from None
+        raise RequestError(*first(exc, within="context")) from None
