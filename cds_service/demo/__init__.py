@@ -15,9 +15,8 @@ from typing import Any
 
 import yaml
 
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+from ..fhir.systems import LOINC, RXNORM, UCUM
+
 _OBSERVATION_KEYS = ("vitaminD", "electrolytes")
 SMART_PATIENTS = ("8888801", "8888803", "8888804")
 SMART_ABOUT = (

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..content import UnitSpec
-
-UCUM = "http://unitsofmeasure.org"
+from .systems import UCUM
 
 
 def _fold(unit: str) -> str:
