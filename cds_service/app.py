@@ -42,7 +42,7 @@ from .protocol import (
 from .pseudonyms import Pseudonyms
 from .requests import JsonRoute
 from .responses import JsonResponse
-from .services.base import CdsService, Outcome, kind_of
+from .services.base import CdsService, Outcome, definition, kind_of
 from .services.registry import build_services
 from .settings import Settings
 from .shared import SharedState
@@ -156,7 +156,7 @@ def create_app(
         code = _ISSUE_CODES.get(exc.status_code, "processing")
         return JsonResponse(operation_outcome(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
-    listing = Discovery(services=[s.definition() for s in services.values()]).dump()
+    listing = Discovery(services=[definition(s) for s in services.values()]).dump()
 
     @app.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
     async def discovery() -> JsonResponse:

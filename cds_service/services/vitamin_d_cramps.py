@@ -11,8 +11,8 @@ from ..clinical.patient import is_minor
 from ..clinical.results import within
 from ..clinical.vitamin_d import Status, VitaminDAssessment, treatment_begun
 from ..fhir.client import FhirClient
-from ..protocol import Card, HookRequest, PatientViewContext, ServiceDefinition
-from .base import Outcome, definition, outcome, parse_context
+from ..protocol import Card, HookRequest, PatientViewContext
+from .base import Outcome, outcome, parse_context
 from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D, Record, RecordReader
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -41,9 +41,6 @@ class VitaminDCramps:
         self._profile = record.profile
         self._cards = record.cards
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
-
-    def definition(self) -> ServiceDefinition:
-        return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)

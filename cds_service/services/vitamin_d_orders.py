@@ -19,10 +19,9 @@ from ..protocol import (
     HookRequest,
     OrderSelectContext,
     OrderSignContext,
-    ServiceDefinition,
     Suggestion,
 )
-from .base import Outcome, definition, outcome, parse_context
+from .base import Outcome, outcome, parse_context
 from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D, Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
@@ -47,9 +46,6 @@ class VitaminDOrders:
         self._cards = record.cards
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
-
-    def definition(self) -> ServiceDefinition:
-        return definition(self)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
