@@ -248,6 +248,21 @@ class CardRenderer:
         delete = Action(type="delete", description=spec.delete_description, resourceId=resource_id)
         return Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
 
+    def replace_suggestion(
+        self, kind: str, resource_id: str | None, subject: dict[str, Any], **references: dict[str, Any]
+    ) -> Suggestion:
+        """The suggestion of an order card that drafts the content's replacement test, and removes
+        the draft it is about when that has an id to name."""
+        spec = self._catalogue.cards[kind]
+        assert spec.suggestion_label and spec.create_description and spec.replacement  # checked at load
+        actions = []
+        if resource_id is not None:
+            assert spec.delete_description
+            actions.append(Action(type="delete", description=spec.delete_description, resourceId=resource_id))
+        request = self.service_request(spec.replacement, subject, **references)
+        actions.append(Action(type="create", description=spec.create_description, resource=request))
+        return Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=actions)
+
     def service_request(self, orderable: str, subject: dict[str, Any], **references: dict[str, Any]) -> dict[str, Any]:
         """A draft ServiceRequest (FHIR R4) for one of the content's orderable tests."""
         test = self._orderables[orderable]

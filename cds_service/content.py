@@ -42,11 +42,10 @@ NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calci
 # The wording an order card's own suggestion needs, and the test the 1,25 card orders instead.
 SUGGESTION_WORDING = {
     "vitd-duplicate-order": ("suggestion_label", "delete_description"),
-    "vitd-order-1-25": ("suggestion_label", "delete_description", "create_description"),
+    "vitd-order-1-25": ("suggestion_label", "delete_description", "create_description", "replacement"),
     "vitd-supplement-caution": ("suggestion_label", "delete_description"),
     "vitd-duplicate-therapy": ("suggestion_label", "delete_description"),
 }
-REPLACEMENT_TEST = "vitamin_d_total"
 # Analytes the electrolyte rules evaluate, each needing a default range.
 RANGED_ANALYTES = ("potassium", "calcium", "calcium_ionized", "magnesium")
 
@@ -356,6 +355,7 @@ class CardSpec(_Strict):
     suggestion_label: str | None = None
     delete_description: str | None = None
     create_description: str | None = None
+    replacement: str | None = None  # an orderable test drafted in place of the draft the card is about
     override_reasons: list[str] = Field(min_length=1)  # codes of the catalogue's override_reasons
 
 
@@ -564,8 +564,8 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
                 fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")
         if missing := [f for f in SUGGESTION_WORDING.get(kind, ()) if getattr(spec, f) is None]:
             fail(f"cards.{kind} lacks {', '.join(missing)}")
-    if REPLACEMENT_TEST not in codes.orderable:
-        fail(f"codes.yaml orderable lacks {REPLACEMENT_TEST}, which vitd-order-1-25 orders")
+        if spec.replacement is not None and spec.replacement not in codes.orderable:
+            fail(f"cards.{kind} replaces with unknown orderable {spec.replacement!r}")
 
 
 def _digest(directory: Path) -> str:

@@ -4,7 +4,6 @@ already high."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,7 +13,6 @@ from ..fhir.client import FhirClient
 from ..fhir.medications import bare_references, read_referenced
 from ..fhir.orders import DraftOrder, DraftOrderReader
 from ..protocol import (
-    Action,
     Card,
     HookRequest,
     OrderSelectContext,
@@ -93,18 +91,12 @@ class VitaminDOrders:
         )
 
     def _dihydroxy(self, draft: DraftOrder, record: Record, context: OrderSignContext, shared: dict[str, Any]) -> Card:
-        spec = self._content.catalogue.cards["vitd-order-1-25"]
-        assert spec.suggestion_label and spec.delete_description and spec.create_description
-        replacement = self._cards.service_request(
-            "vitamin_d_total",
+        suggestion = self._cards.replace_suggestion(
+            "vitd-order-1-25",
+            draft.reference,
             draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
             **{k: v for k, v in draft.references.items() if k in ("requester", "encounter")},
         )
-        actions = []
-        if draft.reference is not None:
-            actions.append(Action(type="delete", description=spec.delete_description, resourceId=draft.reference))
-        actions.append(Action(type="create", description=spec.create_description, resource=replacement))
-        suggestion = Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=actions)
         return self._cards.render(
             "vitd-order-1-25",
             context.patientId,
