@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..content import Content
+from ..content import Content, capitalize
 from ..responses import JsonResponse
 from . import SMART_ABOUT, SMART_PATIENTS, patient_resources, patients, smart_patient, smart_resources
 
@@ -34,23 +34,16 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
         "vitamin_d_units": content.units["vitamin_d"].factors(),
         "electrolytes": [
             {
-                "name": "Potassium",
-                "codes": list(content.codes.potassium),
-                "unit": "mmol/L",
-                "range": ranges["potassium"].model_dump(),
-            },
-            {
-                "name": "Magnesium",
-                "codes": list(content.codes.magnesium),
-                "unit": "mg/dL",
-                "range": ranges["magnesium"].model_dump(),
-            },
-            {
-                "name": "Calcium",
-                "codes": list(content.codes.calcium_total),
-                "unit": "mg/dL",
-                "range": ranges["calcium"].model_dump(),
-            },
+                "name": capitalize(content.catalogue.analyte_names[analyte]),
+                "codes": list(codes),
+                "unit": content.units[analyte].canonical,
+                "range": ranges[analyte].model_dump(),
+            }
+            for analyte, codes in (
+                ("potassium", content.codes.potassium),
+                ("magnesium", content.codes.magnesium),
+                ("calcium", content.codes.calcium_total),
+            )
         ],
         "vitamin_d_codes": [*content.codes.vitamin_d.total, *content.codes.vitamin_d.proxy],
     }
