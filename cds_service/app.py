@@ -25,6 +25,7 @@ from .content import Content, load_content
 from .demo.routes import add_demo
 from .fhir.client import FhirClient, make_http_client
 from .fhir.prefetch import PrefetchUnavailable
+from .json_bodies import OrjsonResponse, OrjsonRoute
 from .metrics import CARDS, FEEDBACK, HOOK_CALLS, HOOK_SECONDS, SILENT_CARDS, SNOOZED_CARDS, exposition
 from .middleware import BodySizeLimit, ErrorGuard
 from .protocol import (
@@ -40,8 +41,6 @@ from .protocol import (
     operation_outcome,
 )
 from .pseudonyms import Pseudonyms
-from .requests import JsonRoute
-from .responses import JsonResponse
 from .services.base import CdsService, Outcome, definition, kind_of
 from .services.registry import build_services
 from .settings import Settings
@@ -71,8 +70,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _bad_request(field: str, message: str) -> JsonResponse:
-    return JsonResponse(operation_outcome("invalid", f"{field}: {message}", [field]), 400)
+def _bad_request(field: str, message: str) -> OrjsonResponse:
+    return OrjsonResponse(operation_outcome("invalid", f"{field}: {message}", [field]), 400)
 
 
 def _trusted_issuers(settings: Settings) -> dict[str, IssuerSpec] | None:
@@ -127,10 +126,10 @@ def create_app(
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",
         version=__version__,
-        default_response_class=JsonResponse,
+        default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
-    app.router.route_class = JsonRoute
+    app.router.route_class = OrjsonRoute
     # Outermost last: CORS, then errors, then the JWT (before any body is read), then the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if issuers is not None:
@@ -145,30 +144,30 @@ def create_app(
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JsonResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> OrjsonResponse:
         error = exc.errors()[0]
         field, message = validation.field_path(error["loc"]) or "body", validation.message(error)
         logger.info("invalid request", extra={"path": request.url.path, "field": field, "status": 400})
         return _bad_request(field, message)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JsonResponse:
+    async def http_error(request: Request, exc: HTTPException) -> OrjsonResponse:
         code = _ISSUE_CODES.get(exc.status_code, "processing")
-        return JsonResponse(operation_outcome(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        return OrjsonResponse(operation_outcome(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     listing = Discovery(services=[definition(s) for s in services.values()]).dump()
 
     @app.get("/cds-services", response_model=Discovery, summary="CDS Hooks discovery")
-    async def discovery() -> JsonResponse:
-        return JsonResponse(listing)
+    async def discovery() -> OrjsonResponse:
+        return OrjsonResponse(listing)
 
     for service in services.values():
         _add_service_routes(app, service, clock)
     openapi.install(app, services.values())
 
     @app.get("/healthz", summary="the process is alive", response_model=Status)
-    async def healthz() -> JsonResponse:
-        return JsonResponse({"status": "ok"})
+    async def healthz() -> OrjsonResponse:
+        return OrjsonResponse({"status": "ok"})
 
     @app.get(
         "/readyz",
@@ -176,13 +175,13 @@ def create_app(
         response_model=Status,
         responses={503: {"description": "not ready", "model": Status}},
     )
-    async def readyz(request: Request) -> JsonResponse:
+    async def readyz(request: Request) -> OrjsonResponse:
         if not await ping(request.app.state.engine):
-            return JsonResponse({"status": "database unreachable"}, 503)
+            return OrjsonResponse({"status": "database unreachable"}, 503)
         shared = request.app.state.shared
         if shared is not None and not await shared.ping():
-            return JsonResponse({"status": "redis unreachable"}, 503)
-        return JsonResponse({"status": "ready", "content": content.version})
+            return OrjsonResponse({"status": "redis unreachable"}, 503)
+        return OrjsonResponse({"status": "ready", "content": content.version})
 
     @app.get(
         "/metrics",
@@ -250,7 +249,7 @@ async def _issue(
 
 
 def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None:
-    async def call(hook_request: HookRequest, request: Request) -> JsonResponse:
+    async def call(hook_request: HookRequest, request: Request) -> OrjsonResponse:
         hook_instance = str(hook_request.hookInstance)
         request.state.hook_instance = hook_instance
         started = time.perf_counter()
@@ -266,7 +265,7 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
             shown, log = await _issue(request, service.id, hook_request, outcome, now)
             kinds = [kind_of(c) for c in shown]
             status = 200
-            return JsonResponse(CdsResponse(cards=shown).dump())
+            return OrjsonResponse(CdsResponse(cards=shown).dump())
         except RequestError as exc:
             status = 400
             return _bad_request(exc.field, exc.message)
@@ -279,7 +278,7 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
                 f"data needed was neither prefetched nor fetched: {missing}",
                 [f"prefetch.{m.key.name}" for m in exc.missing],
             )
-            return JsonResponse(body, 412)
+            return OrjsonResponse(body, 412)
         finally:
             elapsed = time.perf_counter() - started
             HOOK_CALLS.labels(service.id, str(status)).inc()
@@ -306,13 +305,13 @@ def _add_service_routes(app: FastAPI, service: CdsService, clock: Clock) -> None
         name=service.id,
     )
 
-    async def feedback(body: FeedbackRequest, request: Request) -> JsonResponse:
+    async def feedback(body: FeedbackRequest, request: Request) -> OrjsonResponse:
         received = clock()
         new = await request.app.state.store.store(service.id, body.feedback, received)
         for entry in body.feedback:
             FEEDBACK.labels(entry.outcome).inc()
         logger.info("feedback", extra={"service": service.id, "entries": len(body.feedback), "new": new, "status": 200})
-        return JsonResponse({"received": len(body.feedback), "new": new})
+        return OrjsonResponse({"received": len(body.feedback), "new": new})
 
     app.add_api_route(
         f"/cds-services/{service.id}/feedback",

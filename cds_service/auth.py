@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .fhir.client import FhirClient, FhirUnavailable
+from .json_bodies import OrjsonResponse
 from .metrics import JWT_REJECTIONS, reason_label
 from .protocol import operation_outcome
-from .responses import JsonResponse
 from .settings import Settings
 from .shared import SharedState, SharedStateUnavailable
 from .validation import problems
@@ -393,7 +393,7 @@ class RequireJwt:
             JWT_REJECTIONS.labels(reason_label(exc.reason)).inc()
             logger.warning("unauthorized", extra={"path": request.url.path, "reason": exc.reason, "status": 401})
             body = operation_outcome("login", "unauthorized")
-            await JsonResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            await OrjsonResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
         scope.setdefault("state", {})["issuer"] = claims["iss"]  # the EHR: it names its patients
         await self.app(scope, receive, send)

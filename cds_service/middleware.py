@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .json_bodies import OrjsonResponse
 from .protocol import operation_outcome
-from .responses import JsonResponse
 
 logger = logging.getLogger("cds_service")
 
@@ -25,13 +25,15 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JsonResponse(
+        too_large = OrjsonResponse(
             operation_outcome("too-costly", f"the request body is larger than {self.max_bytes} bytes"), 413
         )
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                await JsonResponse(operation_outcome("invalid", "bad Content-Length header"), 400)(scope, receive, send)
+                await OrjsonResponse(operation_outcome("invalid", "bad Content-Length header"), 400)(
+                    scope, receive, send
+                )
                 return
             if int(length) > self.max_bytes:
                 await too_large(scope, receive, send)
@@ -101,4 +103,4 @@ class ErrorGuard:
             )
             if not started:
                 body = operation_outcome("exception", "internal error; the service has logged it")
-                await JsonResponse(body, 500)(scope, receive, send)
+                await OrjsonResponse(body, 500)(scope, receive, send)

@@ -19,8 +19,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import escape
 
+from ..json_bodies import OrjsonResponse
 from ..protocol import operation_outcome
-from ..responses import JsonResponse
 from ..store.report import Report, as_csv, as_json, build_report
 from .charts import weekly
 
@@ -63,9 +63,9 @@ def add_admin(app: FastAPI, token: str, clock: Any) -> None:
         html = _TEMPLATES.get_template("login.html").render(problem=problem)
         return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
 
-    def refused() -> JsonResponse:
+    def refused() -> OrjsonResponse:
         body = operation_outcome("login", "the admin token is required")
-        return JsonResponse(body, 401, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+        return OrjsonResponse(body, 401, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
 
     async def report_for(request: Request) -> tuple[Report, date, date]:
         since, until = _range(request, clock().astimezone(UTC).date())
@@ -109,7 +109,7 @@ def add_admin(app: FastAPI, token: str, clock: Any) -> None:
         try:
             return await report_for(request)
         except _Range as exc:
-            return JsonResponse(operation_outcome("invalid", exc.message), 400, headers=_HEADERS)
+            return OrjsonResponse(operation_outcome("invalid", exc.message), 400, headers=_HEADERS)
 
     @router.get("/report.json")
     async def export_json(request: Request) -> Response:
@@ -117,7 +117,7 @@ def add_admin(app: FastAPI, token: str, clock: Any) -> None:
         if isinstance(found, Response):
             return found
         report, since, until = found
-        return JsonResponse(as_json(report, since, until), headers=_HEADERS)
+        return OrjsonResponse(as_json(report, since, until), headers=_HEADERS)
 
     @router.get("/report.csv")
     async def export_csv(request: Request) -> Response:

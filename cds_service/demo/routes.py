@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..content import Content, capitalize
-from ..responses import JsonResponse
+from ..json_bodies import OrjsonResponse
 from . import SMART_ABOUT, SMART_PATIENTS, patient_resources, patients, smart_patient, smart_resources
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -53,8 +53,8 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
         return FileResponse(STATIC / "index.html")
 
     @router.get("/settings")
-    async def settings() -> JsonResponse:
-        return JsonResponse(display)
+    async def settings() -> OrjsonResponse:
+        return OrjsonResponse(display)
 
     listing_body = [{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()]
     listing_body += [
@@ -62,11 +62,11 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
     ]
 
     @router.get("/patients")
-    async def listing() -> JsonResponse:
-        return JsonResponse(listing_body)
+    async def listing() -> OrjsonResponse:
+        return OrjsonResponse(listing_body)
 
     @router.get("/patients/{patient_id}")
-    async def record(patient_id: str) -> JsonResponse:
+    async def record(patient_id: str) -> OrjsonResponse:
         today = date.today()
         spec = next((p for p in patients() if p["id"] == patient_id), None)
         if spec is not None:
@@ -76,7 +76,7 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
         else:
             raise HTTPException(404, "no such demo patient")
         entries: list[dict[str, Any]] = [{"resource": r} for r in found]
-        return JsonResponse({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        return OrjsonResponse({"resourceType": "Bundle", "type": "collection", "entry": entries})
 
     app.include_router(router)
     app.mount("/demo/static", StaticFiles(directory=STATIC), name="demo-static")
