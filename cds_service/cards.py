@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .clinical.context import CrampContext
+from .clinical.cramp_context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
 from .content import Content, Profile, SourceSpec, SuggestionSpec, format_number

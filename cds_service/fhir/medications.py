@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ..protocol import HookRequest
 from .client import Deadline, FhirClient, FhirUnavailable
-from .context import medication_key, medications_by_reference
+from .facts import medication_key, medications_by_reference
 
 # A request may name many Medications; reading each is one query to the EHR: bounded.
 MAX_READS = 20

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..clinical.context import vitamin_d_product
+from ..clinical.cramp_context import vitamin_d_product
 from ..content import Content
-from .context import medication_fact, medications_by_reference
+from .facts import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]

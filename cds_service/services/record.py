@@ -12,13 +12,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..cards import CardRenderer
-from ..clinical.context import CrampContext, assess_context
+from ..clinical.cramp_context import CrampContext, assess_context
 from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult
 from ..clinical.vitamin_d import VitaminDAssessment, assess_vitamin_d
 from ..content import Content, Profile
 from ..fhir.client import Deadline, FhirClient
-from ..fhir.context import ContextReader, birth_date
+from ..fhir.facts import ContextReader, birth_date
 from ..fhir.labs import LabReader
 from ..fhir.medications import bare_references, read_referenced
 from ..fhir.orders import PendingOrderReader

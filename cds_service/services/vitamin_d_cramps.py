@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..clinical.context import CrampContext
+from ..clinical.cramp_context import CrampContext
 from ..clinical.electrolytes import ElectrolyteAssessment, Finding, to_check
 from ..clinical.patient import is_minor
 from ..clinical.results import within

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from cds_service.clinical.patient import age_in_years, is_minor
-from cds_service.fhir.context import birth_date
+from cds_service.fhir.facts import birth_date
 
 AS_OF = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ..clinical.context import ConditionFact, MedicationFact
+from ..clinical.cramp_context import ConditionFact, MedicationFact
 from ..content import ContextRules, dotless
 from .labs import parse_fhir_datetime
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as

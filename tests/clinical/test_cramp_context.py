@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.clinical.context import CrampContext, assess_context
+from cds_service.clinical.cramp_context import CrampContext, assess_context
 from cds_service.content import Content
-from cds_service.fhir.context import ContextReader
+from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
 
 AS_OF = datetime(2026, 11, 25, 12, tzinfo=UTC)
