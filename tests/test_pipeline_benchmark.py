@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.workloads import workloads
+from cds_service.cards import CardRenderer
 from cds_service.content import Content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest
@@ -18,7 +19,8 @@ from cds_service.settings import Settings
 
 def test_pipeline(benchmark: Any, content: Content) -> None:
     settings = Settings(auth="off")
-    service = VitaminDCramps(RecordReader(content, settings))
+    record = RecordReader(content, settings)
+    service = VitaminDCramps(record, CardRenderer(content, record.profile))
     request = HookRequest.model_validate(workloads("http://unused")["a-typical"])
     fhir = FhirClient(None, settings)  # type: ignore[arg-type]  # full prefetch: no query is made
     as_of = datetime.now(UTC)

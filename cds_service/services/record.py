@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..cards import CardRenderer
 from ..clinical.cramp_context import CrampContext, assess_context
 from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult
@@ -55,7 +54,6 @@ class RecordReader:
     def __init__(self, content: Content, settings: Settings) -> None:
         self.content = content
         self.profile: Profile = content.profile(settings.threshold_profile)
-        self.cards = CardRenderer(content, self.profile)  # one renderer for every service
         self.accept_opt_in = settings.vitd_opt_in_codes
         self.silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
         self._labs = LabReader(content)

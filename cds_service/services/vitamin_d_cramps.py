@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..cards import CardRenderer
 from ..clinical.cramp_context import CrampContext
 from ..clinical.electrolytes import ElectrolyteAssessment, Finding, to_check
 from ..clinical.patient import is_minor
@@ -35,11 +36,11 @@ class VitaminDCramps:
         "result or pending order exists."
     )
 
-    def __init__(self, record: RecordReader) -> None:
+    def __init__(self, record: RecordReader, cards: CardRenderer) -> None:
         self._record = record
         self._content = record.content
         self._profile = record.profile
-        self._cards = record.cards
+        self._cards = cards
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from ..cards import CardRenderer
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
@@ -27,7 +28,7 @@ OrderHook = Literal["order-select", "order-sign"]
 
 
 class VitaminDOrders:
-    def __init__(self, record: RecordReader, hook: OrderHook) -> None:
+    def __init__(self, record: RecordReader, cards: CardRenderer, hook: OrderHook) -> None:
         self.hook: str = hook
         self.context_model: type[OrderSignContext] = OrderSelectContext if hook == "order-select" else OrderSignContext
         self.id = f"vitamin-d-{hook}"
@@ -41,7 +42,7 @@ class VitaminDOrders:
         )
         self._record = record
         self._content = record.content
-        self._cards = record.cards
+        self._cards = cards
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 

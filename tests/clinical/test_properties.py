@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cds_service.cards import CardRenderer
 from cds_service.clinical.electrolytes import Range, judge
 from cds_service.clinical.results import LabResult
 from cds_service.clinical.vitamin_d import Status, classify
@@ -35,7 +36,8 @@ from tests.rules import check_response, without_uuids
 
 CONTENT: Content = load_content()
 SETTINGS = Settings(auth="off")
-SERVICE = VitaminDCramps(RecordReader(CONTENT, SETTINGS))
+_RECORD = RecordReader(CONTENT, SETTINGS)
+SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile))
 READER = LabReader(CONTENT)
 FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # full prefetch: never used
 OURS, OTHER = "p1", "p2"
