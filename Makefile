@@ -56,7 +56,7 @@ bench: $(TESTING)
 	$(BIN)/python -m pytest tests/test_pipeline_benchmark.py --benchmark-enable -q
 	$(BIN)/python bench/run.py
 
-# The soak of the README's reliability section: three minutes of mixed and faulty traffic.
+# The soak of docs/reliability.md: three minutes of mixed and faulty traffic.
 soak: $(TESTING)
 	$(BIN)/python -m tests.soak --seconds $(or $(SOAK_SECONDS),180)
 

@@ -75,9 +75,9 @@ def _bad_request(field: str, message: str) -> OrjsonResponse:
 
 
 def _trusted_issuers(settings: Settings) -> dict[str, IssuerSpec] | None:
-    """The issuers to trust, or None when authentication is off (logged, for development only)."""
+    """The issuers to trust, or None when authentication is off (development only; a server process
+    says so as it starts, cli.py)."""
     if settings.auth == "off":
-        logger.warning("authentication is off: any caller is trusted (CDS_AUTH=off is for development only)")
         return None
     if settings.trusted_issuers_file is None:
         raise IssuerConfigError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE (or CDS_AUTH=off for development)")

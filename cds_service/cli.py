@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import math
 import os
 import re
@@ -41,17 +42,21 @@ from .store.database import migrate, open_database
 from .store.report import Report, build_report
 from .store.report import as_json as report_json
 
+logger = logging.getLogger("cds_service")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
 
 Host = Annotated[str, typer.Option(help="interface to listen on")]
 Port = Annotated[int, typer.Option(help="port to listen on")]
 
 
-def _serving(app: FastAPI) -> FastAPI:
+def _serving(app: FastAPI, settings: Settings) -> FastAPI:
     """The app as a server process runs it: once started, everything alive (content, models,
     routes: some 140,000 objects) is moved out of the garbage collector's sight. A full collection
     then takes about 2 ms instead of 80, which was the p99 latency of a busy worker
-    (bench/README.md). Only for server processes: tests build many apps in one process."""
+    (bench/README.md). Only for server processes: tests build many apps in one process. A server
+    without authentication says so as it starts (`evaluate`, which serves no one, does not)."""
+    if settings.auth == "off":
+        logger.warning("authentication is off: any caller is trusted (CDS_AUTH=off is for development only)")
     started = app.router.lifespan_context
 
     @asynccontextmanager
@@ -71,7 +76,7 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
     try:
         settings = Settings(**overrides)
         logs.configure(settings.log_format)
-        return _serving(create_app(settings, demo=demo)), settings
+        return _serving(create_app(settings, demo=demo), settings), settings
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -296,7 +301,7 @@ def worker_app() -> FastAPI:
     """The app of one worker process when `serve --workers` runs several."""
     settings = Settings()
     logs.configure(settings.log_format)
-    return _serving(create_app(settings))
+    return _serving(create_app(settings), settings)
 
 
 def main() -> None:

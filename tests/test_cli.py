@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cds_service.cli import _serving, cli
 from cds_service.demo import example_request
+from cds_service.settings import Settings
 from tests.conftest import AppFactory
 
 
@@ -101,7 +102,20 @@ async def test_a_server_process_freezes_what_it_started_with(make_app: AppFactor
     """Once started, the objects alive are out of the collector's sight (see `_serving`)."""
     gc.unfreeze()
     try:
-        async with LifespanManager(_serving(make_app())):
+        async with LifespanManager(_serving(make_app(), Settings(auth="off"))):
             assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_evaluate_does_not_warn_about_serving(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ "any caller is trusted" is about a server; `evaluate` serves no one."""
+    from cds_service.app import create_app
+
+    caplog.set_level("WARNING", logger="cds_service")
+    create_app(Settings(auth="off"))
+    assert "any caller is trusted" not in caplog.text
+    _serving(create_app(Settings(auth="off")), Settings(auth="off"))
+    assert "any caller is trusted" in caplog.text

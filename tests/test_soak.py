@@ -1,5 +1,5 @@
 """The soak (tests/soak.py) in short: twenty seconds of mixed, invalid and fault-injected traffic.
-`make soak` runs the three-minute one whose figures the README gives."""
+`make soak` runs the three-minute one whose figures docs/reliability.md gives."""
 
 from __future__ import annotations
 
