@@ -20,7 +20,6 @@ from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__, openapi, validation
 from .admin.routes import add_admin
-from .auth import IssuerConfigError, IssuerSpec, KeyStore, RequireJwt, Verifier, load_issuers
 from .content import Content, load_content
 from .demo.routes import add_demo
 from .fhir.client import FhirClient, make_http_client
@@ -47,6 +46,10 @@ from .settings import Settings
 from .shared import SharedState
 from .store.database import migrate, open_database, ping
 from .store.feedback import FeedbackStore
+from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
+from .trust.keys import KeyStore
+from .trust.middleware import RequireJwt
+from .trust.verifier import Verifier
 
 logger = logging.getLogger("cds_service")
 

@@ -32,7 +32,6 @@ from rich.table import Table
 
 from . import logs
 from .app import create_app
-from .auth import IssuerConfigError
 from .content import ContentError
 from .demo import example_request, patients, transaction
 from .evaluate import EvaluationError
@@ -41,6 +40,7 @@ from .settings import Settings
 from .store.database import migrate, open_database
 from .store.report import Report, build_report
 from .store.report import as_json as report_json
+from .trust.issuers import IssuerConfigError
 
 logger = logging.getLogger("cds_service")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")

@@ -2,7 +2,7 @@
 the jti values already used, so a token replayed to another worker is refused, and the EHRs' key
 sets, so that they are fetched once for all.
 
-Without Redis each process keeps its own (auth.ReplayCache, KeyStore's dictionary). With Redis,
+Without Redis each process keeps its own (trust.replay.ReplayCache, trust.keys.KeyStore's dictionary). With Redis,
 the checks fail closed: when Redis cannot be reached, a call is refused (401, logged) rather than
 let a replayed token through, and /readyz says the service is not ready.
 """
@@ -56,7 +56,7 @@ class SharedState:
 
     async def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool:
         """True the first time (iss, jti) is seen, in any worker, until the token expires (Redis
-        forgets it then; `now` is for auth.ReplayCache's sake)."""
+        forgets it then; `now` is for trust.replay.ReplayCache's sake)."""
         try:
             created = await self._redis.set(_key("jti", iss, jti), b"1", nx=True, exat=int(exp) + 1)
         except (RedisError, OSError) as exc:

@@ -21,9 +21,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from cds_service.auth import IssuerConfigError, KeyStore, ReplayCache, Unauthorized, load_issuers
 from cds_service.fhir.client import FhirClient, make_http_client
 from cds_service.settings import Settings
+from cds_service.trust import Unauthorized
+from cds_service.trust.issuers import IssuerConfigError, load_issuers
+from cds_service.trust.keys import KeyStore
+from cds_service.trust.replay import ReplayCache
 from tests.builders import hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, Keys, make_client
 

@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cds_service.auth import load_issuers
 from cds_service.content import load_content
 from cds_service.settings import Settings
+from cds_service.trust.issuers import load_issuers
 
 ROOT = Path(__file__).parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"

@@ -58,7 +58,7 @@ def test_readme_issuers_example_follows_the_schema(tmp_path: Path) -> None:
     """The Epic- and sandbox-style entries of docs/trust.md load as an issuers file."""
     import yaml
 
-    from cds_service.auth import load_issuers
+    from cds_service.trust.issuers import load_issuers
 
     match = re.search(r"```yaml\n(issuers:.*?)```", (DOCS / "trust.md").read_text(), re.S)
     assert match

@@ -19,10 +19,11 @@ import redis
 from pytest_redis import factories
 from pytest_redis.executor import RedisExecutor
 
-from cds_service.auth import KeyStore, Unauthorized
 from cds_service.fhir.client import FhirClient, make_http_client
 from cds_service.settings import Settings
 from cds_service.shared import SharedState
+from cds_service.trust import Unauthorized
+from cds_service.trust.keys import KeyStore
 from tests.builders import obs
 from tests.conftest import Keys
 from tests.fault_server import SLOW_S, FaultServer

@@ -1,0 +1,160 @@
+"""The checks of one token: its form, its issuer and key, its signature, its claims, its jti."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+from ..settings import Settings
+from ..shared import SharedState, SharedStateUnavailable
+from . import Unauthorized
+from .issuers import IssuerSpec
+from .keys import KeyStore, lacks
+from .replay import ReplayCache
+
+_KEY_TYPES = {"ES": ECKey, "RS": RSAKey, "PS": RSAKey}
+_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+
+def _b64json(segment: str, what: str) -> dict[str, Any]:
+    """orjson, not the standard library: it refuses NaN, infinities and nesting past 1,024 levels,
+    where json.loads would accept the first two and raise RecursionError on the third."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise Unauthorized(f"{what} is not base64url JSON") from None
+    if not isinstance(value, dict):
+        raise Unauthorized(f"{what} is not a JSON object")
+    return value
+
+
+def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise Unauthorized(f"no {name}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Unauthorized(f"{name} is not a finite number")
+    return float(value)
+
+
+class Verifier:
+    def __init__(
+        self,
+        settings: Settings,
+        issuers: dict[str, IssuerSpec],
+        keys: KeyStore,
+        clock: Callable[[], float] = time.time,
+        shared: SharedState | None = None,
+    ) -> None:
+        self._algorithms = frozenset(settings.jwt_algorithms)
+        self._leeway = settings.jwt_leeway_s
+        self._max_lifetime = settings.jwt_max_lifetime_s
+        self._issuers = issuers
+        self._keys = keys
+        self._inline = {i.iss: KeySet.import_key_set(i.jwks) for i in issuers.values() if i.jwks is not None}  # type: ignore[arg-type]
+        self._replays = shared or ReplayCache(settings.jwt_replay_cache_size)
+        self._clock = clock
+
+    async def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        """The token's claims, if the caller is trusted for `audience`; Unauthorized otherwise."""
+        if not authorization:
+            raise Unauthorized("no Authorization header")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("not a Bearer token")
+        token = token.strip()
+        segments = token.split(".")
+        if len(segments) != 3 or not all(segments):
+            raise Unauthorized("not a compact JWS")
+        header = _b64json(segments[0], "header")
+        claims = _b64json(segments[1], "payload")
+
+        if header.get("typ") not in (None, "JWT"):
+            raise Unauthorized("typ is not JWT")
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise Unauthorized("alg not allowed")
+        if "crit" in header:
+            raise Unauthorized("crit header not supported")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("no kid")
+
+        iss = claims.get("iss")
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise Unauthorized("issuer not trusted")
+        key = await self._key(issuer, header.get("jku"), kid)
+        expected_type = _KEY_TYPES.get(alg[:2])
+        if expected_type is None or not isinstance(key, expected_type):
+            raise Unauthorized("key type does not match alg")
+        if alg in _CURVES and key.curve_name != _CURVES[alg]:
+            raise Unauthorized("key curve does not match alg")
+        try:
+            jws.deserialize_compact(token, key, algorithms=[alg])
+        except JoseError:
+            raise Unauthorized("bad signature") from None
+
+        await self._check_claims(claims, issuer, audience)
+        return claims
+
+    async def _key(self, issuer: IssuerSpec, jku: Any, kid: str) -> Any:
+        """The key that must have signed the token. An issuer whose keys are pinned inline is
+        verified against them only, never by a fetch: a `jku` it lists must be among them, and with
+        none listed a `jku` is ignored (the CDS Hooks Sandbox names one on every token). An issuer
+        with `jwks_url` takes a `jku` only from its list, and fetches it."""
+        if jku is not None and not isinstance(jku, str):
+            raise Unauthorized("jku not on the issuer's list")
+        listed = jku is not None and jku in issuer.jku
+        if issuer.jwks_url is not None:
+            if jku is not None and not listed:
+                raise Unauthorized("jku not on the issuer's list")
+            return await self._keys.key(jku if isinstance(jku, str) and listed else issuer.jwks_url, kid)
+        if jku is not None and issuer.jku and not listed:
+            raise Unauthorized("jku not on the issuer's list")
+        keys = self._inline[issuer.iss]
+        if lacks(keys, kid):
+            raise Unauthorized("unknown kid")
+        return keys.get_by_kid(kid)
+
+    async def _check_claims(self, claims: dict[str, Any], issuer: IssuerSpec, audience: str) -> None:
+        now = self._clock()
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if audience not in audiences:
+            raise Unauthorized("aud is not the URL called")
+        exp = _number(claims, "exp", required=True)
+        iat = _number(claims, "iat", required=True)
+        nbf = _number(claims, "nbf", required=False)
+        assert exp is not None and iat is not None
+        if exp <= now - self._leeway:
+            raise Unauthorized("expired")
+        if iat > now + self._leeway:
+            raise Unauthorized("iat in the future")
+        if nbf is not None and nbf > now + self._leeway:
+            raise Unauthorized("not yet valid (nbf)")
+        if exp - iat > self._max_lifetime:
+            raise Unauthorized("lifetime too long")
+        if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
+            raise Unauthorized("tenant does not match")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise Unauthorized("no jti")
+        try:
+            first = await self._replays.first_use(issuer.iss, jti, exp + self._leeway, now)
+        except SharedStateUnavailable as exc:
+            raise Unauthorized(f"replay check unavailable: {exc}") from None
+        if not first:
+            raise Unauthorized("jti replayed")
