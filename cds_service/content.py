@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 import jinja2
 import yaml
@@ -176,6 +176,14 @@ class Orderable(_Strict):
     covers: list[str] = Field(min_length=1)  # the analytes the test measures
 
 
+class CodeRole(NamedTuple):
+    """What a LOINC code of the content stands for."""
+
+    analyte: str  # its units.yaml entry
+    role: str  # total, proxy, opt_in, wrong_test, measured, corrected
+    name: str  # the short name cards show
+
+
 class Codes(_Strict):
     system: str
     usable_statuses: list[str]
@@ -188,7 +196,7 @@ class Codes(_Strict):
     albumin: dict[str, str]
     orderable: dict[str, Orderable]
 
-    def roles(self) -> dict[str, tuple[str, str, str]]:
+    def roles(self) -> dict[str, CodeRole]:
         """LOINC code -> (analyte, role, short name); the analyte names its units.yaml entry."""
         groups: list[tuple[str, str, dict[str, str]]] = [
             ("vitamin_d", "total", self.vitamin_d.total),
@@ -203,12 +211,12 @@ class Codes(_Strict):
             ("calcium", "corrected", self.calcium_corrected),
             ("albumin", "measured", self.albumin),
         ]
-        index: dict[str, tuple[str, str, str]] = {}
+        index: dict[str, CodeRole] = {}
         for analyte, role, codes in groups:
             for code, name in codes.items():
                 if code in index:
                     raise ValueError(f"code {code} is listed twice")
-                index[code] = (analyte, role, name)
+                index[code] = CodeRole(analyte, role, name)
         return index
 
 
@@ -377,7 +385,7 @@ class Content:
     """Everything under `cards/`, validated; shared read-only by all requests."""
 
     codes: Codes
-    code_roles: dict[str, tuple[str, str, str]]
+    code_roles: dict[str, CodeRole]
     units: dict[str, UnitSpec]
     thresholds: Thresholds
     context: ContextRules

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from ..clinical.results import LabResult
@@ -150,13 +150,23 @@ class LabReader:
         codes = self._loinc(obs.code)
         matched = next((c for c in codes if c in self._roles), None)
         has_value = obs.valueQuantity is not None or obs.valueString is not None
-        if (matched is None or self._roles[matched][0] == "vitamin_d") and not has_value and obs.component:
+        if (matched is None or self._roles[matched].analyte == "vitamin_d") and not has_value and obs.component:
             total = self._component_total(obs, codes, status, effective)
             if total is not None:
                 return total
         if matched is None:
             return None
         analyte, role, name = self._roles[matched]
+        result = partial(
+            LabResult,
+            analyte=analyte,
+            role=role,
+            code=matched,
+            name=name,
+            resource_id=obs.id,
+            status=status,
+            effective=effective,
+        )
         if obs.dataAbsentReason is not None:
             reading: tuple[float, Any, str] | str = "no value (data absent)"
         elif obs.valueQuantity is not None:
@@ -166,22 +176,15 @@ class LabReader:
         else:
             reading = "no value"
         if isinstance(reading, str):
-            return LabResult(analyte, role, matched, name, obs.id, status, effective, problem=reading)
+            return result(problem=reading)
         value, comparator, unit = reading
         canonical_value = self._units.to_canonical(analyte, value, unit)
         if (problem := self._units.implausible(analyte, canonical_value)) is not None:
-            return LabResult(analyte, role, matched, name, obs.id, status, effective, problem=problem)
+            return result(problem=problem)
         canonical = self._units.canonical(analyte)
         converted = unit != canonical
         low, high = self._reference_range(analyte, obs.referenceRange)
-        return LabResult(
-            analyte,
-            role,
-            matched,
-            name,
-            obs.id,
-            status,
-            effective,
+        return result(
             value=canonical_value,
             comparator=comparator,
             unit=canonical,
@@ -242,6 +245,15 @@ class LabReader:
         """A total sent as D2 and D3 components: their sum, when both parts read cleanly. Only codes
         of the content name it in a card (FHIR text never does)."""
         known = next((c for c in codes if c in self._roles), None)
+        total = partial(
+            LabResult,
+            analyte="vitamin_d",
+            role="total",
+            name=self._component_name,
+            resource_id=obs.id,
+            status=status,
+            effective=effective,
+        )
         parts: dict[str, tuple[float, Any, str]] = {}
         for comp in obs.component:
             comp_codes = self._loinc(comp.code)
@@ -251,8 +263,7 @@ class LabReader:
             reading = self._quantity("vitamin_d", comp.valueQuantity)
             if isinstance(reading, str):  # kept, so that it stops any status from older results
                 code = known or next(c for c in comp_codes if c in self._d2 | self._d3)
-                name = self._component_name
-                return LabResult("vitamin_d", "total", code, name, obs.id, status, effective, problem=reading)
+                return total(code=code, problem=reading)
             value, comparator, unit = reading
             parts[part] = (
                 self._units.to_canonical("vitamin_d", value, unit),
@@ -267,17 +278,9 @@ class LabReader:
         code = known or f"{parts['d2'][2]}+{parts['d3'][2]}"
         value = sum(v for v, _, _ in parts.values())
         if (problem := self._units.implausible("vitamin_d", value)) is not None:
-            return LabResult(
-                "vitamin_d", "total", code, self._component_name, obs.id, status, effective, problem=problem
-            )
-        return LabResult(
-            "vitamin_d",
-            "total",
-            code,
-            self._component_name,
-            obs.id,
-            status,
-            effective,
+            return total(code=code, problem=problem)
+        return total(
+            code=code,
             value=value,
             comparator=next(iter(comparators), None),
             unit=self._units.canonical("vitamin_d"),
