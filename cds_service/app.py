@@ -110,6 +110,7 @@ def create_app(
             app.state.shared = shared = SharedState.connect(settings.redis_url) if settings.redis_url else None
             key = settings.pseudonym_key
             app.state.pseudonyms = Pseudonyms(key.get_secret_value()) if key is not None else None
+            app.state.snoozable = frozenset(k for k, spec in content.catalogue.cards.items() if spec.snooze)
             try:
                 async with make_http_client(settings) as http:
                     app.state.fhir = FhirClient(http, settings)
@@ -198,7 +199,7 @@ def create_app(
     if demo:
         add_demo(app, content, settings.threshold_profile)
     if settings.admin_token is not None:
-        add_admin(app, settings.admin_token.get_secret_value(), clock)
+        add_admin(app, settings.admin_token.get_secret_value(), clock, settings.public_base_url)
 
     logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app
@@ -208,22 +209,25 @@ async def _snooze(
     request: Request, hook_request: HookRequest, cards: list[Card], now: datetime
 ) -> tuple[list[Card], list[Card], str | None, dict[UUID, str]]:
     """The cards to show, those an override snoozed, and the keyed pseudonyms of the patient and of
-    each card's evidence to record with them; with no CDS_PSEUDONYM_KEY, every card and nothing
-    about the patient. A critical card is never held back, and a store that cannot be read holds
-    back nothing: a card too many, never one lost."""
+    the evidence of each card that could be snoozed, to record with them; with no
+    CDS_PSEUDONYM_KEY, every card and nothing about the patient. Only a kind the content lets
+    snooze can be held back, never a critical card, and a store that cannot be read holds back
+    nothing: a card too many, never one lost."""
     pseudonyms: Pseudonyms | None = request.app.state.pseudonyms
+    snoozable: frozenset[str] = request.app.state.snoozable
+    candidates = [c for c in cards if kind_of(c) in snoozable and c.indicator != "critical"]
     patient = hook_request.context.get("patientId")
-    if pseudonyms is None or not cards or not isinstance(patient, str):
+    if pseudonyms is None or not candidates or not isinstance(patient, str):
         return cards, [], None, {}
     fhir_server = str(hook_request.fhirServer) if hook_request.fhirServer is not None else ""
     subject = pseudonyms.subject(getattr(request.state, "issuer", None) or fhir_server, patient)
-    evidence = {card.uuid: pseudonyms.evidence(kind_of(card), card.evidence) for card in cards}
+    evidence = {card.uuid: pseudonyms.evidence(kind_of(card), card.evidence) for card in candidates}
     try:
         snoozed = await request.app.state.store.snoozed(subject, now)
     except Exception as exc:  # the database is away
         logger.error("snoozes not read: every card shown", extra={"error": type(exc).__name__})
         snoozed = set()
-    held = [c for c in cards if c.indicator != "critical" and (kind_of(c), evidence[c.uuid]) in snoozed]
+    held = [c for c in candidates if (kind_of(c), evidence[c.uuid]) in snoozed]
     return [c for c in cards if c not in held], held, subject, evidence
 
 

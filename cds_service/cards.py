@@ -218,7 +218,7 @@ class CardRenderer:
             overrideReasons=self._override_reasons[kind],
             links=links or None,
         )
-        return card.built_on(_evidence(values))
+        return card.built_on(lambda: _evidence(values))
 
     def _order_choice(self, offered: list[SuggestionSpec], wanted: set[str]) -> list[SuggestionSpec]:
         """For each wanted analyte, the offered test that covers the most wanted analytes and the

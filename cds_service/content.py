@@ -351,6 +351,7 @@ class SuggestionSpec(_Strict):
 
 class CardSpec(_Strict):
     mode: Literal["active", "silent"]  # silent: decided and recorded, never shown
+    snooze: bool  # an override may snooze it (never a card of an abnormal value, nor an order caution)
     indicator: Indicator
     indicator_critical: Indicator | None = None
     indicator_hypercalcaemia: Indicator | None = None

@@ -6,6 +6,7 @@ forbids nulls and empty arrays or objects in responses (`"cards": []` excepted).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -220,16 +221,17 @@ class Card(_Response):
     overrideReasons: Annotated[list[Coding], Field(min_length=1)] | None = None
     links: Annotated[list[Link], Field(min_length=1)] | None = None
 
-    # What the card was built on (its results, as the card shows them), set by the renderer; never
-    # sent. A snooze binds to it through a keyed digest (pseudonyms.py).
-    _evidence: str = PrivateAttr(default="")
+    # What the card was built on (its results, as the card shows them), set by the renderer and
+    # worked out only when asked (only snoozing asks); never sent. A snooze binds to it through a
+    # keyed digest (pseudonyms.py).
+    _basis: Callable[[], str] | None = PrivateAttr(default=None)
 
     @property
     def evidence(self) -> str:
-        return self._evidence
+        return self._basis() if self._basis is not None else ""
 
-    def built_on(self, evidence: str) -> Card:
-        self._evidence = evidence
+    def built_on(self, basis: Callable[[], str]) -> Card:
+        self._basis = basis
         return self
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from typing import Self
 class LoopbackServer:
     def __init__(self) -> None:
         self.open_connections = 0
+        self.connections_made = 0
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -45,6 +46,7 @@ class LoopbackServer:
             assert task is not None
             connections.add(task)
             self.open_connections += 1
+            self.connections_made += 1
             try:
                 while await self._request(reader, writer):
                     pass

@@ -63,6 +63,15 @@ async def test_refused_without_the_token(make_app: AppFactory, headers: dict[str
         assert wrong.status_code == 401 and "not the admin token" in wrong.text and "set-cookie" not in wrong.headers
 
 
+async def test_behind_a_tls_proxy_the_cookie_is_secure(make_app: AppFactory) -> None:
+    app = make_app(admin_token=TOKEN, public_base_url="https://cds.hospital.example.org")
+    async with make_client(app) as client:
+        signed = await client.post(
+            "/admin/login", content=f"token={TOKEN}", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+    assert "; secure" in signed.headers["set-cookie"].lower()
+
+
 async def test_the_login_form_sets_a_cookie_that_is_not_the_token(make_app: AppFactory) -> None:
     async with make_client(make_app(admin_token=TOKEN)) as client:
         signed = await client.post(
@@ -71,6 +80,7 @@ async def test_the_login_form_sets_a_cookie_that_is_not_the_token(make_app: AppF
         assert signed.status_code == 303 and signed.headers["location"] == "/admin"
         cookie = signed.headers["set-cookie"]
         assert TOKEN not in cookie and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        assert "secure" not in cookie.lower().replace("samesite", "")  # plain http here
         page = await client.get("/admin")
         assert page.status_code == 200 and 'id="kinds"' in page.text
         assert "script-src" not in page.headers["content-security-policy"]  # no script allowed at all

@@ -127,14 +127,24 @@ async def test_vitamin_d_unavailable_is_412_with_the_reason(
 
 
 @pytest.mark.parametrize(
-    "server", ["http://ehr.example.org/fhir", "file:///etc/passwd", "https://u:p@ehr.example.org/"]
+    ("server", "reason"),
+    [
+        ("http://u:p@127.0.0.1:{port}/fhir", "credentials in the URL"),
+        ("http://127.0.0.1:{port}/fhir?x=1", "query or fragment in the URL"),
+        ("file:///etc/passwd", "not an https URL"),
+    ],
 )
-async def test_a_refused_server_is_never_contacted(client: httpx.AsyncClient, server: str) -> None:
-    """The policy refuses before any connection (the addresses these name are not reachable from here
-    anyway; tests/fhir/test_client.py shows with a listening socket that nothing connects)."""
-    response = await client.post(URL, json=without_prefetch(server))
+async def test_a_refused_server_is_never_contacted(
+    fetching: httpx.AsyncClient, fhir_routes: FhirRoutes, server: str, reason: str
+) -> None:
+    """A server on loopback that this service may reach answers anything; the policy refuses each
+    of these URLs to it before any connection is made."""
+    fhir_routes.all_called = False
+    anything = fhir_routes.get().respond(json=bundle())
+    response = await fetching.post(URL, json=without_prefetch(server.format(port=fhir_routes.port)))
     assert response.status_code == 412
-    assert "refused" in response.json()["issue"][0]["diagnostics"]
+    assert f"fhirServer refused: {reason}" in response.json()["issue"][0]["diagnostics"]
+    assert anything.call_count == 0 and fhir_routes.connections_made == 0
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,9 @@ class _Range(Exception):
         self.message = message
 
 
-def add_admin(app: FastAPI, token: str, clock: Any) -> None:
+def add_admin(app: FastAPI, token: str, clock: Any, public_base_url: str | None = None) -> None:
+    """`public_base_url`: behind a proxy that ends TLS, the https the browser sees (the session
+    cookie is then Secure although the request reached the service over http)."""
     session = hmac.new(token.encode(), b"cds-admin-session", hashlib.sha256).hexdigest()
     router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -92,7 +94,7 @@ def add_admin(app: FastAPI, token: str, clock: Any) -> None:
         if not hmac.compare_digest(given.encode(), token.encode()):
             return login(401, "That is not the admin token.")
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
-        secure = request.url.scheme == "https"
+        secure = request.url.scheme == "https" or (public_base_url or "").startswith("https://")
         answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/admin")
         return answer
 

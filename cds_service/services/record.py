@@ -55,7 +55,6 @@ class RecordReader:
         self.content = content
         self.profile: Profile = content.profile(settings.threshold_profile)
         self.accept_opt_in = settings.vitd_opt_in_codes
-        self.silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)
         self._pending = PendingOrderReader(content)

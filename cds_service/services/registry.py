@@ -14,9 +14,10 @@ from .vitamin_d_orders import VitaminDOrders
 def build_services(content: Content, settings: Settings) -> dict[str, CdsService]:
     record = RecordReader(content, settings)
     cards = CardRenderer(content, record.profile)  # one renderer for every service
+    silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
     services: list[CdsService] = [
-        VitaminDCramps(record, cards),
-        VitaminDOrders(record, cards, "order-select"),
-        VitaminDOrders(record, cards, "order-sign"),
+        VitaminDCramps(record, cards, silent),
+        VitaminDOrders(record, cards, silent, "order-select"),
+        VitaminDOrders(record, cards, silent, "order-sign"),
     ]
     return {s.id: s for s in services}

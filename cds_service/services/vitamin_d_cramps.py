@@ -36,17 +36,18 @@ class VitaminDCramps:
         "result or pending order exists."
     )
 
-    def __init__(self, record: RecordReader, cards: CardRenderer) -> None:
+    def __init__(self, record: RecordReader, cards: CardRenderer, silent: frozenset[str]) -> None:
         self._record = record
         self._content = record.content
         self._profile = record.profile
         self._cards = cards
+        self._silent = silent  # the card kinds that run silent
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
 
     async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
-        return outcome(self.decide(record, context.patientId, as_of), record.log, self._record.silent)
+        return outcome(self.decide(record, context.patientId, as_of), record.log, self._silent)
 
     def decide(self, record: Record, patient_id: str, as_of: datetime) -> list[Card]:
         """The cards for this record, most severe first; none when nothing is actionable. Under the
@@ -95,7 +96,7 @@ class VitaminDCramps:
         return by_severity(cards)
 
     def _shown(self, kind: str) -> bool:
-        return kind not in self._record.silent
+        return kind not in self._silent
 
     @staticmethod
     def _wanted(record: Record, electrolytes: ElectrolyteAssessment) -> tuple[str, ...]:

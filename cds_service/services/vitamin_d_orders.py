@@ -28,7 +28,7 @@ OrderHook = Literal["order-select", "order-sign"]
 
 
 class VitaminDOrders:
-    def __init__(self, record: RecordReader, cards: CardRenderer, hook: OrderHook) -> None:
+    def __init__(self, record: RecordReader, cards: CardRenderer, silent: frozenset[str], hook: OrderHook) -> None:
         self.hook: str = hook
         self.context_model: type[OrderSignContext] = OrderSelectContext if hook == "order-select" else OrderSignContext
         self.id = f"vitamin-d-{hook}"
@@ -43,6 +43,7 @@ class VitaminDOrders:
         self._record = record
         self._content = record.content
         self._cards = cards
+        self._silent = silent  # the card kinds that run silent
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 
@@ -57,7 +58,7 @@ class VitaminDOrders:
             return Outcome([], {"drafts": 0})
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of, deadline)
         cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of)]
-        return outcome(by_severity(cards), record.log | {"drafts": len(drafts)}, self._record.silent)
+        return outcome(by_severity(cards), record.log | {"drafts": len(drafts)}, self._silent)
 
     def _cards_for(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> list[Card]:
         shared: dict[str, Any] = {"context": record.context, "unavailable": record.unavailable}

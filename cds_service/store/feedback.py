@@ -183,7 +183,7 @@ class FeedbackStore:
         for entry in entries:
             card = known.get(str(entry.card))
             coding = entry.overrideReason.reason if entry.overrideReason else None
-            if entry.outcome != "overridden" or card is None or card.subject is None or coding is None:
+            if entry.outcome != "overridden" or card is None or card.evidence is None or coding is None:
                 continue
             days = self._snooze_days.get((coding.system or "", coding.code))
             if days is None:

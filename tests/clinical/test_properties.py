@@ -37,7 +37,7 @@ from tests.rules import check_response, without_uuids
 CONTENT: Content = load_content()
 SETTINGS = Settings(auth="off")
 _RECORD = RecordReader(CONTENT, SETTINGS)
-SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile))
+SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile), frozenset())
 READER = LabReader(CONTENT)
 FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # full prefetch: never used
 OURS, OTHER = "p1", "p2"

@@ -179,3 +179,15 @@ async def test_a_critical_card_is_never_snoozed(make_app: AppFactory, database_u
         assert card["indicator"] == "critical"
         await override(client, card, "not-relevant")
         assert "vitd-high" in await open_chart(client, very_high)
+
+
+async def test_a_card_of_an_abnormal_value_is_never_snoozed(make_app: AppFactory, database_url: str) -> None:
+    """vitd-high (not critical here) shows an abnormal value on its own: the content does not let
+    it snooze, and its override stores no snooze."""
+    high = hook_request([obs("62292-8", 120, "ng/mL", "2026-11-10", patient=PATIENT)], [], patient=PATIENT)
+    async with make_client(make_app(database_url=database_url, pseudonym_key=KEY)) as client:
+        card = (await open_chart(client, high))["vitd-high"]
+        assert card["indicator"] != "critical"
+        await override(client, card, "not-relevant")
+        assert "vitd-high" in await open_chart(client, high)
+    assert await rows(database_url, snoozes.c.subject) == []
