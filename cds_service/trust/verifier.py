@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwt import JWTClaimsRegistry
 
 from ..settings import Settings
 from ..shared import SharedState, SharedStateUnavailable
@@ -38,15 +38,21 @@ def _b64json(segment: str, what: str) -> dict[str, Any]:
     return value
 
 
-def _number(claims: dict[str, Any], name: str, required: bool) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        if required:
-            raise Unauthorized(f"no {name}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Unauthorized(f"{name} is not a finite number")
-    return float(value)
+# Why joserfc refused a present claim, when the reason is not that it is not a number.
+_CLAIM_REASONS = {
+    "aud": "aud is not the URL called",
+    "iat": "iat in the future",
+    "nbf": "not yet valid (nbf)",
+    "jti": "no jti",
+}
+_TIMES = ("exp", "iat", "nbf")
+
+
+def _invalid(claims: dict[str, Any], claim: str) -> str:
+    value = claims.get(claim)
+    if claim in _TIMES and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"{claim} is not a finite number"
+    return _CLAIM_REASONS.get(claim, f"{claim} is not valid")
 
 
 class Verifier:
@@ -130,30 +136,32 @@ class Verifier:
         return keys.get_by_kid(kid)
 
     async def _check_claims(self, claims: dict[str, Any], issuer: IssuerSpec, audience: str) -> None:
-        now = self._clock()
-        aud = claims.get("aud")
-        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if audience not in audiences:
-            raise Unauthorized("aud is not the URL called")
-        exp = _number(claims, "exp", required=True)
-        iat = _number(claims, "iat", required=True)
-        nbf = _number(claims, "nbf", required=False)
-        assert exp is not None and iat is not None
-        if exp <= now - self._leeway:
-            raise Unauthorized("expired")
-        if iat > now + self._leeway:
-            raise Unauthorized("iat in the future")
-        if nbf is not None and nbf > now + self._leeway:
-            raise Unauthorized("not yet valid (nbf)")
+        """joserfc checks the registered claims; by hand only what it cannot: the lifetime cap, the
+        tenant and the replay of a jti."""
+        now = int(self._clock())
+        registry = JWTClaimsRegistry(
+            now=now,
+            leeway=self._leeway,
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError:
+            raise Unauthorized("expired") from None
+        except MissingClaimError as exc:
+            raise Unauthorized(_CLAIM_REASONS["aud"] if "aud" in exc.claim else f"no {exc.claim}") from None
+        except InvalidClaimError as exc:
+            raise Unauthorized(_invalid(claims, exc.claim)) from None
+        exp, iat = claims["exp"], claims["iat"]
         if exp - iat > self._max_lifetime:
             raise Unauthorized("lifetime too long")
         if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
             raise Unauthorized("tenant does not match")
-        jti = claims.get("jti")
-        if not isinstance(jti, str) or not jti:
-            raise Unauthorized("no jti")
         try:
-            first = await self._replays.first_use(issuer.iss, jti, exp + self._leeway, now)
+            first = await self._replays.first_use(issuer.iss, claims["jti"], exp + self._leeway, now)
         except SharedStateUnavailable as exc:
             raise Unauthorized(f"replay check unavailable: {exc}") from None
         if not first:
