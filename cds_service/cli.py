@@ -34,8 +34,7 @@ from . import logs
 from .app import create_app
 from .content import ContentError
 from .demo import example_request, patients, transaction
-from .evaluate import EvaluationError
-from .evaluate import evaluate as run_evaluation
+from .patient_run import PatientRunError, run_patient_view
 from .settings import Settings
 from .store.database import migrate, open_database
 from .store.report import Report, build_report
@@ -162,8 +161,8 @@ def evaluate(
     err_console = Console(stderr=True)
     try:
         with err_console.status(f"Reading patient {patient} from {fhir_server} ..."):
-            result = asyncio.run(run_evaluation(settings, fhir_server, patient, token, moment))
-    except EvaluationError as exc:
+            result = asyncio.run(run_patient_view(settings, fhir_server, patient, token, moment))
+    except PatientRunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except (ContentError, ValueError) as exc:

@@ -25,8 +25,8 @@ def test_pipeline(benchmark: Any, content: Content) -> None:
     fhir = FhirClient(None, settings)  # type: ignore[arg-type]  # full prefetch: no query is made
     as_of = datetime.now(UTC)
 
-    def evaluate() -> list[str]:
-        outcome = asyncio.run(service.evaluate(request, as_of, fhir))
+    def answer() -> list[str]:
+        outcome = asyncio.run(service.answer(request, as_of, fhir))
         return [c.source.topic.code for c in outcome.cards if c.source.topic]
 
-    assert benchmark(evaluate) == ["vitd-deficient", "electrolytes-check"]
+    assert benchmark(answer) == ["vitd-deficient", "electrolytes-check"]

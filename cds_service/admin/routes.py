@@ -11,7 +11,6 @@ import hashlib
 import hmac
 from datetime import UTC, date, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
@@ -21,6 +20,7 @@ from markupsafe import escape
 
 from ..json_bodies import OrjsonResponse
 from ..protocol import operation_outcome
+from ..services.base import Clock
 from ..store.report import Report, as_csv, as_json, build_report
 from .charts import weekly
 
@@ -48,7 +48,7 @@ class _Range(Exception):
         self.message = message
 
 
-def add_admin(app: FastAPI, token: str, clock: Any, public_base_url: str | None = None) -> None:
+def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | None = None) -> None:
     """`public_base_url`: behind a proxy that ends TLS, the https the browser sees (the session
     cookie is then Secure although the request reached the service over http)."""
     session = hmac.new(token.encode(), b"cds-admin-session", hashlib.sha256).hexdigest()

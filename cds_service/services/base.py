@@ -1,7 +1,8 @@
-"""What every CDS service offers the app: a discovery entry, its prefetch, an evaluation."""
+"""What every CDS service offers the app: a discovery entry, its prefetch, its answer to a hook call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -14,6 +15,8 @@ from ..protocol import Card, HookRequest, RequestError, ServiceDefinition
 from ..validation import first
 
 _Context = TypeVar("_Context", bound=BaseModel)
+
+Clock = Callable[[], datetime]  # the instant recency is judged at; tests pin it
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class CdsService(Protocol):
         """The hook's context, as parse_context reads it (and the OpenAPI document describes it)."""
         ...
 
-    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome: ...
+    async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome: ...
 
 
 def definition(service: CdsService) -> ServiceDefinition:

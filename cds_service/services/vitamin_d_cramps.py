@@ -44,7 +44,7 @@ class VitaminDCramps:
         self._silent = silent  # the card kinds that run silent
         self.prefetch = record.prefetch(PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
 
-    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
+    async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of)
         return outcome(self.decide(record, context.patientId, as_of), record.log, self._silent)

@@ -47,7 +47,7 @@ class VitaminDOrders:
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
         self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
 
-    async def evaluate(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
+    async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
         selections = context.selections if isinstance(context, OrderSelectContext) else None
         deadline = fhir.deadline()

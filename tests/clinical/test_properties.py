@@ -207,7 +207,7 @@ def cards_for(resources: list[Any]) -> list[dict[str, Any]]:
         medications=[r for r in resources if r.get("resourceType") == "MedicationRequest"],
         patient=OURS,
     )
-    outcome = asyncio.run(SERVICE.evaluate(HookRequest.model_validate(request), AS_OF, FHIR))
+    outcome = asyncio.run(SERVICE.answer(HookRequest.model_validate(request), AS_OF, FHIR))
     body = {"cards": [card.model_dump(mode="json", exclude_none=True) for card in outcome.cards]}
     check_response(body, OURS)
     return without_uuids(body["cards"])  # type: ignore[no-any-return]

@@ -21,12 +21,12 @@ from .settings import Settings
 SERVICE = "vitamin-d-cramps"
 
 
-class EvaluationError(Exception):
+class PatientRunError(Exception):
     """Why there are no cards to show: unreachable server, refused token, unknown patient."""
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class PatientRun:
     request: dict[str, Any]
     response: dict[str, Any]
 
@@ -58,13 +58,13 @@ def _explain(reason: str) -> str:
     return f"the FHIR server could not be read: {reason}"
 
 
-async def evaluate(
+async def run_patient_view(
     settings: Settings, fhir_server: str, patient: str, token: str | None, as_of: datetime | None
-) -> Evaluation:
+) -> PatientRun:
     """Check that the patient can be read, then make the hook call through the service's app."""
     with tempfile.TemporaryDirectory(prefix="cds-evaluate-") as folder:
         settings = settings.model_copy(
-            update={"auth": "off", "database_url": f"sqlite+aiosqlite:///{Path(folder) / 'evaluate.sqlite'}"}
+            update={"auth": "off", "database_url": f"sqlite+aiosqlite:///{Path(folder) / 'patient-run.sqlite'}"}
         )
         moment = as_of or datetime.now(UTC)
         app = create_app(settings, clock=lambda: moment)
@@ -74,13 +74,13 @@ async def evaluate(
                 server = fhir.server(fhir_server, token)
                 await fhir.get(server, f"Patient/{quote(patient, safe='')}", fhir.deadline())
             except FhirUnavailable as exc:
-                raise EvaluationError(_explain(exc.reason)) from None
+                raise PatientRunError(_explain(exc.reason)) from None
             request = hook_request(fhir_server, patient, token)
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://evaluate") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://patient-run") as client:
                 response = await client.post(f"/cds-services/{SERVICE}", json=request)
         body = response.json()
         if response.status_code != 200:
             diagnostics = body.get("issue", [{}])[0].get("diagnostics", response.text)
-            raise EvaluationError(f"the service answered {response.status_code}: {diagnostics}")
-        return Evaluation(request, body)
+            raise PatientRunError(f"the service answered {response.status_code}: {diagnostics}")
+        return PatientRun(request, body)

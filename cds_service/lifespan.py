@@ -1,0 +1,65 @@
+"""What the app opens at start and closes at stop: the database and its writer, Redis, the FHIR
+client, the JWT verifier. Kept on `app.state` for the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .content import Content
+from .fhir.client import FhirClient, make_http_client
+from .pseudonyms import Pseudonyms
+from .settings import Settings
+from .shared import SharedState
+from .store.database import migrate, open_database
+from .store.feedback import FeedbackStore
+from .trust.issuers import IssuerSpec
+from .trust.keys import KeyStore
+from .trust.verifier import Verifier
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _store(engine: AsyncEngine, content: Content, settings: Settings) -> FeedbackStore:
+    reasons = content.catalogue
+    snooze_days = {(reasons.systems.override_reason, r.code): r.snooze_days for r in reasons.override_reasons}
+    return FeedbackStore(engine, content.version, settings.threshold_profile, snooze_days)
+
+
+def lifespan(settings: Settings, content: Content, issuers: dict[str, IssuerSpec] | None) -> Lifespan:
+    """`issuers` None: authentication is off, and no verifier is built."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_database(settings.database_url)
+        try:
+            await migrate(engine)
+            app.state.engine = engine
+            app.state.store = store = _store(engine, content, settings)
+            recorder = asyncio.create_task(store.run())
+            app.state.shared = shared = SharedState.connect(settings.redis_url) if settings.redis_url else None
+            key = settings.pseudonym_key
+            app.state.pseudonyms = Pseudonyms(key.get_secret_value()) if key is not None else None
+            app.state.snoozable = frozenset(k for k, spec in content.catalogue.cards.items() if spec.snooze)
+            try:
+                async with make_http_client(settings) as http:
+                    app.state.fhir = FhirClient(http, settings)
+                    if issuers is not None:
+                        keys = KeyStore(app.state.fhir, shared=shared)
+                        app.state.verifier = Verifier(settings, issuers, keys, shared=shared)
+                    yield
+            finally:
+                recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recorder
+                if shared is not None:
+                    await shared.close()
+        finally:
+            await engine.dispose()
+
+    return run
