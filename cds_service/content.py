@@ -468,46 +468,20 @@ def load_content(directory: Path | None = None) -> Content:
     directory = directory or packaged_content_dir()
     if not directory.is_dir():
         raise ContentError(f"{directory}: content directory not found")
-
-    codes_path = directory / "codes.yaml"
-    codes = _parse(codes_path, Codes, _read_yaml(codes_path))
-    try:
-        code_roles = codes.roles()
-    except ValueError as exc:
-        raise ContentError(f"{codes_path}: {exc}") from None
-
+    codes, code_roles = _codes(directory / "codes.yaml")
     units_path = directory / "units.yaml"
     units = _parse(units_path, _UnitsFile, {"analytes": _read_yaml(units_path)})
     analytes = {analyte for analyte, _, _ in code_roles.values()}
     if missing := sorted(analytes - set(units.analytes)):
         raise ContentError(f"{units_path}: no units for {', '.join(missing)}")
-
     thresholds_path = directory / "thresholds.yaml"
     thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
-
     context_path = directory / "context.yaml"
     context = _parse(context_path, ContextRules, _read_yaml(context_path))
-
     catalogue_path = directory / "catalogue.yaml"
     catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
     _check_catalogue(catalogue_path, catalogue, thresholds, codes)
-
-    details_env = _environment(directory, markdown=True)
-    summaries_env = _environment(directory, markdown=False)
-    summaries: dict[str, jinja2.Template] = {}
-    details: dict[str, jinja2.Template] = {}
-    for kind, spec in catalogue.cards.items():
-        try:
-            summaries[kind] = summaries_env.from_string(spec.summary)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ContentError(f"{catalogue_path}: cards.{kind}.summary: {exc.message}") from None
-        try:
-            details[kind] = details_env.get_template(spec.detail)
-        except jinja2.TemplateNotFound:
-            raise ContentError(f"{directory / 'templates' / spec.detail}: file not found") from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise ContentError(f"{exc.filename}: line {exc.lineno}: {exc.message}") from None
-
+    summaries, details = _templates(directory, catalogue)
     return Content(
         codes=codes,
         code_roles=code_roles,
@@ -519,6 +493,34 @@ def load_content(directory: Path | None = None) -> Content:
         details=details,
         version=f"{catalogue.version}+{_digest(directory)}",
     )
+
+
+def _codes(path: Path) -> tuple[Codes, dict[str, CodeRole]]:
+    codes = _parse(path, Codes, _read_yaml(path))
+    try:
+        return codes, codes.roles()
+    except ValueError as exc:
+        raise ContentError(f"{path}: {exc}") from None
+
+
+def _templates(directory: Path, catalogue: Catalogue) -> tuple[dict[str, jinja2.Template], dict[str, jinja2.Template]]:
+    """Each card kind's summary (plain text, from the catalogue) and detail (Markdown, a file)."""
+    details_env = _environment(directory, markdown=True)
+    summaries_env = _environment(directory, markdown=False)
+    summaries: dict[str, jinja2.Template] = {}
+    details: dict[str, jinja2.Template] = {}
+    for kind, spec in catalogue.cards.items():
+        try:
+            summaries[kind] = summaries_env.from_string(spec.summary)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{directory / 'catalogue.yaml'}: cards.{kind}.summary: {exc.message}") from None
+        try:
+            details[kind] = details_env.get_template(spec.detail)
+        except jinja2.TemplateNotFound:
+            raise ContentError(f"{directory / 'templates' / spec.detail}: file not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{exc.filename}: line {exc.lineno}: {exc.message}") from None
+    return summaries, details
 
 
 def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:

@@ -55,19 +55,7 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     router = APIRouter(prefix="/admin", include_in_schema=False)
 
     def allowed(request: Request) -> bool:
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() == "bearer" and given:
-            return hmac.compare_digest(given.encode(), token.encode())
-        return hmac.compare_digest(request.cookies.get(_COOKIE, "").encode(), session.encode())
-
-    def login(status: int, problem: str | None = None) -> HTMLResponse:
-        html = _TEMPLATES.get_template("login.html").render(problem=problem)
-        return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
-
-    def refused() -> OrjsonResponse:
-        body = operation_outcome("login", "the admin token is required")
-        return OrjsonResponse(body, 401, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+        return _allowed(request, token, session)
 
     async def report_for(request: Request) -> tuple[Report, date, date]:
         since, until = _range(request, clock().astimezone(UTC).date())
@@ -77,7 +65,7 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     @router.get("")
     async def page(request: Request) -> Response:
         if not allowed(request):
-            return login(401)
+            return _login(401)
         try:
             report, since, until = await report_for(request)
         except _Range as exc:
@@ -92,7 +80,7 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
         given = form.get("token", [""])[0]
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return login(401, "That is not the admin token.")
+            return _login(401, "That is not the admin token.")
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
         secure = request.url.scheme == "https" or (public_base_url or "").startswith("https://")
         answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/admin")
@@ -107,7 +95,7 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     async def exported(request: Request) -> tuple[Report, date, date] | Response:
         """The report an export asks for, or the answer that refuses it."""
         if not allowed(request):
-            return refused()
+            return _refused()
         try:
             return await report_for(request)
         except _Range as exc:
@@ -131,6 +119,24 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
         return Response(as_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
 
     app.include_router(router)
+
+
+def _allowed(request: Request, token: str, session: str) -> bool:
+    """The token as a bearer token, else the session cookie; compared in constant time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and given:
+        return hmac.compare_digest(given.encode(), token.encode())
+    return hmac.compare_digest(request.cookies.get(_COOKIE, "").encode(), session.encode())
+
+
+def _login(status: int, problem: str | None = None) -> HTMLResponse:
+    html = _TEMPLATES.get_template("login.html").render(problem=problem)
+    return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+
+
+def _refused() -> OrjsonResponse:
+    body = operation_outcome("login", "the admin token is required")
+    return OrjsonResponse(body, 401, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
 
 
 def _range(request: Request, today: date) -> tuple[date, date]:

@@ -17,11 +17,12 @@ from . import SMART_ABOUT, SMART_PATIENTS, patient_resources, patients, smart_pa
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
-    router = APIRouter(prefix="/demo", include_in_schema=False)
+def _display(content: Content, profile_name: str) -> dict[str, Any]:
+    """What the page shows beside the cards: the profile's cut-offs, units, ranges and codes, all
+    from the content, so that the page never says other than the cards."""
     profile = content.profile(profile_name)
     ranges = content.thresholds.electrolyte_ranges
-    display = {
+    return {
         "profile": {
             "name": profile_name,
             "label": profile.label,
@@ -48,6 +49,32 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
         "vitamin_d_codes": [*content.codes.vitamin_d.total, *content.codes.vitamin_d.proxy],
     }
 
+
+def _listing() -> list[dict[str, Any]]:
+    listing = [{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()]
+    return listing + [
+        {"id": f"smart-{n}", "about": SMART_ABOUT, "name": smart_patient(n)["name"][0]} for n in SMART_PATIENTS
+    ]
+
+
+def _record(patient_id: str) -> dict[str, Any]:
+    """The patient's resources as of today, as a Bundle; 404 for a patient the demo does not have."""
+    today = date.today()
+    spec = next((p for p in patients() if p["id"] == patient_id), None)
+    if spec is not None:
+        found = patient_resources(spec, today)
+    elif patient_id.removeprefix("smart-") in SMART_PATIENTS:
+        found = smart_resources(patient_id.removeprefix("smart-"), today)
+    else:
+        raise HTTPException(404, "no such demo patient")
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in found]}
+
+
+def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
+    router = APIRouter(prefix="/demo", include_in_schema=False)
+    display = _display(content, profile_name)
+    listing = _listing()
+
     @router.get("")
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -56,27 +83,13 @@ def add_demo(app: FastAPI, content: Content, profile_name: str) -> None:
     async def settings() -> OrjsonResponse:
         return OrjsonResponse(display)
 
-    listing_body = [{"id": p["id"], "about": p["about"], "name": p["patient"]["name"][0]} for p in patients()]
-    listing_body += [
-        {"id": f"smart-{n}", "about": SMART_ABOUT, "name": smart_patient(n)["name"][0]} for n in SMART_PATIENTS
-    ]
-
     @router.get("/patients")
-    async def listing() -> OrjsonResponse:
-        return OrjsonResponse(listing_body)
+    async def patient_list() -> OrjsonResponse:
+        return OrjsonResponse(listing)
 
     @router.get("/patients/{patient_id}")
     async def record(patient_id: str) -> OrjsonResponse:
-        today = date.today()
-        spec = next((p for p in patients() if p["id"] == patient_id), None)
-        if spec is not None:
-            found = patient_resources(spec, today)
-        elif patient_id.removeprefix("smart-") in SMART_PATIENTS:
-            found = smart_resources(patient_id.removeprefix("smart-"), today)
-        else:
-            raise HTTPException(404, "no such demo patient")
-        entries: list[dict[str, Any]] = [{"resource": r} for r in found]
-        return OrjsonResponse({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        return OrjsonResponse(_record(patient_id))
 
     app.include_router(router)
     app.mount("/demo/static", StaticFiles(directory=STATIC), name="demo-static")

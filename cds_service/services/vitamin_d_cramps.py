@@ -14,7 +14,8 @@ from ..clinical.vitamin_d import Status, VitaminDAssessment, treatment_begun
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext
 from .base import Outcome, outcome, parse_context
-from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D, Record, RecordReader
+from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D
+from .record import Record, RecordReader
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 

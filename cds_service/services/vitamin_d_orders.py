@@ -21,7 +21,8 @@ from ..protocol import (
     Suggestion,
 )
 from .base import Outcome, outcome, parse_context
-from .record import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D, Record, RecordReader
+from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D
+from .record import Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
 OrderHook = Literal["order-select", "order-sign"]
