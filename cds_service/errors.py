@@ -40,8 +40,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> OrjsonResponse:
-        error = exc.errors()[0]
-        field, message = validation.field_path(error["loc"]) or "body", validation.message(error)
+        field, message = validation.first(exc)
         logger.info("invalid request", extra={"path": request.url.path, "field": field, "status": 400})
         return bad_request(field, message)
 

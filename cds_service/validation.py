@@ -5,7 +5,7 @@ issuers file: the field's path ("feedback[2].outcome") and pydantic's message wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -25,7 +25,13 @@ def message(error: ErrorDetails | dict[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def first(exc: ValidationError, within: str = "") -> tuple[str, str]:
+class _Errors(Protocol):
+    """pydantic's ValidationError, and FastAPI's RequestValidationError, which is not one."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
+def first(exc: _Errors, within: str = "") -> tuple[str, str]:
     """The first error's path and message, for a 400 that names one field."""
     error = exc.errors()[0]
     return field_path(error["loc"], within) or "body", message(error)
