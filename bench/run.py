@@ -259,14 +259,17 @@ def main() -> None:
         "service_peak_rss_mb": round(rss, 1),
         "results": results,
     }
-    if not ONLY:
+    ran = {r["workload"] for r in results}
+    if {"a-typical", "d-fetched"} <= ran:
         report["cpu_per_call_d_to_a"] = cpu_ratios(results)
+    if not ONLY:
         report["targets"] = targets(results, rss)
     out = ROOT / "bench" / "results" / f"{report['when'].replace(':', '')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print("\nservice CPU per call, (d) fetched against (a) prefetched:")
-    for connections, ratio in report.get("cpu_per_call_d_to_a", {}).items():
-        print(f"{connections:>5} connections: {ratio:.2f} x")
+    if "cpu_per_call_d_to_a" in report:
+        print("\nservice CPU per call, (d) fetched against (a) prefetched:")
+        for connections, ratio in report["cpu_per_call_d_to_a"].items():
+            print(f"{connections:>5} connections: {ratio:.2f} x")
     for row in results:
         if row["workload"] in FETCHED:
             busy = row["service"]["stub_busy"]
