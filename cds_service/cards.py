@@ -95,6 +95,23 @@ class CardRenderer:
             kind: [reasons[code] for code in spec.override_reasons] for kind, spec in self._catalogue.cards.items()
         }
         self._orderables = content.codes.orderable
+        # What a kind's cards share whatever the patient: their source and links, built once.
+        self._sources = {
+            kind: Source(
+                label=(source := self._source(spec.source)).label,
+                url=source.url,
+                topic=Coding(system=self._catalogue.systems.card_kind, code=kind),
+            )
+            for kind, spec in self._catalogue.cards.items()
+        }
+        self._links = {
+            kind: [
+                Link(label=src.label, url=src.url, type="absolute")
+                for src in map(self._source, spec.links)
+                if src.url is not None
+            ]
+            for kind, spec in self._catalogue.cards.items()
+        }
 
     def view(self, result: LabResult, *, old: bool = False) -> ResultView:
         """The result as the laboratory reported it first, then converted and rounded to the
@@ -185,19 +202,9 @@ class CardRenderer:
             "profile": self._profile,
             "critical": critical,
         }
-        summary = " ".join(self._content.summaries[kind].render(values).split())
-        if len(summary) > SUMMARY_LIMIT:
-            summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
-        detail = _single_blank_lines(self._content.details[kind].render(values)).strip()
-        source = self._source(spec.source)
         suggestions = [
             self._order_suggestion(s, patient_id) for s in self._order_choice(spec.suggestions, set(order_for))
         ] + (suggestions or [])
-        links = [
-            Link(label=src.label, url=src.url, type="absolute")
-            for src in (self._source(ref) for ref in spec.links)
-            if src.url is not None
-        ]
         indicator = spec.indicator
         if critical and spec.indicator_critical:
             indicator = spec.indicator_critical
@@ -205,20 +212,23 @@ class CardRenderer:
             indicator = spec.indicator_hypercalcaemia
         card = Card(
             uuid=uuid.uuid4(),
-            summary=summary,
-            detail=detail or None,
+            summary=self._summary(kind, values),
+            detail=_single_blank_lines(self._content.details[kind].render(values)).strip() or None,
             indicator=indicator,
-            source=Source(
-                label=source.label,
-                url=source.url,
-                topic=Coding(system=self._catalogue.systems.card_kind, code=kind),
-            ),
+            source=self._sources[kind],
             suggestions=suggestions or None,
             selectionBehavior="any" if suggestions else None,
             overrideReasons=self._override_reasons[kind],
-            links=links or None,
+            links=self._links[kind] or None,
         )
         return card.built_on(lambda: _evidence(values))
+
+    def _summary(self, kind: str, values: dict[str, Any]) -> str:
+        """On one line, and cut to the CDS Hooks limit should a long value stretch it."""
+        summary = " ".join(self._content.summaries[kind].render(values).split())
+        if len(summary) > SUMMARY_LIMIT:
+            summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+        return summary
 
     def _order_choice(self, offered: list[SuggestionSpec], wanted: set[str]) -> list[SuggestionSpec]:
         """For each wanted analyte, the offered test that covers the most wanted analytes and the

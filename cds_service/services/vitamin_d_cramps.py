@@ -135,12 +135,15 @@ class VitaminDCramps:
         """The vitamin D status or wrong-test card; none for a low result once treatment has begun."""
         status_days = self._content.thresholds.windows.vitamin_d_status_days
         history = [self._cards.view(r, old=not within(r, as_of, status_days)) for r in vitamin_d.history]
-        status, latest = vitamin_d.status, vitamin_d.latest
-        calcium: dict[str, Any] = {
+        values = {
+            "history": history,
+            "unreadable": [self._cards.view(r) for r in vitamin_d.unreadable],
             "calcium": self._cards.finding_view(hypercalcaemia) if hypercalcaemia else None,
             "rows": self._cards.finding_rows(hypercalcaemia) if hypercalcaemia else [],
+            **shared,
         }
-        unreadable = [self._cards.view(r) for r in vitamin_d.unreadable]
+        calcium_critical = hypercalcaemia is not None and hypercalcaemia.critical
+        status, latest = vitamin_d.status, vitamin_d.latest
         if latest is not None and status in (Status.DEFICIENT, Status.INSUFFICIENT):
             if treated:
                 return []
@@ -148,15 +151,12 @@ class VitaminDCramps:
                 self._cards.render(
                     "vitd-deficient" if status is Status.DEFICIENT else "vitd-insufficient",
                     patient_id,
-                    critical=hypercalcaemia is not None and hypercalcaemia.critical,
+                    critical=calcium_critical,
                     hypercalcaemia=hypercalcaemia is not None,
                     status_label=self._status_label(status),
                     remark=self._low_remark(context, hypercalcaemia),
                     latest=self._cards.view(latest),
-                    history=history,
-                    unreadable=unreadable,
-                    **calcium,
-                    **shared,
+                    **values,
                 )
             ]
         if (high := vitamin_d.high) is not None:  # the deciding result, or the one before an unreadable repeat
@@ -166,26 +166,18 @@ class VitaminDCramps:
                 self._cards.render(
                     "vitd-high",
                     patient_id,
-                    critical=very_high or (hypercalcaemia is not None and hypercalcaemia.critical),
+                    critical=very_high or calcium_critical,
                     very_high=very_high,
                     latest=self._cards.view(result),
-                    history=history,
-                    unreadable=unreadable,
-                    superseded_by=unreadable[0] if vitamin_d.blocked else None,
-                    **calcium,
-                    **shared,
+                    superseded_by=values["unreadable"][0] if vitamin_d.blocked else None,
+                    **values,
                 )
             ]
         if vitamin_d.wrong_test_only:
             wrong = [self._cards.view(r) for r in vitamin_d.wrong_tests]
             return [
                 self._cards.render(
-                    "vitd-wrong-test",
-                    patient_id,
-                    latest=wrong[0],
-                    wrong_tests=wrong,
-                    history=history,
-                    **shared,
+                    "vitd-wrong-test", patient_id, latest=wrong[0], wrong_tests=wrong, history=history, **shared
                 )
             ]
         return []
