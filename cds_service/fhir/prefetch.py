@@ -109,7 +109,23 @@ async def resolve(
 ) -> Prefetched:
     """Sort each key into given, known empty (null) and to fetch (missing or an
     OperationOutcome), fetch the latter concurrently, and fail only on required keys."""
-    given = request.prefetch or {}
+    values, to_fetch = _given(keys, request.prefetch or {})
+    # A prefetched Bundle can be partial (the specification's own order-sign example holds one
+    # result of two, with a `next` link): its following pages are read like a search's.
+    partial = [key for key in keys if _has_next(values.get(key.name))]
+    unavailable: list[Unavailable] = []
+    fetched: list[str] = []
+    if to_fetch or partial:
+        unavailable, fetched = await _fetch(to_fetch, partial, values, request, fhir, deadline)
+    if required := [u for u in unavailable if u.key.required]:
+        raise PrefetchUnavailable(required)
+    return Prefetched(values, tuple(unavailable), tuple(fetched))
+
+
+def _given(
+    keys: tuple[PrefetchKey, ...], given: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any] | None], list[PrefetchKey]]:
+    """The values the EHR sent (None: it knows there is nothing), and the keys it did not answer."""
     values: dict[str, dict[str, Any] | None] = {}
     to_fetch: list[PrefetchKey] = []
     for key in keys:
@@ -119,43 +135,47 @@ async def resolve(
         if given[key.name] is not None:
             _check_given(key.name, given[key.name])
         values[key.name] = given[key.name]
+    return values, to_fetch
 
-    # A prefetched Bundle can be partial (the specification's own order-sign example holds one
-    # result of two, with a `next` link): its following pages are read like a search's.
-    partial = [key for key in keys if _has_next(values.get(key.name))]
+
+async def _fetch(
+    to_fetch: list[PrefetchKey],
+    partial: list[PrefetchKey],
+    values: dict[str, dict[str, Any] | None],
+    request: HookRequest,
+    fhir: FhirClient,
+    deadline: Deadline | None,
+) -> tuple[list[Unavailable], list[str]]:
+    """Reads the missing keys and the rest of the partial Bundles into `values`, concurrently;
+    what could not be read, and the keys that were."""
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    fhir_server = str(request.fhirServer) if request.fhirServer is not None else None
+    try:
+        server = fhir.server(fhir_server, token)
+    except FhirUnavailable as exc:
+        return [Unavailable(key, exc.reason) for key in to_fetch], []  # a partial Bundle stands as given
+    deadline = deadline or fhir.deadline()
+
+    async def fetch(key: PrefetchKey) -> dict[str, Any] | Unavailable:
+        try:
+            return await fhir.get(server, render(key.template, request.context), deadline)
+        except FhirUnavailable as exc:
+            return Unavailable(key, exc.reason)
+
+    async def complete(key: PrefetchKey) -> dict[str, Any] | Unavailable:
+        try:
+            return await fhir.rest_of(server, values[key.name] or {}, deadline)
+        except FhirUnavailable as exc:
+            return Unavailable(key, exc.reason)
+
     unavailable: list[Unavailable] = []
     fetched: list[str] = []
-    if to_fetch or partial:
-        token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
-        fhir_server = str(request.fhirServer) if request.fhirServer is not None else None
-        try:
-            server = fhir.server(fhir_server, token)
-        except FhirUnavailable as exc:
-            unavailable = [Unavailable(key, exc.reason) for key in to_fetch]  # a partial Bundle stands as given
+    results = await asyncio.gather(*(fetch(key) for key in to_fetch), *(complete(key) for key in partial))
+    for key, result in zip([*to_fetch, *partial], results, strict=True):
+        if isinstance(result, Unavailable):
+            if key not in partial:  # the given part of a partial Bundle is still data
+                unavailable.append(result)
         else:
-            deadline = deadline or fhir.deadline()
-
-            async def fetch(key: PrefetchKey) -> dict[str, Any] | Unavailable:
-                try:
-                    return await fhir.get(server, render(key.template, request.context), deadline)
-                except FhirUnavailable as exc:
-                    return Unavailable(key, exc.reason)
-
-            async def complete(key: PrefetchKey) -> dict[str, Any] | Unavailable:
-                try:
-                    return await fhir.rest_of(server, values[key.name] or {}, deadline)
-                except FhirUnavailable as exc:
-                    return Unavailable(key, exc.reason)
-
-            results = await asyncio.gather(*(fetch(key) for key in to_fetch), *(complete(key) for key in partial))
-            for key, result in zip([*to_fetch, *partial], results, strict=True):
-                if isinstance(result, Unavailable):
-                    if key not in partial:  # the given part of a partial Bundle is still data
-                        unavailable.append(result)
-                else:
-                    values[key.name] = result
-                    fetched.append(key.name)
-
-    if required := [u for u in unavailable if u.key.required]:
-        raise PrefetchUnavailable(required)
-    return Prefetched(values, tuple(unavailable), tuple(fetched))
+            values[key.name] = result
+            fetched.append(key.name)
+    return unavailable, fetched
