@@ -117,60 +117,81 @@ def _tally(
     start: datetime | None,
     end: datetime | None,
 ) -> Report:
-    total: dict[str, KindReport] = {}
-    weekly: dict[date, dict[str, KindReport]] = {}
-    deciding: dict[str, set[str]] = {}  # kind -> the services that issued it
-    shown: dict[str, tuple[KindReport, KindReport]] = {}  # card uuid -> its kind's total and week
-    labels: dict[str, str] = {}
-    for uuid, kind, suggestions, service, silent, snoozed, issued_at in issued:
-        reports = (
-            total.setdefault(kind, KindReport(kind)),
-            weekly.setdefault(week_of(issued_at.date()), {}).setdefault(kind, KindReport(kind)),
-        )
-        deciding.setdefault(kind, set()).add(service)
-        for report in reports:
-            report.silent += silent
-            report.snoozed += snoozed
-            report.issued += not (silent or snoozed)
-        if not (silent or snoozed):
-            shown[uuid] = reports
-            labels.update({s["uuid"]: s["label"] for s in suggestions})
-    latest: dict[str, Any] = {}
-    unknown = 0
-    for row in answers:
-        if row.card_uuid in shown:
-            latest[row.card_uuid] = row  # ordered by time: the last one wins
-        elif (
-            not row.known_card
-            and (start is None or row.received_at >= start)
-            and (end is None or row.received_at < end)
-        ):
-            unknown += 1
-    for uuid, row in latest.items():
-        for report in shown[uuid]:
-            if row.outcome == "accepted":
-                report.accepted += 1
-                for suggestion in row.accepted_suggestions:
-                    report.accepted_suggestions[labels.get(suggestion, "unknown suggestion")] += 1
-            else:
-                report.overridden += 1
-                report.override_reasons[row.override_display or row.override_code or "no reason given"] += 1
-    per_service: Counter[str] = Counter()
-    per_week: dict[date, Counter[str]] = {}
-    for service, day, n in calls:
-        per_service[service] += n
-        per_week.setdefault(week_of(day), Counter())[service] += n
-        weekly.setdefault(week_of(day), {})
-    for kind, services in deciding.items():
-        total[kind].calls = sum(per_service[s] for s in services)
-        for week, week_kinds in weekly.items():
-            if kind in week_kinds:
-                week_kinds[kind].calls = sum(per_week.get(week, Counter())[s] for s in services)
+    tally = _Tally()
+    tally.issued(issued)
+    unknown = tally.answers(answers, start, end)
+    per_service, per_week = tally.calls(calls)
     weeks = [
-        WeekReport(week, dict(per_week.get(week, {})), sorted(weekly[week].values(), key=lambda k: k.kind))
-        for week in sorted(weekly)
+        WeekReport(week, dict(per_week.get(week, {})), sorted(tally.weekly[week].values(), key=lambda k: k.kind))
+        for week in sorted(tally.weekly)
     ]
-    return Report(sorted(total.values(), key=lambda k: k.kind), unknown, dict(per_service), weeks)
+    return Report(sorted(tally.total.values(), key=lambda k: k.kind), unknown, dict(per_service), weeks)
+
+
+@dataclass
+class _Tally:
+    """Each card kind's counts, in all and by week, filled from the three tables in turn."""
+
+    total: dict[str, KindReport] = field(default_factory=dict)
+    weekly: dict[date, dict[str, KindReport]] = field(default_factory=dict)
+    deciding: dict[str, set[str]] = field(default_factory=dict)  # kind -> the services that issued it
+    shown: dict[str, tuple[KindReport, KindReport]] = field(default_factory=dict)  # card uuid -> total, week
+    labels: dict[str, str] = field(default_factory=dict)  # suggestion uuid -> label
+
+    def issued(self, rows: list[Any]) -> None:
+        for uuid, kind, suggestions, service, silent, snoozed, issued_at in rows:
+            reports = (
+                self.total.setdefault(kind, KindReport(kind)),
+                self.weekly.setdefault(week_of(issued_at.date()), {}).setdefault(kind, KindReport(kind)),
+            )
+            self.deciding.setdefault(kind, set()).add(service)
+            for report in reports:
+                report.silent += silent
+                report.snoozed += snoozed
+                report.issued += not (silent or snoozed)
+            if not (silent or snoozed):
+                self.shown[uuid] = reports
+                self.labels.update({s["uuid"]: s["label"] for s in suggestions})
+
+    def answers(self, rows: list[Any], start: datetime | None, end: datetime | None) -> int:
+        """Counts each shown card's last answer; returns the answers in range about no card issued."""
+        latest: dict[str, Any] = {}
+        unknown = 0
+        for row in rows:
+            if row.card_uuid in self.shown:
+                latest[row.card_uuid] = row  # ordered by time: the last one wins
+            elif (
+                not row.known_card
+                and (start is None or row.received_at >= start)
+                and (end is None or row.received_at < end)
+            ):
+                unknown += 1
+        for uuid, row in latest.items():
+            for report in self.shown[uuid]:
+                if row.outcome == "accepted":
+                    report.accepted += 1
+                    for suggestion in row.accepted_suggestions:
+                        report.accepted_suggestions[self.labels.get(suggestion, "unknown suggestion")] += 1
+                else:
+                    report.overridden += 1
+                    report.override_reasons[row.override_display or row.override_code or "no reason given"] += 1
+        return unknown
+
+    def calls(self, rows: list[tuple[str, date, int]]) -> tuple[Counter[str], dict[date, Counter[str]]]:
+        """Hook calls per service, in all and by week; each kind's calls are those of the services
+        that issue it, for its fire rate."""
+        per_service: Counter[str] = Counter()
+        per_week: dict[date, Counter[str]] = {}
+        for service, day, n in rows:
+            per_service[service] += n
+            per_week.setdefault(week_of(day), Counter())[service] += n
+            self.weekly.setdefault(week_of(day), {})
+        for kind, services in self.deciding.items():
+            self.total[kind].calls = sum(per_service[s] for s in services)
+            for week, week_kinds in self.weekly.items():
+                if kind in week_kinds:
+                    week_kinds[kind].calls = sum(per_week.get(week, Counter())[s] for s in services)
+        return per_service, per_week
 
 
 def as_json(report: Report, since: date | None, until: date | None) -> dict[str, Any]:
