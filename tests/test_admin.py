@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from cds_service.admin import gate
 from tests.builders import hook_request, obs
 from tests.conftest import AppFactory, make_client
 from tests.servers import service
@@ -87,6 +88,47 @@ async def test_the_login_form_sets_a_cookie_that_is_not_the_token(make_app: AppF
         assert page.headers["cache-control"] == "no-store"
         await client.post("/admin/logout")
         assert (await client.get("/admin")).status_code == 401
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_wrong_tokens_past_the_limit_make_every_try_wait(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten wrong tokens a minute, then 429 with Retry-After for every try, the right token included
+    (its answer must not tell it apart); opening the login page costs nothing; the window passes."""
+    now = [1000.0]
+    monkeypatch.setattr(gate.time, "monotonic", lambda: now[0])
+    async with make_client(make_app(admin_token=TOKEN)) as client:
+        for _ in range(gate.TRIES + 5):
+            assert (await client.get("/admin")).status_code == 401  # no credential: not a try
+        for i in range(gate.TRIES):
+            wrong = {"Authorization": f"Bearer guess-{i:012d}"}
+            if i % 2:
+                assert (await client.get("/admin/report.json", headers=wrong)).status_code == 401
+            else:
+                assert (await client.post("/admin/login", content=f"token=guess-{i}", headers=FORM)).status_code == 401
+        now[0] += 10
+        for answer in (
+            await client.get("/admin", headers=BEARER),
+            await client.get("/admin/report.csv", headers=BEARER),
+            await client.post("/admin/login", content=f"token={TOKEN}", headers=FORM),
+        ):
+            assert answer.status_code == 429 and answer.headers["retry-after"] == "50"
+            assert "set-cookie" not in answer.headers
+        assert (await client.get("/admin/report.json", headers=BEARER)).json()["issue"][0]["code"] == "throttled"
+        now[0] += 50
+        assert (await client.get("/admin/report.json", headers=BEARER)).status_code == 200
+
+
+async def test_a_wrong_session_cookie_is_a_wrong_try(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gate.time, "monotonic", lambda: 1000.0)
+    async with make_client(make_app(admin_token=TOKEN)) as client:
+        for i in range(gate.TRIES):
+            client.cookies.set(gate.COOKIE, f"forged-{i}")
+            assert (await client.get("/admin")).status_code == 401
+        assert (await client.get("/admin")).status_code == 429
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ answer is `no-store`, and the page carries a content security policy that allows
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, date, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -23,8 +21,8 @@ from ..protocol import operation_outcome
 from ..services.base import Clock
 from ..store.report import Report, as_csv, as_json, build_report
 from .charts import weekly
+from .gate import COOKIE, Gate, Verdict
 
-_COOKIE = "cds_admin"
 _DEFAULT_WEEKS = 12
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -51,11 +49,19 @@ class _Range(Exception):
 def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | None = None) -> None:
     """`public_base_url`: behind a proxy that ends TLS, the https the browser sees (the session
     cookie is then Secure although the request reached the service over http)."""
-    session = hmac.new(token.encode(), b"cds-admin-session", hashlib.sha256).hexdigest()
+    gate = Gate(token)
     router = APIRouter(prefix="/admin", include_in_schema=False)
 
-    def allowed(request: Request) -> bool:
-        return _allowed(request, token, session)
+    def refusal(request: Request, html: bool) -> Response | None:
+        """None when the admin token came with the request; otherwise the answer, 429 once the
+        wrong tries have used up the window (the right token too then waits: a guess must not
+        be told apart by its answer)."""
+        if (wait := gate.wait_s()) is not None:
+            return _too_many(wait, html)
+        verdict = gate.check(request)
+        if verdict is Verdict.GOOD:
+            return None
+        return _login(401) if html else _refused()
 
     async def report_for(request: Request) -> tuple[Report, date, date]:
         since, until = _range(request, clock().astimezone(UTC).date())
@@ -64,8 +70,8 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
 
     @router.get("")
     async def page(request: Request) -> Response:
-        if not allowed(request):
-            return _login(401)
+        if (refused := refusal(request, html=True)) is not None:
+            return refused
         try:
             report, since, until = await report_for(request)
         except _Range as exc:
@@ -78,24 +84,25 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     @router.post("/login")
     async def sign_in(request: Request) -> Response:
         form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
-        given = form.get("token", [""])[0]
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if (wait := gate.wait_s()) is not None:
+            return _too_many(wait, html=True)
+        if gate.token(form.get("token", [""])[0]) is not Verdict.GOOD:
             return _login(401, "That is not the admin token.")
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
         secure = request.url.scheme == "https" or (public_base_url or "").startswith("https://")
-        answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/admin")
+        answer.set_cookie(COOKIE, gate.session, httponly=True, samesite="strict", secure=secure, path="/admin")
         return answer
 
     @router.post("/logout")
     async def sign_out() -> Response:
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
-        answer.delete_cookie(_COOKIE, path="/admin")
+        answer.delete_cookie(COOKIE, path="/admin")
         return answer
 
     async def exported(request: Request) -> tuple[Report, date, date] | Response:
         """The report an export asks for, or the answer that refuses it."""
-        if not allowed(request):
-            return _refused()
+        if (refused := refusal(request, html=False)) is not None:
+            return refused
         try:
             return await report_for(request)
         except _Range as exc:
@@ -121,17 +128,17 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     app.include_router(router)
 
 
-def _allowed(request: Request, token: str, session: str) -> bool:
-    """The token as a bearer token, else the session cookie; compared in constant time."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and given:
-        return hmac.compare_digest(given.encode(), token.encode())
-    return hmac.compare_digest(request.cookies.get(_COOKIE, "").encode(), session.encode())
-
-
 def _login(status: int, problem: str | None = None) -> HTMLResponse:
     html = _TEMPLATES.get_template("login.html").render(problem=problem)
     return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+
+
+def _too_many(wait_s: int, html: bool) -> Response:
+    headers = _HEADERS | {"Retry-After": str(wait_s)}
+    message = f"Too many wrong admin tokens: try again in {wait_s} s."
+    if html:
+        return HTMLResponse(f"<p>{escape(message)}</p>", 429, headers=headers)
+    return OrjsonResponse(operation_outcome("throttled", message), 429, headers=headers)
 
 
 def _refused() -> OrjsonResponse:
