@@ -264,7 +264,8 @@ class FhirClient:
 
     async def _fetch(self, server: FhirServer, url: URL, deadline: Deadline) -> dict[str, Any]:
         """GET one JSON resource: one retry on 502/503/504 and connection errors, and on a 429 whose
-        Retry-After (in seconds) fits the deadline; never on other 4xx."""
+        Retry-After (in seconds) fits the deadline; never on other 4xx nor on a certificate that
+        is not trusted."""
         for attempt in (1, 2):
             budget = min(self._timeout, deadline.remaining())
             if budget <= 0:
@@ -306,6 +307,8 @@ class FhirClient:
                     body = await _bounded_body(response, self._max_bytes)
             except AddressRefused:
                 raise FhirUnavailable("fhirServer refused: not a public address") from None
+            except aiohttp.ClientConnectorCertificateError:  # the same certificate again: no retry
+                raise FhirUnavailable("TLS certificate not trusted") from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
                 raise _Retryable("connection error") from None
             except aiohttp.ClientError:

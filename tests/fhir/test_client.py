@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.abc import ResolveResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from yarl import URL
 
 from cds_service.fhir import client as fhir_client
@@ -488,3 +496,63 @@ async def test_an_address_the_resolver_did_not_check_is_never_contacted(
         await secure.get(srv, SEARCH, secure.deadline())
     await asyncio.sleep(0.2)
     assert accepted == []
+
+
+def _self_signed(folder: Path) -> ssl.SSLContext:
+    """A server context whose certificate (for 127.0.0.1) no CA signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+async def test_an_untrusted_certificate_is_refused_once(fhir: FhirClient, tmp_path: Path) -> None:
+    """A real TLS handshake with a self-signed certificate: refused, named, and not tried again (the
+    same certificate would come back)."""
+    context = _self_signed(tmp_path)
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    connections: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except TimeoutError:
+                continue
+            connections.append(peer[0])
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass  # the client ends the handshake when it reads the certificate
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        srv = fhir.server(f"https://127.0.0.1:{sock.getsockname()[1]}/fhir", None)
+        with pytest.raises(FhirUnavailable, match="TLS certificate not trusted"):
+            await fhir.get(srv, "Patient/1", fhir.deadline())
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+    assert connections == ["127.0.0.1"]
