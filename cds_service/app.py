@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__, openapi
 from .admin.routes import add_admin
-from .content import Content, load_content
+from .content.loader import Content, load_content
 from .demo.routes import add_demo
 from .errors import add_error_handlers
 from .hook_routes import add_hook_routes

@@ -11,7 +11,9 @@ from typing import Any
 from .clinical.cramp_context import CrampContext
 from .clinical.electrolytes import Finding
 from .clinical.results import LabResult
-from .content import Content, Profile, SourceSpec, SuggestionSpec, format_number
+from .content.loader import Content
+from .content.schema import Profile, SourceSpec, SuggestionSpec
+from .content.wording import format_number
 from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters

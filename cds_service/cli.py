@@ -32,7 +32,7 @@ from rich.table import Table
 
 from . import logs
 from .app import create_app
-from .content import ContentError
+from .content.loader import ContentError
 from .demo import example_request, patients, transaction
 from .patient_run import PatientRunError, run_patient_view
 from .settings import Settings

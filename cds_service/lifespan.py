@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .content import Content
+from .content.loader import Content
 from .fhir.client import FhirClient, make_http_client
 from .pseudonyms import Pseudonyms
 from .settings import Settings

@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, RSAKey
 from playwright.sync_api import Browser, sync_playwright
 
 from cds_service.app import create_app
-from cds_service.content import Content, load_content
+from cds_service.content.loader import Content, load_content
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
 from tests.fhir_routes import FhirRoutes

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cds_service.cli import cli
-from cds_service.content import ContentError, load_content, packaged_content_dir
+from cds_service.content.loader import ContentError, load_content, packaged_content_dir
 
 
 def test_packaged_content_loads() -> None:

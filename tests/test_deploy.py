@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cds_service.content import load_content
+from cds_service.content.loader import load_content
 from cds_service.settings import Settings
 from cds_service.trust.issuers import load_issuers
 

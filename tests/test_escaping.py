@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from cds_service import escaping
 from cds_service.cards import CardRenderer
-from cds_service.content import Content
+from cds_service.content.loader import Content
 from tests.builders import (
     ICD10,
     LOINC,

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.workloads import workloads
 from cds_service.cards import CardRenderer
-from cds_service.content import Content
+from cds_service.content.loader import Content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest
 from cds_service.services.record import RecordReader

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.content import CARD_KINDS
+from cds_service.content.schema import CARD_KINDS
 from cds_service.demo import hook_request, patients
 from tests.builders import LOINC, RXNORM
 from tests.conftest import AppFactory, make_client

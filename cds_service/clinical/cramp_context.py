@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..content import ConditionSet, ContextRules
+from ..content.schema import ConditionSet, ContextRules
 
 
 @dataclass(frozen=True)

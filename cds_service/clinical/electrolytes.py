@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from ..content import Payne, RangeSpec, Windows
+from ..content.schema import Payne, RangeSpec, Windows
 from .results import LabResult, latest, newest, recent, visible
 
 # The three electrolytes tied to cramps, in the order cards name them.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from ..content import Profile
+from ..content.schema import Profile
 from .results import LabResult, newest_first, recent, visible, within
 
 STATUS_ROLES = frozenset({"total", "proxy"})

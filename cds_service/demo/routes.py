@@ -10,7 +10,8 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..content import Content, capitalize
+from ..content.loader import Content
+from ..content.wording import capitalize
 from ..json_bodies import OrjsonResponse
 from . import SMART_ABOUT, SMART_PATIENTS, patient_resources, patients, smart_patient, smart_resources
 

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from ..clinical.cramp_context import ConditionFact, MedicationFact
-from ..content import ContextRules, dotless
+from ..content.schema import ContextRules, dotless
 from .labs import parse_fhir_datetime
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 

@@ -13,7 +13,7 @@ from functools import lru_cache, partial
 from typing import Any, Literal
 
 from ..clinical.results import LabResult
-from ..content import Content
+from ..content.loader import Content
 from .models import CodeableConcept, Lite, Period, Quantity, Read, Resource, Tally, own
 from .units import UnitTable
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from ..clinical.cramp_context import vitamin_d_product
-from ..content import Content
+from ..content.loader import Content
 from .facts import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..content import UnitSpec
+from ..content.schema import UnitSpec
 from .systems import UCUM
 
 

@@ -3,7 +3,7 @@ code lists in `cards/` so that prefetch and fetch ask for the same data."""
 
 from __future__ import annotations
 
-from ..content import Content
+from ..content.loader import Content
 from ..fhir.prefetch import PrefetchKey
 
 PATIENT, VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS = (

@@ -11,7 +11,8 @@ from ..clinical.cramp_context import CrampContext, assess_context
 from ..clinical.electrolytes import ElectrolyteAssessment, assess_electrolytes
 from ..clinical.results import LabResult
 from ..clinical.vitamin_d import VitaminDAssessment, assess_vitamin_d
-from ..content import Content, Profile
+from ..content.loader import Content
+from ..content.schema import Profile
 from ..fhir.client import Deadline, FhirClient
 from ..fhir.facts import ContextReader, birth_date
 from ..fhir.labs import LabReader

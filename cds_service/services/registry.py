@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..cards import CardRenderer
-from ..content import Content
+from ..content.loader import Content
 from ..settings import Settings
 from .base import CdsService
 from .record import RecordReader

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context
-from cds_service.content import Content
+from cds_service.content.loader import Content
 from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
 

@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.clinical.electrolytes import ElectrolyteAssessment, Range, assess_electrolytes, judge, to_check
 from cds_service.clinical.results import LabResult
-from cds_service.content import Content
+from cds_service.content.loader import Content
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
 UNITS = {

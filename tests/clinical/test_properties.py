@@ -23,7 +23,7 @@ from cds_service.cards import CardRenderer
 from cds_service.clinical.electrolytes import Range, judge
 from cds_service.clinical.results import LabResult
 from cds_service.clinical.vitamin_d import Status, classify
-from cds_service.content import Content, load_content
+from cds_service.content.loader import Content, load_content
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.labs import LabReader
 from cds_service.protocol import HookRequest

@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.clinical.results import LabResult
 from cds_service.clinical.vitamin_d import Status, assess_vitamin_d, classify, treatment_begun
-from cds_service.content import Content
+from cds_service.content.loader import Content
 
 AS_OF = datetime(2026, 11, 25, tzinfo=UTC)
 D, IN, S, H, VH = Status.DEFICIENT, Status.INSUFFICIENT, Status.SUFFICIENT, Status.HIGH, Status.VERY_HIGH

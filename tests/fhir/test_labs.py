@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cds_service.clinical.results import LabResult
-from cds_service.content import Content
+from cds_service.content.loader import Content
 from cds_service.fhir.labs import LabReader, parse_fhir_datetime
 from cds_service.fhir.models import Read
 from tests.builders import LOINC, PATIENT, UCUM, obs

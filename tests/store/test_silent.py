@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from cds_service.app import create_app
-from cds_service.content import Content, ContentError
+from cds_service.content.loader import Content, ContentError
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
 from cds_service.store.feedback import FeedbackStore

@@ -1,0 +1,222 @@
+"""Loading `cards/` once at start: every file read, validated and cross-checked, so that a broken
+file stops the service with a message naming the file and the problem, instead of failing on some
+patient's chart later."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .. import escaping
+from ..validation import problems
+from .schema import (
+    CARD_KINDS,
+    NAMED_MEASURES,
+    SUGGESTION_WORDING,
+    Catalogue,
+    CodeRole,
+    Codes,
+    ContextRules,
+    Profile,
+    Thresholds,
+    UnitsFile,
+    UnitSpec,
+)
+from .wording import and_list, capitalize, format_number
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ContentError(Exception):
+    """A content file is missing, unreadable or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Content:
+    """Everything under `cards/`, validated; shared read-only by all requests."""
+
+    codes: Codes
+    code_roles: dict[str, CodeRole]
+    units: dict[str, UnitSpec]
+    thresholds: Thresholds
+    context: ContextRules
+    catalogue: Catalogue
+    summaries: dict[str, jinja2.Template]
+    details: dict[str, jinja2.Template]
+    version: str  # the catalogue's version and a hash of every content file
+
+    def silent_kinds(self, chosen: list[str] | None) -> frozenset[str]:
+        """The card kinds that run silent: those `chosen` (CDS_SILENT_KINDS; "all" for every kind)
+        when it is set, else those the catalogue's `mode` says."""
+        kinds = self.catalogue.cards
+        if chosen is None:
+            return frozenset(kind for kind, spec in kinds.items() if spec.mode == "silent")
+        if chosen == ["all"]:
+            return frozenset(kinds)
+        if unknown := [kind for kind in chosen if kind not in kinds]:
+            raise ContentError(f"CDS_SILENT_KINDS: unknown card kind {', '.join(unknown)}; known: {', '.join(kinds)}")
+        return frozenset(chosen)
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.thresholds.vitamin_d_profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.thresholds.vitamin_d_profiles))
+            raise ContentError(f"unknown threshold profile {name!r}; known: {known}") from None
+
+
+def packaged_content_dir() -> Path:
+    """The `cards/` shipped in the wheel, or the source checkout's when running from a clone."""
+    shipped = Path(str(resources.files("cds_service") / "cards"))
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "cards"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ContentError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ContentError(f"{path}: cannot be read: {exc}") from None
+
+
+def _parse(path: Path, model: type[_M], data: Any) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ContentError(f"{path}: {problems(exc)}") from None
+
+
+def load_content(directory: Path | None = None) -> Content:
+    """Read and cross-check every content file; raise ContentError naming the first bad one."""
+    directory = directory or packaged_content_dir()
+    if not directory.is_dir():
+        raise ContentError(f"{directory}: content directory not found")
+    codes, code_roles = _codes(directory / "codes.yaml")
+    units_path = directory / "units.yaml"
+    units = _parse(units_path, UnitsFile, {"analytes": _read_yaml(units_path)})
+    analytes = {analyte for analyte, _, _ in code_roles.values()}
+    if missing := sorted(analytes - set(units.analytes)):
+        raise ContentError(f"{units_path}: no units for {', '.join(missing)}")
+    thresholds_path = directory / "thresholds.yaml"
+    thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
+    context_path = directory / "context.yaml"
+    context = _parse(context_path, ContextRules, _read_yaml(context_path))
+    catalogue_path = directory / "catalogue.yaml"
+    catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
+    _check_catalogue(catalogue_path, catalogue, thresholds, codes)
+    summaries, details = _templates(directory, catalogue)
+    return Content(
+        codes=codes,
+        code_roles=code_roles,
+        units=units.analytes,
+        thresholds=thresholds,
+        context=context,
+        catalogue=catalogue,
+        summaries=summaries,
+        details=details,
+        version=f"{catalogue.version}+{_digest(directory)}",
+    )
+
+
+def _codes(path: Path) -> tuple[Codes, dict[str, CodeRole]]:
+    codes = _parse(path, Codes, _read_yaml(path))
+    try:
+        return codes, codes.roles()
+    except ValueError as exc:
+        raise ContentError(f"{path}: {exc}") from None
+
+
+def _templates(directory: Path, catalogue: Catalogue) -> tuple[dict[str, jinja2.Template], dict[str, jinja2.Template]]:
+    """Each card kind's summary (plain text, from the catalogue) and detail (Markdown, a file)."""
+    details_env = _environment(directory, markdown=True)
+    summaries_env = _environment(directory, markdown=False)
+    summaries: dict[str, jinja2.Template] = {}
+    details: dict[str, jinja2.Template] = {}
+    for kind, spec in catalogue.cards.items():
+        try:
+            summaries[kind] = summaries_env.from_string(spec.summary)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{directory / 'catalogue.yaml'}: cards.{kind}.summary: {exc.message}") from None
+        try:
+            details[kind] = details_env.get_template(spec.detail)
+        except jinja2.TemplateNotFound:
+            raise ContentError(f"{directory / 'templates' / spec.detail}: file not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ContentError(f"{exc.filename}: line {exc.lineno}: {exc.message}") from None
+    return summaries, details
+
+
+def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:
+    """The Jinja2 environment of card details (Markdown) or summaries (plain text): every value a
+    template writes goes through `escaping`, whatever its origin."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory / "templates"),
+        undefined=jinja2.StrictUndefined,
+        # Details: escaping on, so that macros return Markup and pass whole; values are escaped
+        # as Markdown by `finalize` before Jinja2's HTML escaping sees them.
+        autoescape=markdown,
+        finalize=escaping.markdown if markdown else escaping.plain,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,  # content is read once: cards must match the version the store records
+    )
+    env.filters["and_list"] = and_list
+    env.filters["capitalize"] = capitalize
+    env.filters["num"] = format_number
+    if markdown:
+        env.filters["join"] = escaping.markdown_join
+    return env
+
+
+def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, codes: Codes) -> None:
+    def fail(problem: str) -> None:
+        raise ContentError(f"{path}: {problem}")
+
+    if missing := [k for k in CARD_KINDS if k not in catalogue.cards]:
+        fail(f"cards lacks {', '.join(missing)}")
+    for table in ("analyte_names", "analyte_abbreviations"):
+        if missing := [m for m in NAMED_MEASURES if m not in getattr(catalogue, table)]:
+            fail(f"{table} lacks {', '.join(missing)}")
+    sources = set(catalogue.sources)
+    for name, profile in thresholds.vitamin_d_profiles.items():
+        if profile.source not in sources:
+            fail(f"profile {name} cites unknown source {profile.source!r}")
+        if catalogue.sources[profile.source].url is None:
+            fail(f"profile {name}'s source {profile.source!r} has no url")
+    for kind, spec in catalogue.cards.items():
+        for ref in [spec.source, *spec.links]:
+            if ref != "profile" and ref not in sources:
+                fail(f"cards.{kind} names unknown source {ref!r}")
+        for ref in [spec.source, *spec.links]:
+            if ref != "profile" and catalogue.sources[ref].url is None:
+                fail(f"cards.{kind} links to source {ref!r}, which has no url")
+        reasons = {r.code for r in catalogue.override_reasons}
+        if unknown := [r for r in spec.override_reasons if r not in reasons]:
+            fail(f"cards.{kind} offers unknown override reason {', '.join(unknown)}")
+        for suggestion in spec.suggestions:
+            if suggestion.orderable not in codes.orderable:
+                fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")
+        if missing := [f for f in SUGGESTION_WORDING.get(kind, ()) if getattr(spec, f) is None]:
+            fail(f"cards.{kind} lacks {', '.join(missing)}")
+        if spec.replacement is not None and spec.replacement not in codes.orderable:
+            fail(f"cards.{kind} replaces with unknown orderable {spec.replacement!r}")
+
+
+def _digest(directory: Path) -> str:
+    """A short hash of every content file, so that feedback is tied to the wording shown."""
+    sha = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        sha.update(path.relative_to(directory).as_posix().encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
