@@ -7,6 +7,7 @@ answer is `no-store`, and the page carries a content security policy that allows
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -99,31 +100,24 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
         answer.delete_cookie(COOKIE, path="/admin")
         return answer
 
-    async def exported(request: Request) -> tuple[Report, date, date] | Response:
-        """The report an export asks for, or the answer that refuses it."""
+    async def exported(request: Request, answer: Callable[[Report, date, date], Response]) -> Response:
+        """The report an export asks for, as `answer` writes it, or the answer that refuses it."""
         if (refused := refusal(request, html=False)) is not None:
             return refused
         try:
-            return await report_for(request)
+            return answer(*await report_for(request))
         except _Range as exc:
             return OrjsonResponse(operation_outcome("invalid", exc.message), 400, headers=_HEADERS)
 
     @router.get("/report.json")
     async def export_json(request: Request) -> Response:
-        found = await exported(request)
-        if isinstance(found, Response):
-            return found
-        report, since, until = found
-        return OrjsonResponse(as_json(report, since, until), headers=_HEADERS)
+        return await exported(
+            request, lambda r, since, until: OrjsonResponse(as_json(r, since, until), headers=_HEADERS)
+        )
 
     @router.get("/report.csv")
     async def export_csv(request: Request) -> Response:
-        found = await exported(request)
-        if isinstance(found, Response):
-            return found
-        report, since, until = found
-        headers = _HEADERS | {"Content-Disposition": f'attachment; filename="cds-cards-{since}-{until}.csv"'}
-        return Response(as_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+        return await exported(request, _csv)
 
     app.include_router(router)
 
@@ -131,6 +125,11 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
 def _login(status: int, problem: str | None = None) -> HTMLResponse:
     html = _TEMPLATES.get_template("login.html").render(problem=problem)
     return HTMLResponse(html, status, headers=_HEADERS | {"WWW-Authenticate": "Bearer"})
+
+
+def _csv(report: Report, since: date, until: date) -> Response:
+    headers = _HEADERS | {"Content-Disposition": f'attachment; filename="cds-cards-{since}-{until}.csv"'}
+    return Response(as_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 def _too_many(wait_s: int, html: bool) -> Response:
