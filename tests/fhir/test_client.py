@@ -5,13 +5,14 @@ contacted (real sockets: nothing may connect)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import ipaddress
 import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -402,12 +403,10 @@ def test_public_addresses(address: str, public: bool) -> None:
     assert is_public(address) is public
 
 
-@pytest.fixture
-def listener() -> Iterator[tuple[int, list[str]]]:
-    """A TCP port on loopback that records every connection made to it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
+@contextlib.contextmanager
+def _accepting(handle: Callable[[socket.socket], None]) -> Iterator[tuple[int, list[str]]]:
+    """A TCP port on loopback that records every connection made to it, each handed to `handle`."""
+    sock = socket.create_server(("127.0.0.1", 0))
     sock.settimeout(0.1)
     accepted: list[str] = []
     stop = threading.Event()
@@ -416,17 +415,26 @@ def listener() -> Iterator[tuple[int, list[str]]]:
         while not stop.is_set():
             try:
                 conn, peer = sock.accept()
-                accepted.append(peer[0])
-                conn.close()
             except TimeoutError:
                 continue
+            accepted.append(peer[0])
+            handle(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield sock.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    sock.close()
+    try:
+        yield sock.getsockname()[1], accepted
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, list[str]]]:
+    """Connections recorded and closed at once."""
+    with _accepting(socket.socket.close) as port_and_accepted:
+        yield port_and_accepted
 
 
 @pytest.mark.parametrize(
@@ -527,32 +535,16 @@ async def test_an_untrusted_certificate_is_refused_once(fhir: FhirClient, tmp_pa
     """A real TLS handshake with a self-signed certificate: refused, named, and not tried again (the
     same certificate would come back)."""
     context = _self_signed(tmp_path)
-    sock = socket.create_server(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    connections: list[str] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, peer = sock.accept()
-            except TimeoutError:
-                continue
-            connections.append(peer[0])
-            try:
-                with context.wrap_socket(conn, server_side=True):
-                    pass  # the client ends the handshake when it reads the certificate
-            except (ssl.SSLError, OSError):
-                conn.close()
+    def handshake(conn: socket.socket) -> None:
+        try:
+            with context.wrap_socket(conn, server_side=True):
+                pass  # the client ends the handshake when it reads the certificate
+        except (ssl.SSLError, OSError):
+            conn.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        srv = fhir.server(f"https://127.0.0.1:{sock.getsockname()[1]}/fhir", None)
+    with _accepting(handshake) as (port, connections):
+        srv = fhir.server(f"https://127.0.0.1:{port}/fhir", None)
         with pytest.raises(FhirUnavailable, match="TLS certificate not trusted"):
             await fhir.get(srv, "Patient/1", fhir.deadline())
-    finally:
-        stop.set()
-        thread.join()
-        sock.close()
     assert connections == ["127.0.0.1"]
