@@ -71,7 +71,7 @@ def _add_hook_call(app: FastAPI, service: CdsService, clock: Clock) -> None:
 
 async def _answer(service: CdsService, hook_request: HookRequest, request: Request, clock: Clock) -> Answer:
     if hook_request.hook != service.hook:
-        return bad_request("hook", f"this service answers {service.hook}, not {hook_request.hook}"), [], {}
+        return bad_request("hook", f"this service answers {service.hook} only"), [], {}  # input never echoed
     now = clock()
     try:
         outcome = await service.answer(hook_request, now, request.app.state.fhir)

@@ -402,6 +402,7 @@ async def test_patient_key_is_not_required(client: httpx.AsyncClient) -> None:
         (lambda r: r["context"].pop("patientId"), "context.patientId"),
         (lambda r: r["context"].update(patientId=7), "context.patientId"),
         (lambda r: r.update(hook="order-sign"), "hook"),
+        (lambda r: r.update(hook="<img src=x onerror=alert(1)>"), "hook"),
         (
             lambda r: r.update(
                 fhirAuthorization={
@@ -429,7 +430,7 @@ async def test_invalid_requests_are_400_naming_the_field(client: httpx.AsyncClie
     assert response.status_code == 400
     issue = outcome(response)
     assert issue["expression"] == [field]
-    assert "secret-token" not in response.text
+    assert "secret-token" not in response.text and "onerror" not in response.text  # no input echoed
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'"text"', b""])
