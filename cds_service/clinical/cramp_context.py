@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..content.schema import ConditionSet, ContextRules
+from ..content.schema import ContextRules
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,6 @@ def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[se
     return icd10, snomed
 
 
-def _matches(codes: tuple[set[str], set[str]], wanted: ConditionSet) -> list[str]:
-    """The codes that `wanted` lists, as written in the content."""
-    icd10, snomed = codes
-    found = [written for code in icd10 if (written := wanted.icd10_match(code)) is not None]
-    return found + [code for code in snomed if wanted.snomed_match(code)]
-
-
 def vitamin_d_product(medication: MedicationFact, rules: ContextRules) -> str | None:
     """The first vitamin D product of the list that a medicine holds, alone or combined."""
     found = rules.vitamin_d_index.find(medication.rxnorm, medication.names)
@@ -80,9 +73,10 @@ def assess_context(
     rules: ContextRules,
     as_of: datetime,
 ) -> CrampContext:
-    codes = _codes(current(conditions, as_of, rules), rules)
-    cramp_codes = sorted(_matches(codes, rules.cramps))
-    other_causes = [cause.name for cause in rules.other_causes if _matches(codes, cause)]
+    cramp_codes, ckd_advanced, pregnancy, *causes = rules.condition_index.matches(
+        *_codes(current(conditions, as_of, rules), rules)
+    )
+    other_causes = [cause.name for cause, found in zip(rules.other_causes, causes, strict=True) if found]
     index = rules.cramp_drug_index
     found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.names)}
     taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
@@ -91,10 +85,10 @@ def assess_context(
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
     return CrampContext(
         cramps=bool(cramp_codes),
-        cramp_codes=tuple(cramp_codes),
+        cramp_codes=tuple(sorted(cramp_codes)),
         other_causes=tuple(other_causes),
-        ckd_advanced=bool(_matches(codes, rules.ckd_advanced)),
-        pregnant=bool(_matches(codes, rules.pregnancy)),
+        ckd_advanced=bool(ckd_advanced),
+        pregnant=bool(pregnancy),
         drugs=tuple(f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient for drug in taken),
         electrolyte_drugs=tuple(d.ingredient for d in taken if d.group in rules.electrolyte_check_groups),
         vitamin_d_products=tuple(products),

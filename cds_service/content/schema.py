@@ -4,8 +4,9 @@ a mistyped key stops the service at start with the file named, never a chart lat
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -221,30 +222,42 @@ class ConditionSet(_Strict):
     icd10_prefixes: list[str] = []
     snomed: list[str] = []
 
-    # Prepared once for matching (plain attributes after the first use: matching runs per call).
-    @cached_property
-    def icd10_index(self) -> dict[str, str]:
-        """Dotless code -> the code as the content writes it."""
-        return {dotless(c): c for c in self.icd10}
 
-    @cached_property
-    def prefix_index(self) -> tuple[str, ...]:
-        return tuple(dotless(p) for p in self.icd10_prefixes)
+class ConditionIndex:
+    """Which condition sets a record's codes fall in: each code looked up once, not once per set."""
 
-    @cached_property
-    def snomed_index(self) -> frozenset[str]:
-        return frozenset(self.snomed)
+    def __init__(self, sets: Sequence[ConditionSet]) -> None:
+        self._count = len(sets)
+        self._exact: dict[str, list[tuple[int, str]]] = {}  # dotless code -> (set, code as written)
+        self._prefixes: dict[str, list[int]] = {}
+        self._snomed: dict[str, list[int]] = {}
+        for i, conditions in enumerate(sets):
+            for code in conditions.icd10:
+                self._exact.setdefault(dotless(code), []).append((i, code))
+            for prefix in conditions.icd10_prefixes:
+                self._prefixes.setdefault(dotless(prefix), []).append(i)
+            for code in conditions.snomed:
+                self._snomed.setdefault(code, []).append(i)
+        self._lengths = sorted({len(p) for p in self._prefixes})
 
-    def icd10_match(self, code: str) -> str | None:
-        """The code as the content writes it, for a dotless ICD-10-CM code this set lists."""
-        written = self.icd10_index.get(code)
-        if written is not None:
-            return written
-        prefixes = self.prefix_index
-        return code if prefixes and code.startswith(prefixes) else None
-
-    def snomed_match(self, code: str) -> bool:
-        return code in self.snomed_index
+    def matches(self, icd10: Iterable[str], snomed: Iterable[str]) -> list[list[str]]:
+        """For each set, in order, the codes it lists: ICD-10-CM (dotless) as the content writes
+        them, or as the record has them when a prefix covers them; SNOMED CT as they are."""
+        found: list[list[str]] = [[] for _ in range(self._count)]
+        for code in icd10:
+            exact = self._exact.get(code, ())
+            for i, written in exact:
+                found[i].append(written)
+            listed = {i for i, _ in exact}
+            for length in self._lengths:
+                for i in self._prefixes.get(code[:length], ()):
+                    if i not in listed:
+                        listed.add(i)
+                        found[i].append(code)
+        for code in snomed:
+            for i in self._snomed.get(code, ()):
+                found[i].append(code)
+        return found
 
 
 class Drug(_Strict):
@@ -264,14 +277,36 @@ class DrugIndex:
         self.drugs = drugs
         self._by_code = {d.rxnorm: i for i, d in enumerate(drugs) if d.rxnorm}
         self._by_name = {name.lower(): i for i, d in enumerate(drugs) for name in [d.ingredient, *d.names]}
-        names = sorted(self._by_name, key=len, reverse=True)
-        self._pattern = re.compile(rf"(?<![a-z0-9])({'|'.join(map(re.escape, names))})(?![a-z0-9])")
+        self._pattern = re.compile(rf"(?<![a-z0-9])({_trie(self._by_name)})(?![a-z0-9])")
 
     def find(self, rxnorm: frozenset[str], names: str) -> list[Drug]:
         """The drugs found, in the list's order; `names` in lower case."""
         found = {self._by_code[code] for code in rxnorm if code in self._by_code}
         found.update(self._by_name[m[1]] for m in self._pattern.finditer(names))
         return [self.drugs[i] for i in sorted(found)]
+
+
+def _trie(names: Iterable[str]) -> str:
+    """The names as one alternation shaped as a trie ("furosemide|fluvastatin" becomes
+    "f(?:urosemide|luvastatin)"): the regex engine follows one branch per character instead of
+    trying every name at every position. At each branch a longer name is tried before the shorter
+    one it extends, so a match is the longest name that ends at a word boundary, as with names
+    sorted longest first."""
+    tree: dict[str, Any] = {}
+    for name in names:
+        node = tree
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in node.items() if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(tree)
 
 
 class ContextRules(_Strict):
@@ -286,6 +321,11 @@ class ContextRules(_Strict):
     cramp_drugs: list[Drug]
     electrolyte_check_groups: list[str]
     vitamin_d_products: list[Drug] = Field(min_length=1)
+
+    @cached_property
+    def condition_index(self) -> ConditionIndex:
+        """The sets in the order `assess_context` unpacks them."""
+        return ConditionIndex([self.cramps, self.ckd_advanced, self.pregnancy, *self.other_causes])
 
     @cached_property
     def cramp_drug_index(self) -> DrugIndex:

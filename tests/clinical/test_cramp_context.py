@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context
 from cds_service.content.loader import Content
+from cds_service.content.schema import Drug, DrugIndex
 from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
 
@@ -376,3 +378,42 @@ def test_a_home_medicine_counts_as_taken(content: Content) -> None:
     }
     got = context(content, medications=[home, supplement])
     assert got.drugs == ("chlorothiazide (thiazide diuretic)",) and got.vitamin_d_products == ("cholecalciferol",)
+
+
+def test_the_name_pattern_finds_what_names_tried_longest_first_find(content: Content) -> None:
+    """The drug indexes' pattern is shaped as a trie for speed; it must find exactly what one
+    alternation of the names, longest first, finds: on every name, names run together, names cut
+    short or extended, and names that hold one another (the content has none that end at a word
+    boundary inside another, so a made-up list has them)."""
+    names = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid")
+    made_up = DrugIndex([Drug(ingredient=name) for name in names])
+    for index in (content.context.cramp_drug_index, content.context.vitamin_d_index, made_up):
+        names = tuple(index._by_name)
+        longest_first = re.compile(
+            rf"(?<![a-z0-9])({'|'.join(map(re.escape, sorted(names, key=len, reverse=True)))})(?![a-z0-9])"
+        )
+        texts = [
+            *names,
+            " ".join(names),
+            "/".join(names),
+            "".join(names),
+            *(name[:-1] for name in names),
+            *(name + "s" for name in names),
+            *(f"{a} {b}" for a, b in zip(names, names[1:], strict=False)),
+            "hydrochlorothiazide and chlorothiazide",
+            "calcium 600 + vitamin d3 400 unit",
+            "vitamin d-400, vitamin d2",
+            "vitamin d 400 unit; ethacrynic acid 25 mg; ethacrynic",
+        ]
+        for text in texts:
+            assert [m[1] for m in index._pattern.finditer(text)] == [m[1] for m in longest_first.finditer(text)], text
+
+
+def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
+    """N18.4 is listed for advanced CKD and falls under the N18 prefix of chronic kidney disease."""
+    ckd4 = context(content, [condition("N18.4")])
+    assert ckd4.ckd_advanced is True
+    assert "chronic kidney disease" in ckd4.other_causes
+    both = context(content, [condition("R25.2"), condition("N18.4"), condition("E11.9")])
+    assert both.cramp_codes == ("R25.2",)
+    assert set(both.other_causes) >= {"chronic kidney disease", "diabetes"}
