@@ -222,7 +222,7 @@ def main() -> None:
             response_file.write_bytes(answer.content)
             baseline_env = {"BENCH_BASELINE_RESPONSE": str(response_file)}
             with server(
-                uvicorn("bench.baseline:app", baseline_port),
+                [*uvicorn("bench.baseline:from_environment", baseline_port), "--factory"],
                 baseline_env,
                 f"http://127.0.0.1:{baseline_port}/docs",
                 work / "baseline.log",
