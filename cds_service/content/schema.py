@@ -306,7 +306,7 @@ def _trie(names: Iterable[str]) -> str:
         body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
         return f"(?:{body})?" if "" in node else body
 
-    return pattern(tree)
+    return pattern(tree) or "(?!)"  # no names: a pattern that matches nothing, not the empty string
 
 
 class ContextRules(_Strict):

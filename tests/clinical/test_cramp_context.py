@@ -417,3 +417,8 @@ def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
     both = context(content, [condition("R25.2"), condition("N18.4"), condition("E11.9")])
     assert both.cramp_codes == ("R25.2",)
     assert set(both.other_causes) >= {"chronic kidney disease", "diabetes"}
+
+
+def test_an_empty_drug_list_finds_nothing() -> None:
+    """A list the content leaves empty must match nothing, not the empty string between two spaces."""
+    assert DrugIndex([]).find(frozenset({"4603"}), "furosemide  20 mg (oral)\n") == []
