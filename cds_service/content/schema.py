@@ -231,12 +231,12 @@ class ConditionIndex:
         self._exact: dict[str, list[tuple[int, str]]] = {}  # dotless code -> (set, code as written)
         self._prefixes: dict[str, list[int]] = {}
         self._snomed: dict[str, list[int]] = {}
-        for i, conditions in enumerate(sets):
-            for code in conditions.icd10:
-                self._exact.setdefault(dotless(code), []).append((i, code))
-            for prefix in conditions.icd10_prefixes:
-                self._prefixes.setdefault(dotless(prefix), []).append(i)
-            for code in conditions.snomed:
+        for i, conditions in enumerate(sets):  # each code once per set, should the content repeat one
+            for dotless_code, code in {dotless(c): c for c in conditions.icd10}.items():
+                self._exact.setdefault(dotless_code, []).append((i, code))
+            for prefix in {dotless(p) for p in conditions.icd10_prefixes}:
+                self._prefixes.setdefault(prefix, []).append(i)
+            for code in set(conditions.snomed):
                 self._snomed.setdefault(code, []).append(i)
         self._lengths = sorted({len(p) for p in self._prefixes})
 

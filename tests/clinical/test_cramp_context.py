@@ -10,7 +10,7 @@ import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context
 from cds_service.content.loader import Content
-from cds_service.content.schema import Drug, DrugIndex
+from cds_service.content.schema import ContextRules, Drug, DrugIndex
 from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
 
@@ -422,3 +422,12 @@ def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
 def test_an_empty_drug_list_finds_nothing() -> None:
     """A list the content leaves empty must match nothing, not the empty string between two spaces."""
     assert DrugIndex([]).find(frozenset({"4603"}), "furosemide  20 mg (oral)\n") == []
+
+
+def test_a_code_the_content_repeats_is_shown_once(content: Content) -> None:
+    data = content.context.model_dump()
+    data["cramps"] |= {"icd10": ["R25.2", "R252"], "snomed": ["1", "1"]}
+    rules = ContextRules.model_validate(data)  # a copy would keep the original's prepared indexes
+    reader = ContextReader(rules)
+    conditions = reader.conditions([condition("R25.2"), condition("1", system=SNOMED)], PATIENT).items
+    assert assess_context(conditions, [], rules, AS_OF).cramp_codes == ("1", "R252")
