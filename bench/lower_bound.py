@@ -33,12 +33,14 @@ from asgi_lifespan import LifespanManager
 
 from bench.baseline import make_app
 from bench.workloads import workloads
+from cds_service.app import create_app
 from cds_service.clinical.cramp_context import ConditionFact, CrampContext, MedicationFact, assess_context
 from cds_service.content.loader import Content, load_content
 from cds_service.escaping import markdown
 from cds_service.fhir.labs import Observation, parse_fhir_datetime
 from cds_service.fhir.models import Quantity, read_as
 from cds_service.fhir.units import UnitTable
+from cds_service.settings import Settings
 
 ELECTROLYTES = ("potassium", "magnesium", "calcium")
 _TABLE_HEAD = "| Test | LOINC | Result | Date | Note |\n| --- | --- | --- | --- | --- |\n"
@@ -238,13 +240,14 @@ def _caller(asgi: Any, body: bytes, answer: list[bytes] | None = None) -> Callab
 
 async def measure(rounds: int, batch: int) -> dict[str, list[float]]:
     """CPU ms a call of each, in `rounds` interleaved batches (this machine's speed drifts)."""
-    from cds_service.app import create_app
-    from cds_service.settings import Settings
-
     body = orjson.dumps(workloads("http://127.0.0.1:9/fhir")["a-typical"])
-    workdir = tempfile.TemporaryDirectory()
-    database = f"sqlite+aiosqlite:///{Path(workdir.name) / 'bench.sqlite'}"
-    async with LifespanManager(create_app(Settings(auth="off", database_url=database))) as running:
+    with tempfile.TemporaryDirectory() as workdir:
+        database = f"sqlite+aiosqlite:///{Path(workdir) / 'bench.sqlite'}"
+        return await _interleaved(create_app(Settings(auth="off", database_url=database)), body, rounds, batch)
+
+
+async def _interleaved(service: Any, body: bytes, rounds: int, batch: int) -> dict[str, list[float]]:
+    async with LifespanManager(service) as running:
         answer: list[bytes] = []
         await _caller(running.app, body, answer)()
         baseline = make_app(b"".join(answer))  # a fixed response of the service's size
@@ -263,7 +266,6 @@ async def measure(rounds: int, batch: int) -> dict[str, list[float]]:
                         await call()
                     if round_:
                         timings[name].append((time.process_time() - start) / batch * 1000)
-    workdir.cleanup()
     return timings
 
 
