@@ -385,8 +385,8 @@ def test_the_name_pattern_finds_what_names_tried_longest_first_find(content: Con
     alternation of the names, longest first, finds: on every name, names run together, names cut
     short or extended, and names that hold one another (the content has none that end at a word
     boundary inside another, so a made-up list has them)."""
-    names = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid")
-    made_up = DrugIndex([Drug(ingredient=name) for name in names])
+    nested = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid")
+    made_up = DrugIndex([Drug(ingredient=name) for name in nested])
     for index in (content.context.cramp_drug_index, content.context.vitamin_d_index, made_up):
         names = tuple(index._by_name)
         longest_first = re.compile(
