@@ -4,9 +4,9 @@ a mistyped key stops the service at start with the file named, never a chart lat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -321,6 +321,13 @@ class ContextRules(_Strict):
     cramp_drugs: list[Drug]
     electrolyte_check_groups: list[str]
     vitamin_d_products: list[Drug] = Field(min_length=1)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with its indexes built afresh: pydantic copies the original's cached ones."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in ("condition_index", "cramp_drug_index", "vitamin_d_index"):
+            copy.__dict__.pop(name, None)
+        return copy
 
     @cached_property
     def condition_index(self) -> ConditionIndex:

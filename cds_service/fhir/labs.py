@@ -167,14 +167,7 @@ class LabReader:
             status=status,
             effective=effective,
         )
-        if obs.dataAbsentReason is not None:
-            reading: tuple[float, Any, str] | str = "no value (data absent)"
-        elif obs.valueQuantity is not None:
-            reading = self._quantity(analyte, obs.valueQuantity)
-        elif obs.valueString is not None:
-            reading = self._string(analyte, obs.valueString)
-        else:
-            reading = "no value"
+        reading = self._reading(analyte, obs)
         if isinstance(reading, str):
             return result(problem=reading)
         value, comparator, unit = reading
@@ -193,6 +186,16 @@ class LabReader:
             range_low=low,
             range_high=high,
         )
+
+    def _reading(self, analyte: str, obs: Observation) -> tuple[float, Any, str] | str:
+        """(value as reported, comparator, recognised UCUM unit) or why the result cannot be read."""
+        if obs.dataAbsentReason is not None:
+            return "no value (data absent)"
+        if obs.valueQuantity is not None:
+            return self._quantity(analyte, obs.valueQuantity)
+        if obs.valueString is not None:
+            return self._string(analyte, obs.valueString)
+        return "no value"
 
     def _quantity(self, analyte: str, q: Quantity) -> tuple[float, Any, str] | str:
         """(value as reported, comparator, recognised UCUM unit) or why it cannot be interpreted."""
@@ -256,20 +259,15 @@ class LabReader:
         )
         parts: dict[str, tuple[float, Any, str]] = {}
         for comp in obs.component:
-            comp_codes = self._loinc(comp.code)
-            part = next((p for c in comp_codes for p, s in (("d2", self._d2), ("d3", self._d3)) if c in s), None)
-            if part is None or comp.valueQuantity is None:
+            named = self._part(self._loinc(comp.code))
+            if named is None or comp.valueQuantity is None:
                 continue
+            part, part_code = named
             reading = self._quantity("vitamin_d", comp.valueQuantity)
             if isinstance(reading, str):  # kept, so that it stops any status from older results
-                code = known or next(c for c in comp_codes if c in self._d2 | self._d3)
-                return total(code=code, problem=reading)
+                return total(code=known or part_code, problem=reading)
             value, comparator, unit = reading
-            parts[part] = (
-                self._units.to_canonical("vitamin_d", value, unit),
-                comparator,
-                next(c for c in comp_codes if c in self._d2 | self._d3),
-            )
+            parts[part] = (self._units.to_canonical("vitamin_d", value, unit), comparator, part_code)
         if set(parts) != {"d2", "d3"}:
             return None
         comparators = {cmp for _, cmp, _ in parts.values() if cmp is not None}
@@ -285,6 +283,15 @@ class LabReader:
             comparator=next(iter(comparators), None),
             unit=self._units.canonical("vitamin_d"),
         )
+
+    def _part(self, codes: list[str]) -> tuple[str, str] | None:
+        """("d2" or "d3", the code that says so) for a component of a total; None for another."""
+        for code in codes:
+            if code in self._d2:
+                return "d2", code
+            if code in self._d3:
+                return "d3", code
+        return None
 
 
 def _effective(obs: Observation) -> datetime | None:

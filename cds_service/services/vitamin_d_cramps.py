@@ -9,7 +9,7 @@ from ..cards import CardRenderer
 from ..clinical.cramp_context import CrampContext
 from ..clinical.electrolytes import ElectrolyteAssessment, Finding, to_check
 from ..clinical.patient import is_minor
-from ..clinical.results import within
+from ..clinical.results import LabResult, within
 from ..clinical.vitamin_d import Status, VitaminDAssessment, treatment_begun
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext
@@ -160,19 +160,7 @@ class VitaminDCramps:
                 )
             ]
         if (high := vitamin_d.high) is not None:  # the deciding result, or the one before an unreadable repeat
-            result, high_status = high
-            very_high = high_status is Status.VERY_HIGH
-            return [
-                self._cards.render(
-                    "vitd-high",
-                    patient_id,
-                    critical=very_high or calcium_critical,
-                    very_high=very_high,
-                    latest=self._cards.view(result),
-                    superseded_by=values["unreadable"][0] if vitamin_d.blocked else None,
-                    **values,
-                )
-            ]
+            return [self._high_card(high, vitamin_d.blocked, calcium_critical, patient_id, values)]
         if vitamin_d.wrong_test_only:
             wrong = [self._cards.view(r) for r in vitamin_d.wrong_tests]
             return [
@@ -181,6 +169,27 @@ class VitaminDCramps:
                 )
             ]
         return []
+
+    def _high_card(
+        self,
+        high: tuple[LabResult, Status],
+        blocked: bool,
+        calcium_critical: bool,
+        patient_id: str,
+        values: dict[str, Any],
+    ) -> Card:
+        """`blocked`: an unreadable repeat came after `high`, which the card shows as superseded."""
+        result, high_status = high
+        very_high = high_status is Status.VERY_HIGH
+        return self._cards.render(
+            "vitd-high",
+            patient_id,
+            critical=very_high or calcium_critical,
+            very_high=very_high,
+            latest=self._cards.view(result),
+            superseded_by=values["unreadable"][0] if blocked else None,
+            **values,
+        )
 
     def _electrolyte_cards(
         self,

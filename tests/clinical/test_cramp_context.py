@@ -427,7 +427,17 @@ def test_an_empty_drug_list_finds_nothing() -> None:
 def test_a_code_the_content_repeats_is_shown_once(content: Content) -> None:
     data = content.context.model_dump()
     data["cramps"] |= {"icd10": ["R25.2", "R252"], "snomed": ["1", "1"]}
-    rules = ContextRules.model_validate(data)  # a copy would keep the original's prepared indexes
+    rules = ContextRules.model_validate(data)
     reader = ContextReader(rules)
     conditions = reader.conditions([condition("R25.2"), condition("1", system=SNOMED)], PATIENT).items
     assert assess_context(conditions, [], rules, AS_OF).cramp_codes == ("1", "R252")
+
+
+def test_a_changed_copy_of_the_rules_matches_with_its_own_sets(content: Content) -> None:
+    """The indexes are cached on the rules; a copy must not keep the original's."""
+    rules = content.context
+    cramp = [condition("R25.2")]
+    assert assess_context(ContextReader(rules).conditions(cramp, PATIENT).items, [], rules, AS_OF).cramps
+    changed = rules.model_copy(update={"cramps": rules.cramps.model_copy(update={"icd10": ["G47.62"]})})
+    read = ContextReader(changed).conditions([*cramp, condition("G47.62")], PATIENT).items
+    assert assess_context(read, [], changed, AS_OF).cramp_codes == ("G47.62",)
