@@ -325,8 +325,9 @@ class ContextRules(_Strict):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with its indexes built afresh: pydantic copies the original's cached ones."""
         copy = super().model_copy(update=update, deep=deep)
-        for name in ("condition_index", "cramp_drug_index", "vitamin_d_index"):
-            copy.__dict__.pop(name, None)
+        for name, attribute in vars(ContextRules).items():
+            if isinstance(attribute, cached_property):
+                copy.__dict__.pop(name, None)
         return copy
 
     @cached_property
