@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import random
 import sqlite3
 import tempfile
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from cds_service.fhir.client import POOL_CONNECTIONS
 from tests.builders import condition, hook_request, medication, normal_electrolytes, obs
 from tests.fault_server import FAULTS, FaultServer
 from tests.servers import service
@@ -34,7 +37,7 @@ from tests.test_fetch import without_prefetch
 
 URL = "/cds-services/vitamin-d-cramps"
 RSS_GROWTH_LIMIT = 0.10
-FD_SLACK = 8  # pooled connections to the FHIR server come and go
+FD_SLACK = 2  # a journal file of the database, a connection closing
 INVALID_BODIES = [
     b"{",
     b"[]",
@@ -54,8 +57,9 @@ class Figures:
     transport_errors: int = 0
     rss_start_mb: float = 0
     rss_end_mb: float = 0
-    fds_start: int = 0
+    fds_start: int = 0  # not counting the connections pooled to the FHIR server
     fds_end: int = 0
+    pooled_end: int = 0  # connections to the FHIR server, kept alive as many as were last needed
     feedback_sent: int = 0
     feedback_stored: int = 0
 
@@ -76,6 +80,8 @@ class Figures:
             problems.append(f"resident memory grew from {self.rss_start_mb:.1f} to {self.rss_end_mb:.1f} MB")
         if self.fds_end > self.fds_start + FD_SLACK:
             problems.append(f"open file descriptors grew from {self.fds_start} to {self.fds_end}")
+        if self.pooled_end > POOL_CONNECTIONS:
+            problems.append(f"{self.pooled_end} connections to the FHIR server, above the pool's {POOL_CONNECTIONS}")
         if self.feedback_stored != self.feedback_sent:
             problems.append(f"{self.feedback_sent} feedback entries sent, {self.feedback_stored} stored")
         return problems
@@ -94,8 +100,21 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def _fds(pid: int) -> int:
-    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+def descriptors(pid: int, fhir_port: int) -> tuple[int, int]:
+    """(open file descriptors but the FHIR server's, connections to the FHIR server). The pool keeps
+    as many of the latter open as the traffic last needed at once, which varies from run to run."""
+    to_fhir = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()  # sl local_address rem_address st ... inode
+            if int(fields[2].rsplit(":", 1)[1], 16) == fhir_port:
+                to_fhir.add(f"socket:[{fields[9]}]")
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed since the listing
+            targets.append(os.readlink(fd))
+    pooled = sum(1 for target in targets if target in to_fhir)
+    return len(targets) - pooled, pooled
 
 
 class Traffic:
@@ -183,11 +202,13 @@ def soak(seconds: float, rate: float, seed: int = 20261126) -> Figures:
         with service("serve", settings, "--no-access-log") as (base, process):
             warm_up = Traffic(base, fhir.base_url, random.Random(seed + 1), Figures())
             asyncio.run(warm_up.run(min(10, seconds / 3), rate))  # caches and pools fill up
-            figures.rss_start_mb, figures.fds_start = _rss_mb(process.pid), _fds(process.pid)
+            figures.rss_start_mb = _rss_mb(process.pid)
+            figures.fds_start = descriptors(process.pid, fhir.port)[0]
             traffic = Traffic(base, fhir.base_url, random.Random(seed), figures)
             asyncio.run(traffic.run(seconds, rate))
             time.sleep(1)  # let the last connections close
-            figures.rss_end_mb, figures.fds_end = _rss_mb(process.pid), _fds(process.pid)
+            figures.rss_end_mb = _rss_mb(process.pid)
+            figures.fds_end, figures.pooled_end = descriptors(process.pid, fhir.port)
         # The service has stopped (SIGTERM): what it held is written by now, or lost.
         cards = {entry["card"] for entry in traffic.sent}
         with sqlite3.connect(database) as db:

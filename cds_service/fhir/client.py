@@ -34,6 +34,7 @@ from ..settings import Settings
 
 logger = logging.getLogger("cds_service")
 
+POOL_CONNECTIONS = 100  # open at once, to all FHIR servers together
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_BACKOFF_S = 0.2
 _MAX_REDIRECTS = 3
@@ -122,7 +123,7 @@ def make_http_client(settings: Settings) -> aiohttp.ClientSession:
     no decompression (done by hand under the size limit) and no timeouts of its own (each query's
     budget is set around it)."""
     connector = aiohttp.TCPConnector(
-        limit=100,
+        limit=POOL_CONNECTIONS,
         keepalive_timeout=30,
         ssl=_ssl_context(),
         resolver=None if settings.fhir_allow_insecure else _PublicOnlyResolver(),
