@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from .clinical.cramp_context import CrampContext
-from .clinical.electrolytes import Finding
+from .clinical.electrolytes import Finding, result_range
 from .clinical.results import LabResult
 from .content.loader import Content
 from .content.schema import Profile, SourceSpec, SuggestionSpec
-from .content.wording import format_number
+from .content.wording import beside_cuts, format_number
 from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters
@@ -39,6 +39,8 @@ class ResultView:
     status_unknown: bool
     problem: str | None
     old: bool = False
+    flag: str | None = None  # the laboratory's flag: "H (high)"
+    unit_unreported: bool = False
 
 
 def _date(when: datetime | None) -> str:
@@ -59,6 +61,13 @@ class FindingView:
     total: str | None  # the total calcium a Payne correction started from
     albumin: str | None
     superseded_by: ResultView | None  # a newer result that could not be interpreted
+    electrolyte: str = ""
+    by_laboratory: bool = False  # abnormal by the laboratory's flag alone; the value could not be read
+    lab_flag: str | None = None  # "critically high (HH)"
+    lab_flag_code: str | None = None
+    problem: str | None = None
+    estimate: str | None = None  # a corrected calcium too unreliable to decide, shown beside the measured
+    medicines: tuple[str, ...] = ()  # active medicines known to move it this way
 
 
 def _evidence(values: dict[str, Any]) -> str:
@@ -97,6 +106,18 @@ class CardRenderer:
             kind: [reasons[code] for code in spec.override_reasons] for kind, spec in self._catalogue.cards.items()
         }
         self._orderables = content.codes.orderable
+        self._ranges = content.thresholds.electrolyte_ranges
+        self._units_agree = {a: len(set(spec.factors().values())) == 1 for a, spec in content.units.items()}
+        payne = content.thresholds.payne
+        self._cuts: dict[str, tuple[float, ...]] = {
+            "vitamin_d": (
+                profile.deficient_below,
+                profile.insufficient_below,
+                profile.high_above,
+                profile.very_high_above,
+            ),
+            "albumin": (payne.reliable_albumin, payne.reference_albumin),
+        }
         # What a kind's cards share whatever the patient: their source and links, built once.
         self._sources = {
             kind: Source(
@@ -116,17 +137,24 @@ class CardRenderer:
         }
 
     def view(self, result: LabResult, *, old: bool = False) -> ResultView:
-        """The result as the laboratory reported it first, then converted and rounded to the
-        precision a clinician reads (CLINICAL.md "Units")."""
+        """The result as the laboratory reported it first, at its precision, then converted and
+        rounded to the precision a clinician reads, never across a cut-point (rulebook, "Units and
+        precision")."""
         cmp = result.comparator or ""
+        reported = result.reported_text
         if result.value is None:
             short = shown = "could not be interpreted"
-        elif result.reported_unit is not None and result.reported_value is not None:
-            converted = format_number(result.value, decimals=self._decimals[result.analyte])
-            short = f"{cmp}{format_number(result.reported_value, as_reported=True)} {result.reported_unit}"
+        elif result.unit_unreported:
+            # Units that agree give the value a unit; otherwise only the judgement was certain.
+            unit = result.unit if self._units_agree[result.analyte] else "(unit not reported)"
+            short = shown = f"{cmp}{reported} {unit}"
+        elif result.reported_unit is not None:
+            converted = self._rounded(result.value, result.analyte, self._cuts_of(result))
+            short = f"{cmp}{reported} {result.reported_unit}"
             shown = f"{short} ({cmp}{converted} {result.unit})"
         else:
-            short = shown = f"{cmp}{format_number(result.value, as_reported=True)} {result.unit}"
+            short = shown = f"{cmp}{reported} {result.unit}"
+        flag = result.flag
         return ResultView(
             name=result.name,
             code=result.code,
@@ -137,23 +165,47 @@ class CardRenderer:
             status_unknown=result.status == "unknown",
             problem=result.problem,
             old=old,
+            flag=f"{flag.code} ({flag.display})" if flag is not None else None,
+            unit_unreported=result.unit_unreported,
         )
 
-    def finding_view(self, finding: Finding) -> FindingView:
-        unit = finding.unit
+    def _cuts_of(self, result: LabResult) -> tuple[float, ...]:
+        """The cut-points a shown value must not be rounded onto or across."""
+        measure_range = result_range(result, self._ranges)
+        if measure_range is None:
+            return self._cuts.get(result.analyte, ())
+        return tuple(
+            c
+            for c in (measure_range.low, measure_range.high, measure_range.critical_low, measure_range.critical_high)
+            if c is not None
+        )
+
+    def _rounded(self, value: float, analyte: str, cuts: tuple[float, ...]) -> str:
+        return beside_cuts(value, self._decimals[analyte], cuts)
+
+    def finding_view(self, finding: Finding, context: CrampContext | None = None) -> FindingView:
+        unit = finding.unit or self._content.units[finding.result.analyte].canonical
         as_measured = self.view(finding.result)
-        if finding.albumin is None:
+        r = finding.range
+        cuts = tuple(c for c in (r.low, r.high, r.critical_low, r.critical_high) if c is not None)
+        lab = finding.result.flag
+        if finding.value is None:  # abnormal by the laboratory's flag alone
+            short = shown = f"flagged {lab.code}" if lab is not None else as_measured.short
+        elif finding.albumin is None or finding.estimate is not None:
             short, shown = as_measured.short, as_measured.shown
         else:
-            short = shown = f"{format_number(finding.value, decimals=self._decimals['calcium'])} {unit}"
-        r = finding.range
-        if r.low is not None and r.high is not None:
-            span = f"{format_number(r.low)}-{format_number(r.high)} {unit}"
-        elif r.low is not None:
-            span = f"at least {format_number(r.low)} {unit}"
+            short = shown = f"{self._rounded(finding.value, 'calcium', cuts)} {unit}"
+        places = self._decimals[finding.result.analyte]  # a range as laboratories write it: 3.5-5.0
+        low, high = (format_number(b, decimals=places) if b is not None else None for b in (r.low, r.high))
+        if low is not None and high is not None:
+            span = f"{low}-{high} {unit}"
+        elif low is not None:
+            span = f"at least {low} {unit}"
         else:
-            span = f"at most {format_number(r.high)} {unit}"  # type: ignore[arg-type]
+            span = f"at most {high} {unit}"
         albumin = finding.albumin
+        direction = finding.flag if finding.flag in ("low", "high") else None
+        medicines = context.causes.get((finding.electrolyte, direction), ()) if context and direction else ()
         return FindingView(
             name=self._names[finding.measure],
             abbreviation=self._abbreviations[finding.measure],
@@ -167,6 +219,15 @@ class CardRenderer:
             total=as_measured.shown if albumin else None,
             albumin=self.view(albumin).shown if albumin else None,
             superseded_by=self.view(finding.superseded_by) if finding.superseded_by else None,
+            electrolyte=finding.electrolyte,
+            by_laboratory=finding.by_laboratory,
+            lab_flag=f"{lab.display} ({lab.code})" if lab is not None else None,
+            lab_flag_code=lab.code if lab is not None else None,
+            problem=finding.result.problem,
+            estimate=f"{self._rounded(finding.estimate, 'calcium', cuts)} {unit}"
+            if finding.estimate is not None
+            else None,
+            medicines=medicines,
         )
 
     def finding_rows(self, finding: Finding) -> list[ResultView]:
@@ -189,10 +250,12 @@ class CardRenderer:
         hypercalcaemia: bool = False,
         order_for: Iterable[str] = (),
         suggestions: list[Suggestion] | None = None,
+        cite: Iterable[str] = (),
         **values: Any,
     ) -> Card:
-        """One card of `kind`; `order_for` names the analytes whose orders to suggest, and
-        `suggestions` adds those a service built itself (around a draft order)."""
+        """One card of `kind`; `order_for` names the analytes whose orders to suggest,
+        `suggestions` adds those a service built itself (around a draft order), and `cite` the
+        sources of what this card says beyond its kind's own links."""
         spec = self._catalogue.cards[kind]
         values = {
             "unavailable": [],
@@ -200,6 +263,7 @@ class CardRenderer:
             "age_unknown": False,
             "evidence": False,
             "show_cramps": True,
+            "vitamin_d_unreadable": [],
             **values,
             "profile": self._profile,
             "critical": critical,
@@ -221,9 +285,17 @@ class CardRenderer:
             suggestions=suggestions or None,
             selectionBehavior="any" if suggestions else None,
             overrideReasons=self._override_reasons[kind],
-            links=self._links[kind] or None,
+            links=self._with_links(kind, cite) or None,
         )
         return card.built_on(lambda: _evidence(values))
+
+    def _with_links(self, kind: str, cite: Iterable[str]) -> list[Link]:
+        links = list(self._links[kind])
+        for ref in cite:
+            source = self._source(ref)
+            if source.url is not None and all(link.url != source.url for link in links):
+                links.append(Link(label=source.label, url=source.url, type="absolute"))
+        return links
 
     def _summary(self, kind: str, values: dict[str, Any]) -> str:
         """On one line, and cut to the CDS Hooks limit should a long value stretch it."""
@@ -253,12 +325,14 @@ class CardRenderer:
                 chosen.append(best)
         return sorted(chosen, key=offered.index)
 
-    def delete_suggestion(self, kind: str, resource_id: str) -> Suggestion:
-        """The suggestion of an order card that removes the draft it is about."""
+    def delete_suggestion(self, kind: str, resource_id: str, label: str = "suggestion_label") -> Suggestion:
+        """The suggestion of an order card that removes the draft it is about; `label` names the
+        catalogue field that words it."""
         spec = self._catalogue.cards[kind]
-        assert spec.suggestion_label and spec.delete_description  # checked when the content loads
+        text = getattr(spec, label)
+        assert text and spec.delete_description  # checked when the content loads
         delete = Action(type="delete", description=spec.delete_description, resourceId=resource_id)
-        return Suggestion(label=spec.suggestion_label, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
+        return Suggestion(label=text, uuid=uuid.uuid4(), isRecommended=True, actions=[delete])
 
     def replace_suggestion(
         self, kind: str, resource_id: str | None, subject: dict[str, Any], **references: dict[str, Any]

@@ -62,11 +62,19 @@ async def test_discovery(client: httpx.AsyncClient) -> None:
     assert prefetch["medications"].startswith("MedicationRequest?patient={{context.patientId}}&status=active")
     pending = prefetch["pendingOrders"]
     assert pending.startswith("ServiceRequest?patient={{context.patientId}}&status=active&code=")
-    for code in ["24321-2", "19123-9", "17861-6"]:  # the tests that suggestions order
+    for code in ["24321-2", "19123-9", "17861-6", "62292-8"]:  # the tests that suggestions order
         assert f"http://loinc.org|{code}" in pending
     for order_service in services[1:]:
         assert order_service["title"] and order_service["description"]
-        assert set(order_service["prefetch"]) == {"vitaminD", "electrolytes", "conditions", "medications"}
+        # Revision 2026-12-07 (vitd-order-1-25): no 25(OH)D is drafted in place of a 1,25-D order when
+        # one is pending, so the order services read the pending orders too.
+        assert set(order_service["prefetch"]) == {
+            "vitaminD",
+            "electrolytes",
+            "conditions",
+            "medications",
+            "pendingOrders",
+        }
         assert "draftOrders" not in str(order_service["prefetch"])  # read from the context, never prefetched
 
 
@@ -184,7 +192,9 @@ async def test_another_patients_pending_order_is_ignored(client: httpx.AsyncClie
     [
         ({"valueQuantity": {"value": 0.7, "unit": "g/dL", "system": UCUM, "code": "g/dL"}}, "unit g/dL not recognised"),
         ({"valueString": "Blank"}, "text, not a value"),
-        ({"valueString": "4.0"}, "a number without a unit"),
+        # Revision 2026-12-07 (Values): a unitless potassium is read (mmol/L = meq/L), so a unit
+        # that is none of potassium's stands for the unreadable text here.
+        ({"valueString": "4.0 mEq"}, "unit mEq not recognised"),
     ],
 )
 async def test_an_unreadable_recent_result_counts_as_missing_and_is_named(
@@ -236,7 +246,8 @@ async def test_an_unreadable_25ohd_is_a_25ohd_result(client: httpx.AsyncClient) 
         ("62292-8", 45, "nmol/L", "45 nmol/L (18 ng/mL)"),  # 25(OH)D in whole ng/mL
         ("62292-8", 12.5, "ng/mL", "12.5 ng/mL"),  # as reported, digits kept
         ("19123-9", 1.2, "meq/L", "1.2 meq/L (1.5 mg/dL)"),  # magnesium to one decimal
-        ("2000-8", 2.0, "mmol/L", "2 mmol/L (8.0 mg/dL)"),  # calcium to one decimal
+        # Revision 2026-12-07 (Units): as reported at the laboratory's precision (2.0), then converted.
+        ("2000-8", 2.0, "mmol/L", "2.0 mmol/L (8.0 mg/dL)"),  # calcium to one decimal
         ("1995-0", 4.4, "mg/dL", "4.4 mg/dL (1.10 mmol/L)"),  # ionized calcium to two
     ],
 )
@@ -257,7 +268,8 @@ async def test_electrolytes_abnormal_names_value_and_range(client: httpx.AsyncCl
     assert c["indicator"] == "warning"
     assert "K 3.1 mmol/L low" in c["summary"]
     assert "Mg" not in c["summary"]  # 1.4 meq/L is 1.70 mg/dL: in range
-    assert "3.5-5 mmol/L" in c["detail"] and "muscle cramps" not in c["detail"]  # no cramps documented
+    # Revision 2026-12-07 (Units): a range 3.5-5.0 shows "3.5-5.0".
+    assert "3.5-5.0 mmol/L" in c["detail"] and "muscle cramps" not in c["detail"]  # no cramps documented
 
 
 async def test_critical_electrolyte(client: httpx.AsyncClient) -> None:

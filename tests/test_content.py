@@ -73,9 +73,9 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     (
         "unknown source",
-        lambda d: edit(d / "catalogue.yaml", "links: [aafp-2012]", "links: [aafp-2021]"),
+        lambda d: edit(d / "catalogue.yaml", "links: [iom-2011]", "links: [iom-2021]"),
         "catalogue.yaml",
-        "aafp-2021",
+        "iom-2021",
     ),
     (
         "a card kind missing",

@@ -68,16 +68,21 @@ async def test_low_potassium_on_a_diuretic_names_the_diuretic(client: httpx.Asyn
         medications=[medication("hydrochlorothiazide 25 MG Oral Tablet")],
     )
     card = cards(await client.post(URL, json=request))["electrolytes-abnormal"]
-    assert "Loop or thiazide diuretic taken: hydrochlorothiazide." in card["detail"]
+    # Revision 2026-12-07 (medicines named on abnormal cards): per analyte and direction, with the group.
+    assert "Medicines taken that can lower potassium: hydrochlorothiazide (thiazide diuretic)." in card["detail"]
+    assert "https://pmc.ncbi.nlm.nih.gov/articles/PMC4357351/" in {link["url"] for link in card["links"]}
     assert "muscle cramps" not in card["detail"]  # no cramps documented: no cramp remark
 
 
 async def test_ckd_stage_4_takes_the_supplementation_remark_away(client: httpx.AsyncClient) -> None:
     request = hook_request([obs("62292-8", 12, "ng/mL")], normal_electrolytes(), conditions=[condition("N18.4")])
     card = cards(await client.post(URL, json=request))["vitd-deficient"]
-    assert "stage 4-5 is documented:** vitamin D and calcium need specialist interpretation" in card["detail"]
+    # Revision 2026-12-07 (CKD and dialysis codes): one remark for stage 4-5 and dialysis alike.
+    assert (
+        "stage 4-5 or dialysis is documented:** vitamin D and calcium need specialist interpretation" in card["detail"]
+    )
     assert "supplementation" not in card["detail"] and "supplementation" not in card["summary"]
-    assert card["summary"].endswith("vitamin D deficient; CKD 4-5: specialist interpretation")
+    assert card["summary"].endswith("vitamin D deficient; CKD 4-5 or dialysis: specialist interpretation")
 
 
 async def test_a_vitamin_d_supplement_already_taken_is_named(client: httpx.AsyncClient) -> None:

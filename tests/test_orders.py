@@ -108,7 +108,9 @@ async def test_1_25_order_when_conditions_are_unavailable(client: httpx.AsyncCli
     request = order_request([VITD_1_25], vitamin_d=[])
     del request["prefetch"]["conditions"]
     card = only_card(await client.post(SIGN, json=request))
-    assert "check for chronic kidney disease stage 4-5 before replacing the order" in card["detail"]
+    # Revision 2026-12-07 (1,25-D exceptions): the card asks for every exception it could not check.
+    assert "The conditions (CKD, dialysis, granulomatous disease) could not be read" in card["detail"]
+    assert "check for them before replacing the order" in card["detail"]
 
 
 # --- vitd-supplement-caution ----------------------------------------------------------------------
@@ -120,7 +122,8 @@ async def test_vitamin_d_ordered_while_25ohd_is_high(client: httpx.AsyncClient) 
     )
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
-    assert card["summary"] == "Cholecalciferol ordered while 25(OH)D is high: reconsider"
+    # Revision 2026-12-07 (vitd-supplement-caution): the summary holds the value, unit and date.
+    assert card["summary"] == "Cholecalciferol ordered while 25(OH)D 120 ng/mL (2026-11-01): reconsider"
     (suggestion,) = card["suggestions"]  # the suggestion removes the draft
     assert [(a["type"], a["resourceId"]) for a in suggestion["actions"]] == [("delete", "MedicationRequest/mr-1")]
     assert {r["code"] for r in card["overrideReasons"]} == {"clinically-indicated", "addressed", "not-relevant"}
@@ -130,7 +133,8 @@ async def test_vitamin_d_ordered_while_calcium_is_high(client: httpx.AsyncClient
     electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 10.9, "mg/dL")]
     request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)
     card = only_card(await client.post(SIGN, json=request))
-    assert card["summary"] == "Cholecalciferol ordered while calcium is high: reconsider"
+    # Revision 2026-12-07 (vitd-supplement-caution): the summary holds the value, unit and date.
+    assert card["summary"] == "Cholecalciferol ordered while Ca 10.9 mg/dL (2026-11-01): reconsider"
     assert "10.9 mg/dL" in card["detail"] and "8.6-10.2 mg/dL" in card["detail"]
 
 
@@ -150,7 +154,8 @@ async def test_vitamin_d_by_the_ingredient_code_in_a_contained_medication(client
     draft["medicationReference"] = {"reference": "#m"}
     request = order_request([draft], vitamin_d=[obs("62292-8", 160, "ng/mL")], electrolytes=normal_electrolytes())
     card = only_card(await client.post(SIGN, json=request))
-    assert card["summary"].startswith("Critical: Cholecalciferol ordered while 25(OH)D is very high")
+    # Revision 2026-12-07 (vitd-supplement-caution): the summary holds the value, unit and date.
+    assert card["summary"].startswith("Critical: Cholecalciferol ordered while 25(OH)D 160 ng/mL (2026-11-01)")
     assert card["indicator"] == "critical"
 
 
@@ -161,11 +166,12 @@ CALCIUM_11_5 = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 11.5, "mg/dL")]
     ("text", "product"),
     [
         ("calcitriol 0.25 MCG Oral Capsule", "Calcitriol"),
-        ("Calcium Carbonate 600 MG / Cholecalciferol 400 UNT Oral Tablet", "Cholecalciferol"),
+        # Revision 2026-12-07 (vitd-supplement-caution): the combination is named, not its vitamin D part.
+        ("Calcium Carbonate 600 MG / Cholecalciferol 400 UNT Oral Tablet", "Calcium carbonate with cholecalciferol"),
         ("Vitamin D3 2000 unit", "Cholecalciferol"),
         ("ergocalciferol 50000 UNT Oral Capsule", "Ergocalciferol"),
         ("Paricalcitol 1 MCG", "Paricalcitol"),
-        ("Calcium 500 mg + vitamin D 200 unit", "Vitamin D"),
+        ("Calcium 500 mg + vitamin D 200 unit", "Calcium with vitamin D"),
     ],
 )
 async def test_every_vitamin_d_product_is_cautioned_past_a_high_calcium(
@@ -177,7 +183,8 @@ async def test_every_vitamin_d_product_is_cautioned_past_a_high_calcium(
     request = order_request([draft], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=CALCIUM_11_5)
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
-    assert card["summary"].startswith(f"{product} ordered while calcium is high")
+    # Revision 2026-12-07 (vitd-supplement-caution): the summary holds the value, unit and date.
+    assert card["summary"].startswith(f"{product} ordered while Ca 11.5 mg/dL (2026-11-01)")
     assert "hypercalcaemia needs evaluation before any vitamin D is given" in card["detail"]
     assert card["suggestions"][0]["actions"] == [
         {"type": "delete", "description": "Delete the draft order", "resourceId": "MedicationRequest/mr-7"}
@@ -212,7 +219,8 @@ async def test_an_old_ionized_calcium_does_not_hide_todays_high_total(client: ht
     electrolytes = [obs("1995-0", 1.20, "mmol/L", "2026-09-06"), obs("17861-6", 13.0, "mg/dL", "2026-11-25")]
     request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)
     card = only_card(await client.post(SIGN, json=request))
-    assert card["indicator"] == "critical" and "13 mg/dL" in card["detail"]
+    # Revision 2026-12-07 (Units): the value at the laboratory's precision, 13.0 as sent.
+    assert card["indicator"] == "critical" and "13.0 mg/dL" in card["detail"]
 
 
 async def test_a_vitamin_d_product_drafted_while_another_is_active(client: httpx.AsyncClient) -> None:

@@ -337,10 +337,19 @@ VIGNETTES: list[Vignette] = [
     Vignette(
         # Reading an Observation: a bare number "4.0" without a unit is not interpreted -> K missing; cramps ->
         # panel 24321-2, naming the unreadable result.
-        "potassium-valuestring-bare-number-not-read",
+        # Revision 2026-12-07 (Values): potassium's units agree (mmol/L = meq/L), so MEDITECH's bare
+        # "4.0" is read as 4.0 mmol/L, normal -> nothing to check or flag.
+        "potassium-valuestring-bare-number-read",
         patient_view([sufficient()], [k(None, None, valueString="4.0"), mg(2.0), ca(9.4)], conditions=[cramps()]),
+        [],
+    ),
+    Vignette(
+        # Values: magnesium's units differ (mg/dL, mmol/L) -> a bare "2.0" is not read; with cramps,
+        # Mg counts as missing and is named unreadable -> 19123-9.
+        "magnesium-valuestring-bare-number-not-read",
+        patient_view([sufficient()], [k(4.2), mg(None, None, valueString="2.0"), ca(9.4)], conditions=[cramps()]),
         [CHECK],
-        check_codes=frozenset({BMP}),
+        check_codes=frozenset({MG}),
         must={"electrolytes-check": (UNREADABLE,)},
     ),
     Vignette(
@@ -434,8 +443,16 @@ VIGNETTES: list[Vignette] = [
     Vignette(
         # Who the cards are for: 16 years old -> no vitamin D status card and no electrolyte card (deficient
         # 25(OH)D and a critical potassium notwithstanding).
-        "sixteen-year-old-no-status-or-electrolyte-card",
+        # Revision 2026-12-07 (critical values at any age): K 6.5 > 6.0 is critical -> shown at 16;
+        # still no status card and no non-critical card.
+        "sixteen-year-old-critical-potassium-only",
         patient_view([vitd(12)], [k(6.5), mg(2.0), ca(9.4)], birth_date="2010-06-01"),
+        [ABN_C],
+    ),
+    Vignette(
+        # Who the cards are for: under 18, a non-critical abnormal value (K 5.5) and a deficiency -> nothing.
+        "sixteen-year-old-no-status-or-electrolyte-card",
+        patient_view([vitd(12)], [k(5.5), mg(2.0), ca(9.4)], birth_date="2010-06-01"),
         [],
     ),
     Vignette(

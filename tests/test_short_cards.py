@@ -1,4 +1,4 @@
-"""Short cards (CLINICAL.md "Card catalogue"; alert fatigue): every card kind, rendered for every demo
+"""Short cards (docs/clinical-rules.md, "Card text"; alert fatigue): every card kind, rendered for every demo
 patient on patient-view and on order-sign, stays within the limits: a summary aimed at 90
 characters, at most about 60 words of prose before the data table, the evidence sentence once per
 response, sources as links and never a reference list, and no paragraph said twice in one response."""
@@ -18,6 +18,18 @@ from tests.conftest import AppFactory, make_client
 pytestmark = pytest.mark.anyio
 TODAY = date(2026, 11, 25)
 EVIDENCE = "**Evidence.**"
+# What card text never says: the service speaking of itself or of its own rules.
+SELF_REFERENCE = (
+    "this card",
+    "the service",
+    "stays silent",
+    "same patient, requester",
+    "is inferred",
+    "suggested again",
+    "was decided",
+    "prescribes nothing",
+    "read as the total",
+)
 
 
 def prose(detail: str) -> list[str]:
@@ -44,6 +56,9 @@ def order_sign(spec: dict[str, Any]) -> dict[str, Any]:
         {"resourceType": "MedicationRequest", "id": "d-d3", "status": "draft", "intent": "order",
          "medicationCodeableConcept": d3,
          "subject": {"reference": f"Patient/{pid}"}},
+        {"resourceType": "MedicationRequest", "id": "d-ca", "status": "draft", "intent": "order",
+         "medicationCodeableConcept": {"text": "Calcium carbonate 500 MG Oral Tablet"},
+         "subject": {"reference": f"Patient/{pid}"}},
     ]  # fmt: skip
     request["hook"] = "order-sign"
     request["context"]["draftOrders"] = {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}
@@ -69,6 +84,15 @@ async def test_every_card_kind_is_short_and_says_each_thing_once(make_app: AppFa
                     said = prose(card.get("detail", ""))
                     assert words([p for p in said if not p.startswith(EVIDENCE)]) <= 65, (spec["id"], kind, said)
                     assert "**Sources**" not in card.get("detail", ""), kind  # sources are the card's links
+                    text = f"{card['summary']}\n{card.get('detail', '')}".lower()
+                    # Rulebook, "Card text": about the patient, never about the service or its rules.
+                    assert not [p for p in SELF_REFERENCE if p in text], (spec["id"], kind, text)
+                    rows = [
+                        line
+                        for line in card.get("detail", "").splitlines()
+                        if line.startswith("| ") and "---" not in line
+                    ]
+                    assert len(rows) == len(set(rows)), (spec["id"], kind, rows)  # a data table lists each result once
                     paragraphs += said
                 label = (spec["id"], url)
                 assert sum(p.startswith(EVIDENCE) for p in paragraphs) <= 1, label

@@ -1,13 +1,16 @@
-"""The leg-cramp context: cramps documented, other causes, CKD stage 4-5, pregnancy, and the
-medicines that matter (those associated with cramps, and vitamin D already taken, since when)."""
+"""The leg-cramp context: cramps documented, other causes, CKD stage 4-5 or dialysis, pregnancy,
+and the medicines that matter (those associated with cramps, those that move an electrolyte, and
+vitamin D or calcium already taken, since when)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
-from ..content.schema import ContextRules
+from ..content.schema import ContextRules, MedicineRules
+from ..content.terms import words
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,27 @@ class ConditionFact:
 @dataclass(frozen=True)
 class MedicationFact:
     rxnorm: frozenset[str]
-    names: str  # lower case, one a line: coding displays, text, reference display
+    names: str  # lower case, one a line: coding displays, text, reference display, dose form
     authored: datetime | None = None  # when it was prescribed or started (authoredOn)
+    routes: frozenset[str] = frozenset()  # dosageInstruction.route: codes, and words of its text
+
+    @cached_property
+    def lines(self) -> tuple[tuple[str, ...], ...]:
+        """The names as words, a line each (content/terms.py)."""
+        return tuple(words(line) for line in self.names.split("\n"))
+
+
+@dataclass(frozen=True)
+class Product:
+    """What a medicine holds of vitamin D and of calcium, named by the content's ingredients."""
+
+    vitamin_d: tuple[str, ...] = ()
+    calcium: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The combination as a whole: "calcium carbonate with cholecalciferol"."""
+        return " with ".join(" and ".join(part) for part in (self.calcium, self.vitamin_d) if part)
 
 
 @dataclass(frozen=True)
@@ -31,10 +53,16 @@ class CrampContext:
     other_causes: tuple[str, ...] = ()
     ckd_advanced: bool = False
     pregnant: bool = False
+    dihydroxy_indications: tuple[str, ...] = ()  # conditions where 1,25-D is the right test
     drugs: tuple[str, ...] = ()  # "furosemide (loop diuretic)"
     electrolyte_drugs: tuple[str, ...] = ()  # those of the groups that call for K and Mg: "furosemide"
     vitamin_d_products: tuple[str, ...] = ()
+    calcium_products: tuple[str, ...] = ()  # calcium taken, alone or in a vitamin D combination
+    supplements: tuple[str, ...] = ()  # each active product holding vitamin D or calcium, by name
+    vitamin_d_supplements: tuple[str, ...] = ()  # those holding vitamin D
     vitamin_d_started: datetime | None = None  # the latest start of an active vitamin D product, if known
+    # (analyte, direction) -> the active medicines known to move it so: "omeprazole (proton pump inhibitor)"
+    causes: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[set[str], set[str]]:
@@ -49,10 +77,51 @@ def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[se
     return icd10, snomed
 
 
-def vitamin_d_product(medication: MedicationFact, rules: ContextRules) -> str | None:
-    """The first vitamin D product of the list that a medicine holds, alone or combined."""
-    found = rules.vitamin_d_index.find(medication.rxnorm, medication.names)
-    return found[0].ingredient if found else None
+def topical(medication: MedicationFact, rules: MedicineRules) -> bool:
+    """A topical form (rulebook, "Topical vitamin D analogues"): by name or dose form, or by route."""
+    spec = rules.topical
+    if medication.routes & set(spec.route_codes) or any(
+        word in spec.route_words for route in medication.routes for word in words(route)
+    ):
+        return True
+    return any(rules.topical_index.find(line) for line in medication.lines)
+
+
+def product(medication: MedicationFact, rules: MedicineRules) -> Product | None:
+    """The vitamin D and calcium a medicine holds, alone or combined, coded, in text or by brand;
+    None for a medicine that holds neither, or for a topical form."""
+    vitamin_d = [d.ingredient for d in rules.vitamin_d_index.find(medication.rxnorm, medication.lines)]
+    calcium = [d.ingredient for d in rules.calcium_index.find(medication.rxnorm, medication.lines)]
+    combined = _combination(medication, rules)
+    if combined is not None:
+        vitamin_d = vitamin_d or [rules.combination.ingredient]
+        calcium = calcium or [combined]
+    if not vitamin_d and not calcium:
+        return None
+    if topical(medication, rules):
+        return None
+    # A generic name ("vitamin D", "calcium") only when nothing more specific is named beside it.
+    generic = {rules.combination.ingredient, *(d.ingredient for d in rules.calcium_products if d.leading)}
+    return Product(_specific(vitamin_d, generic), _specific(calcium, generic))
+
+
+def _specific(found: list[str], generic: set[str]) -> tuple[str, ...]:
+    named = tuple(dict.fromkeys(found))
+    specific = tuple(name for name in named if name not in generic)
+    return specific or named
+
+
+def _combination(medication: MedicationFact, rules: MedicineRules) -> str | None:
+    """The calcium product of "<calcium product> [a few words] + D", if the names hold one."""
+    spec = rules.combination
+    connectors = {w for c in spec.connectors for w in words(c)}
+    vitamin_d = {w for v in spec.vitamin_d_words for w in words(v)}
+    for line_no, match in rules.calcium_index.matches(medication.lines, anywhere=True):
+        line = medication.lines[line_no]
+        for at in range(match.end, min(len(line) - 1, match.end + spec.gap + 1)):
+            if line[at] in connectors and line[at + 1] in vitamin_d:
+                return rules.calcium_products[match.item].ingredient
+    return None
 
 
 def current(conditions: Sequence[ConditionFact], as_of: datetime, rules: ContextRules) -> list[ConditionFact]:
@@ -67,21 +136,48 @@ def current(conditions: Sequence[ConditionFact], as_of: datetime, rules: Context
     ]
 
 
+def _causes(
+    medications: Sequence[MedicationFact], products: Sequence[Product | None], rules: MedicineRules
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Per analyte and direction, the active medicines known to move it so, by name and group."""
+    causes: dict[tuple[str, str], tuple[str, ...]] = {}
+    for cause in rules.electrolyte_causes:
+        index = rules.cause_indexes[cause.analyte, cause.direction]
+        named: dict[str, None] = {}
+        for held in products:
+            if held is None:
+                continue
+            if "vitamin_d" in cause.products and held.vitamin_d:
+                named[f"{held.name} (vitamin D)"] = None
+            elif "calcium" in cause.products and held.calcium:
+                named[f"{held.name} (calcium)"] = None
+        found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.lines)}
+        named.update(
+            (f"{d.ingredient} ({d.group})" if d.group else d.ingredient, None)
+            for d in cause.drugs
+            if d.ingredient in found
+        )
+        if named:
+            causes[cause.analyte, cause.direction] = tuple(named)
+    return causes
+
+
 def assess_context(
     conditions: Sequence[ConditionFact],
     medications: Sequence[MedicationFact],
     rules: ContextRules,
     as_of: datetime,
 ) -> CrampContext:
-    cramp_codes, ckd_advanced, pregnancy, *causes = rules.condition_index.matches(
+    cramp_codes, ckd_advanced, pregnancy, *rest = rules.condition_index.matches(
         *_codes(current(conditions, as_of, rules), rules)
     )
+    indications, causes = rest[: len(rules.dihydroxy_indications)], rest[len(rules.dihydroxy_indications) :]
     other_causes = [cause.name for cause, found in zip(rules.other_causes, causes, strict=True) if found]
     index = rules.cramp_drug_index
-    found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.names)}
+    found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.lines)}
     taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
-    on_vitamin_d = [(m, product) for m in medications if (product := vitamin_d_product(m, rules)) is not None]
-    products = list(dict.fromkeys(product for _, product in on_vitamin_d))
+    products = [product(m, rules.medicines) for m in medications]
+    on_vitamin_d = [(m, p) for m, p in zip(medications, products, strict=True) if p is not None and p.vitamin_d]
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
     return CrampContext(
         cramps=bool(cramp_codes),
@@ -89,8 +185,15 @@ def assess_context(
         other_causes=tuple(other_causes),
         ckd_advanced=bool(ckd_advanced),
         pregnant=bool(pregnancy),
+        dihydroxy_indications=tuple(
+            s.name for s, hit in zip(rules.dihydroxy_indications, indications, strict=True) if hit
+        ),
         drugs=tuple(f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient for drug in taken),
         electrolyte_drugs=tuple(d.ingredient for d in taken if d.group in rules.electrolyte_check_groups),
-        vitamin_d_products=tuple(products),
+        vitamin_d_products=tuple(dict.fromkeys(i for _, p in on_vitamin_d for i in p.vitamin_d)),
+        calcium_products=tuple(dict.fromkeys(i for p in products if p is not None for i in p.calcium)),
+        supplements=tuple(dict.fromkeys(p.name for p in products if p is not None)),
+        vitamin_d_supplements=tuple(dict.fromkeys(p.name for _, p in on_vitamin_d)),
         vitamin_d_started=max(started) if started else None,
+        causes=_causes(medications, products, rules.medicines),
     )

@@ -8,11 +8,18 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ..content.schema import Payne, RangeSpec, Windows
-from .results import LabResult, latest, newest, recent, visible
+from .results import LabResult, latest, newest, recent, settle_unitless, standing, visible
 
 # The three electrolytes tied to cramps, in the order cards name them.
 ELECTROLYTES = ("potassium", "magnesium", "calcium")
-Flag = Literal["low", "high"]
+Flag = Literal["low", "high", "abnormal"]
+# The content range each analyte is judged by (total and corrected calcium share one).
+_RANGE_OF = {
+    "potassium": "potassium",
+    "magnesium": "magnesium",
+    "calcium": "calcium",
+    "calcium_ionized": "calcium_ionized",
+}
 
 
 @dataclass(frozen=True)
@@ -26,23 +33,38 @@ class Range:
 
 @dataclass(frozen=True)
 class Finding:
-    """The recent value that stands for one electrolyte, judged against its range."""
+    """The recent result that stands for one electrolyte, judged against its range; or, when its
+    value could not be read, as the laboratory flagged it."""
 
     electrolyte: str  # potassium, magnesium, calcium
     measure: str  # potassium, magnesium, calcium, calcium_ionized, calcium_corrected
     result: LabResult
-    value: float  # canonical unit; for calcium corrected by Payne, the corrected value
-    unit: str
+    value: float | None  # canonical unit; for calcium corrected by Payne, the corrected value
+    unit: str | None
     range: Range
     flag: Flag | None
     critical: bool
-    albumin: LabResult | None = None  # set when this value was corrected by Payne
+    albumin: LabResult | None = None  # set when this value was corrected by Payne, or estimated
     superseded_by: LabResult | None = None  # a newer result of the electrolyte that could not be read
+    # With albumin too low for Payne's correction to call a low calcium normal: the measured total
+    # decides, and the corrected value is shown beside it as an estimate, with an ionized calcium.
+    estimate: float | None = None
+
+    @property
+    def by_laboratory(self) -> bool:
+        """Abnormal by the laboratory's flag alone: the value could not be read."""
+        return self.value is None
+
+    @property
+    def ionized_advised(self) -> bool:
+        return self.estimate is not None
 
 
 @dataclass(frozen=True)
 class ElectrolyteAssessment:
-    findings: tuple[Finding, ...]  # one per electrolyte whose deciding recent result was interpreted
+    # One per electrolyte whose deciding recent result was interpreted, or flagged abnormal by the
+    # laboratory when it could not be.
+    findings: tuple[Finding, ...]
     not_recent: tuple[str, ...]  # electrolytes with no result in the window, card order
     unreadable: tuple[tuple[str, LabResult], ...] = ()  # (electrolyte, its deciding result, not interpretable)
     # Abnormal recent results older than an unreadable one: shown as what they are, never as the
@@ -59,8 +81,9 @@ class ElectrolyteAssessment:
 
     @property
     def hypercalcaemia(self) -> Finding | None:
-        """The deciding calcium when it is above its range; or, when the newest could not be read,
-        a recent high one before it (no vitamin D is invited past a high calcium)."""
+        """The deciding calcium when it is above its range (by value, or by the laboratory's flag
+        when the value could not be read); or, when the newest could not be read, a recent high one
+        before it (no vitamin D is invited past a high calcium)."""
         return next(
             (f for f in (*self.findings, *self.superseded) if f.electrolyte == "calcium" and f.flag == "high"), None
         )
@@ -82,9 +105,18 @@ def _range(result: LabResult, default: RangeSpec) -> Range:
     return Range(default.low, default.high, default.critical_low, default.critical_high, False)
 
 
+def result_range(result: LabResult, ranges: dict[str, RangeSpec]) -> Range | None:
+    """The range a result is judged by: its own referenceRange, else the content's default."""
+    name = _RANGE_OF.get(result.analyte)
+    return _range(result, ranges[name]) if name is not None else None
+
+
 def _finding(electrolyte: str, measure: str, result: LabResult, default: RangeSpec) -> Finding:
-    assert result.value is not None and result.unit is not None
     measure_range = _range(result, default)
+    if result.value is None:  # unreadable: abnormal only by the laboratory's flag
+        lab = result.flag
+        flag = lab.direction if lab is not None else None
+        return Finding(electrolyte, measure, result, None, None, measure_range, flag, flag is not None and lab.critical)  # type: ignore[union-attr]
     flag, critical = judge(result.decision_value, measure_range)
     return Finding(electrolyte, measure, result, result.value, result.unit, measure_range, flag, critical)
 
@@ -103,10 +135,12 @@ _CALCIUM_ORDER = {("calcium_ionized", "measured"): 0, ("calcium", "corrected"): 
 def _calcium(
     in_window: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
 ) -> Finding | LabResult | None:
-    """The deciding calcium (CLINICAL.md "Calcium"): the newest recent result of any kind, ionized
+    """The deciding calcium (rulebook, "Calcium"): the newest recent result of any kind, ionized
     first on the same day; a measured total corrected by Payne only with a same-day albumin below
-    the reference, so only upwards, and never past a critical value it already shows. A LabResult
-    when the deciding result could not be interpreted; None when there is no recent calcium."""
+    the reference, so only upwards, and never past a critical value it already shows. With albumin
+    below the reliable limit a low measured total stays low, the correction shown as an estimate.
+    A LabResult when the deciding result could not be interpreted; None when there is no recent
+    calcium."""
     candidates = [r for r in in_window if (r.analyte, r.role) in _CALCIUM_ORDER]
     if not candidates:
         return None
@@ -125,19 +159,48 @@ def _calcium(
     measured = _finding("calcium", "calcium", deciding, ranges["calcium"])
     albumin = latest(r for r in seen if r.analyte == "albumin" and r.effective is not None and _day(r) == day)
     if (
-        measured.critical
-        or albumin is None
+        albumin is None
         or albumin.value is None
         or albumin.value >= payne.reference_albumin
         or deciding.comparator is not None
         or albumin.comparator is not None
     ):
         return measured
+    assert measured.value is not None
     corrected = measured.value + payne.factor * (payne.reference_albumin - albumin.value)
+    if measured.flag == "low" and albumin.value < payne.reliable_albumin:
+        return replace(measured, albumin=albumin, estimate=corrected)
+    if measured.critical:
+        return measured
     flag, critical = judge(corrected, measured.range)
     return Finding(
         "calcium", "calcium_corrected", deciding, corrected, measured.unit, measured.range, flag, critical, albumin
     )
+
+
+def concern(result: LabResult, ranges: dict[str, RangeSpec]) -> float:
+    """How much a result would worry a clinician, to choose between two reports of one result that
+    nothing else tells apart: unreadable over normal, abnormal over both, critical over abnormal,
+    and the further outside the range the more."""
+    measure_range = result_range(result, ranges)
+    if measure_range is None:
+        return 0.0
+    if result.value is None:
+        lab = result.flag
+        return 1.0 if lab is None or lab.direction is None else 3.0 if lab.critical else 2.0
+    value = result.decision_value
+    flag, critical = judge(value, measure_range)
+    low = measure_range.low if measure_range.low is not None else measure_range.critical_low
+    high = measure_range.high if measure_range.high is not None else measure_range.critical_high
+    distance = max(low - value, value - high, 0.0) / (high - low if high > low else 1.0)
+    return (3.0 if critical else 2.0 if flag else 0.0) + distance / (distance + 1)
+
+
+def _settled(result: LabResult, ranges: dict[str, RangeSpec]) -> LabResult:
+    measure_range = result_range(result, ranges)
+    if measure_range is None:
+        return result
+    return settle_unitless(result, lambda value: judge(value, measure_range))
 
 
 def assess_electrolytes(
@@ -150,8 +213,11 @@ def assess_electrolytes(
     future_allowance: timedelta,
 ) -> ElectrolyteAssessment:
     """Per electrolyte, the newest recent result decides; one that could not be interpreted is
-    named as such, and no older result stands in for it."""
-    seen = visible(results, as_of, future_allowance)
+    named as such (and is abnormal when the laboratory flagged it so), and no older result stands
+    in for it."""
+    seen = standing(
+        (_settled(r, ranges) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, ranges)
+    )
     in_window = recent(seen, as_of, windows.electrolyte_recent_days)
     readable = [r for r in in_window if r.value is not None]
     findings: list[Finding] = []
@@ -166,10 +232,19 @@ def assess_electrolytes(
             findings.append(decided)
         else:
             unreadable.append((electrolyte, decided))
+            flagged = _finding(electrolyte, _measure(decided), decided, ranges[_RANGE_OF[decided.analyte]])
+            if flagged.flag is not None:
+                findings.append(flagged)
             earlier = _decide(electrolyte, readable, seen, ranges, payne)
             if isinstance(earlier, Finding) and earlier.flag is not None:
                 superseded.append(replace(earlier, superseded_by=decided))
     return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable), tuple(superseded))
+
+
+def _measure(result: LabResult) -> str:
+    if result.analyte == "calcium" and result.role == "corrected":
+        return "calcium_corrected"
+    return result.analyte
 
 
 def _decide(
@@ -188,8 +263,8 @@ def _decide(
 def to_check(
     assessment: ElectrolyteAssessment, *, cramps: bool, deficient: bool, on_loop_or_thiazide: bool
 ) -> tuple[str, ...]:
-    """The electrolytes without a recent interpretable result worth checking (CLINICAL.md "Which
-    electrolytes to suggest"): each of them with leg cramps documented; otherwise, with 25(OH)D
+    """The electrolytes without a recent interpretable result worth checking (rulebook, "Which
+    electrolytes to check"): each of them with leg cramps documented; otherwise, with 25(OH)D
     deficient, calcium, and potassium and magnesium on a loop or thiazide diuretic; else none."""
     unreadable = {electrolyte for electrolyte, _ in assessment.unreadable}
     gaps = [e for e in ELECTROLYTES if e in assessment.not_recent or e in unreadable]

@@ -1,8 +1,9 @@
-"""The lab result the clinical core reasons about, already read and converted from FHIR."""
+"""The lab result the clinical core reasons about, already read and converted from FHIR, and the
+rules that choose among results of one analyte (docs/clinical-rules.md, "Reading results")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -12,6 +13,18 @@ Comparator = Literal["<", "<=", ">", ">="]
 # How far a censored value ("<5") is moved past its bound so that it falls on the right side of a
 # cut-point equal to the bound; far below any precision a laboratory reports.
 _CENSOR_NUDGE = 1e-9
+# Which of two reports of one result stands: a correction over the original (rulebook, "Corrections
+# and ties").
+_STATUS_RANK = {"corrected": 2, "amended": 2, "final": 1}
+
+
+class LabFlag(msgspec.Struct, frozen=True):
+    """The laboratory's own flag (Observation.interpretation), as the content names it."""
+
+    code: str  # HH, L, A, ...
+    display: str  # "critically high"
+    direction: Literal["low", "high", "abnormal"] | None  # None: normal, or no direction to act on
+    critical: bool = False
 
 
 class LabResult(msgspec.Struct, frozen=True):
@@ -34,9 +47,17 @@ class LabResult(msgspec.Struct, frozen=True):
     unit: str | None = None  # canonical unit
     reported_value: float | None = None  # as reported, when the unit was converted
     reported_unit: str | None = None
+    reported_text: str | None = None  # the number as the laboratory wrote it ("3.0"), for display
+    unit_unreported: bool = False  # read without a unit (every accepted unit gives the same reading)
+    # A number sent without a unit: the canonical values it stands for in each accepted unit. The
+    # clinical core reads it when every one of them gives the same judgement (a censored "<4").
+    candidates: tuple[float, ...] = ()
     problem: str | None = None
     range_low: float | None = None  # the Observation's own referenceRange, canonical units
     range_high: float | None = None
+    flag: LabFlag | None = None
+    issued: datetime | None = None
+    updated: datetime | None = None  # meta.lastUpdated
 
     @property
     def usable(self) -> bool:
@@ -46,11 +67,59 @@ class LabResult(msgspec.Struct, frozen=True):
     def decision_value(self) -> float:
         """The value that decides a band: a censored value sits just past its bound."""
         assert self.value is not None
-        if self.comparator == "<":
-            return self.value - _CENSOR_NUDGE
-        if self.comparator == ">":
-            return self.value + _CENSOR_NUDGE
-        return self.value
+        return censored(self.value, self.comparator)
+
+
+def censored(value: float, comparator: Comparator | None) -> float:
+    """A bound moved just past itself, the side its comparator says ("<20" is below 20)."""
+    if comparator == "<":
+        return value - _CENSOR_NUDGE
+    if comparator == ">":
+        return value + _CENSOR_NUDGE
+    return value
+
+
+def settle_unitless(result: LabResult, judgement: Callable[[float], Hashable]) -> LabResult:
+    """A number sent without a unit, read when `judgement` of every value it may stand for agrees
+    (a 25(OH)D "<4" is deficient in ng/mL, nmol/L and ug/L alike); otherwise left unreadable."""
+    if not result.candidates:
+        return result
+    verdicts = {judgement(censored(c, result.comparator)) for c in result.candidates}
+    if len(verdicts) != 1:
+        return result
+    # The bound that claims least: below the highest, above the lowest.
+    bound = min(result.candidates) if result.comparator in (">", ">=") else max(result.candidates)
+    return msgspec.structs.replace(
+        result, value=bound, unit_unreported=True, problem=None, candidates=(), reported_value=None
+    )
+
+
+def standing(results: Iterable[LabResult], concern: Callable[[LabResult], float]) -> list[LabResult]:
+    """One result per analyte, role and effective time: results sharing them are one result reported
+    twice, and the one that stands is a correction over the original, then the later `issued`,
+    then the later `meta.lastUpdated`. Bundle order never decides: when nothing else tells them
+    apart, the one of greater `concern` stands, so that a repeat never hides an abnormal value."""
+    best: dict[tuple[str, str, datetime | None], LabResult] = {}
+    undated: list[LabResult] = []
+    for result in results:
+        if result.effective is None:
+            undated.append(result)
+            continue
+        key = (result.analyte, result.role, result.effective)
+        held = best.get(key)
+        if held is None or _precedence(result, concern) > _precedence(held, concern):
+            best[key] = result
+    return [*best.values(), *undated]
+
+
+def _precedence(result: LabResult, concern: Callable[[LabResult], float]) -> tuple[int, float, float, float]:
+    never = float("-inf")
+    return (
+        _STATUS_RANK.get(result.status, 0),
+        result.issued.timestamp() if result.issued else never,
+        result.updated.timestamp() if result.updated else never,
+        concern(result),
+    )
 
 
 def visible(results: Iterable[LabResult], as_of: datetime, allowance: timedelta) -> list[LabResult]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ..content.schema import Profile
-from .results import LabResult, newest_first, recent, visible, within
+from .results import LabResult, newest_first, recent, settle_unitless, standing, visible, within
 
 STATUS_ROLES = frozenset({"total", "proxy"})
 
@@ -23,7 +23,11 @@ class Status(StrEnum):
 
 def classify(result: LabResult, profile: Profile) -> Status:
     """The band of a usable 25(OH)D result in ng/mL; `<20` is deficient, `>150` very high."""
-    value = result.decision_value
+    return band(result.decision_value, profile)
+
+
+def band(value: float, profile: Profile) -> Status:
+    """The band of a 25(OH)D value in ng/mL (rulebook, "Vitamin D status")."""
     if value < profile.deficient_below:
         return Status.DEFICIENT
     if value < profile.insufficient_below:
@@ -79,7 +83,13 @@ def assess_vitamin_d(
     """The newest 25(OH)D in the window decides; when it could not be interpreted, nothing older
     does (CLINICAL.md "Reading an Observation")."""
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
-    seen = visible(results, as_of, future_allowance)
+    seen = standing(
+        (
+            settle_unitless(r, lambda value: band(value, profile)) if r.analyte == "vitamin_d" else r
+            for r in visible(results, as_of, future_allowance)
+        ),
+        lambda r: concern(r, profile),
+    )
     dated = newest_first(r for r in seen if r.analyte == "vitamin_d" and r.role in roles)
     in_window = recent(dated, as_of, window_days)
     newest = in_window[0] if in_window else None
@@ -103,6 +113,20 @@ def assess_vitamin_d(
         high_before=earlier if high_before else None,
         high_before_status=earlier_status if high_before else None,
     )
+
+
+_TIER = {Status.SUFFICIENT: 0, Status.INSUFFICIENT: 2, Status.HIGH: 2, Status.DEFICIENT: 3, Status.VERY_HIGH: 3}
+
+
+def concern(result: LabResult, profile: Profile) -> float:
+    """How much a result would worry a clinician, to choose between two reports of one result that
+    nothing else tells apart: an unreadable one over a normal one, an abnormal one over both, and
+    the further outside the sufficient band the more."""
+    if result.value is None:
+        return 1.0
+    status = classify(result, profile)
+    distance = max(profile.insufficient_below - result.value, result.value - profile.high_above, 0.0)
+    return _TIER[status] + distance / (distance + 1)
 
 
 def treatment_begun(started: datetime | None, deciding: LabResult) -> bool:

@@ -24,12 +24,13 @@ from .schema import (
     CodeRole,
     Codes,
     ContextRules,
+    MedicineRules,
     Profile,
     Thresholds,
     UnitsFile,
     UnitSpec,
 )
-from .wording import and_list, capitalize, format_number
+from .wording import and_list, capitalize, distinct_rows, format_number
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -63,6 +64,17 @@ class Content:
         if unknown := [kind for kind in chosen if kind not in kinds]:
             raise ContentError(f"CDS_SILENT_KINDS: unknown card kind {', '.join(unknown)}; known: {', '.join(kinds)}")
         return frozenset(chosen)
+
+    def cause_sources(self, analyte: str, direction: str) -> list[str]:
+        """The sources of the medicines an abnormal card names for an analyte and direction."""
+        return next(
+            (
+                c.sources
+                for c in self.context.medicines.electrolyte_causes
+                if (c.analyte, c.direction) == (analyte, direction)
+            ),
+            [],
+        )
 
     def profile(self, name: str) -> Profile:
         try:
@@ -110,11 +122,18 @@ def load_content(directory: Path | None = None) -> Content:
         raise ContentError(f"{units_path}: no units for {', '.join(missing)}")
     thresholds_path = directory / "thresholds.yaml"
     thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
+    medicines_path = directory / "medicines.yaml"
+    medicines = _parse(medicines_path, MedicineRules, _read_yaml(medicines_path))
     context_path = directory / "context.yaml"
-    context = _parse(context_path, ContextRules, _read_yaml(context_path))
+    context_data = _read_yaml(context_path)
+    if isinstance(context_data, dict):
+        context_data = {**context_data, "medicines": medicines}
+    context = _parse(context_path, ContextRules, context_data)
     catalogue_path = directory / "catalogue.yaml"
     catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
     _check_catalogue(catalogue_path, catalogue, thresholds, codes)
+    if unknown := sorted({s for c in medicines.electrolyte_causes for s in c.sources} - set(catalogue.sources)):
+        raise ContentError(f"{medicines_path}: electrolyte_causes cite unknown source {', '.join(unknown)}")
     summaries, details = _templates(directory, catalogue)
     return Content(
         codes=codes,
@@ -174,6 +193,7 @@ def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:
     env.filters["and_list"] = and_list
     env.filters["capitalize"] = capitalize
     env.filters["num"] = format_number
+    env.filters["distinct_rows"] = distinct_rows
     if markdown:
         env.filters["join"] = escaping.markdown_join
     return env
@@ -198,7 +218,7 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
         for ref in [spec.source, *spec.links]:
             if ref != "profile" and ref not in sources:
                 fail(f"cards.{kind} names unknown source {ref!r}")
-        for ref in [spec.source, *spec.links]:
+        for ref in spec.links:
             if ref != "profile" and catalogue.sources[ref].url is None:
                 fail(f"cards.{kind} links to source {ref!r}, which has no url")
         reasons = {r.code for r in catalogue.override_reasons}

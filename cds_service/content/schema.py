@@ -3,12 +3,13 @@ a mistyped key stops the service at start with the file named, never a chart lat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .terms import Match, TermIndex
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -24,6 +25,7 @@ CARD_KINDS = (
     "vitd-duplicate-order",
     "vitd-order-1-25",
     "vitd-supplement-caution",
+    "calcium-supplement-caution",
     "vitd-duplicate-therapy",
 )
 # What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
@@ -31,8 +33,9 @@ NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calci
 # The wording an order card's own suggestion needs, and the test the 1,25 card orders instead.
 SUGGESTION_WORDING = {
     "vitd-duplicate-order": ("suggestion_label", "delete_description"),
-    "vitd-order-1-25": ("suggestion_label", "delete_description", "create_description", "replacement"),
+    "vitd-order-1-25": ("suggestion_label", "delete_label", "delete_description", "create_description", "replacement"),
     "vitd-supplement-caution": ("suggestion_label", "delete_description"),
+    "calcium-supplement-caution": ("suggestion_label", "delete_description"),
     "vitd-duplicate-therapy": ("suggestion_label", "delete_description"),
 }
 # Analytes the electrolyte rules evaluate, each needing a default range.
@@ -114,6 +117,13 @@ class RangeSpec(_Strict):
 class Payne(_Strict):
     factor: Positive
     reference_albumin: Positive
+    reliable_albumin: Positive  # below it, a low measured total stays low
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Payne:
+        if not self.reliable_albumin < self.reference_albumin:
+            raise ValueError("reliable_albumin must be below reference_albumin")
+        return self
 
 
 class Windows(_Strict):
@@ -152,6 +162,23 @@ class VitaminDCodes(_Strict):
     component_total_name: str
 
 
+class FlagSpec(_Strict):
+    display: str
+    direction: Literal["low", "high", "abnormal"] | None = None  # None: shown only
+    critical: bool = False
+
+    @model_validator(mode="after")
+    def _directed(self) -> FlagSpec:
+        if self.critical and self.direction is None:
+            raise ValueError("a critical flag needs a direction")
+        return self
+
+
+class Interpretation(_Strict):
+    systems: list[str] = Field(min_length=1)
+    flags: dict[str, FlagSpec] = Field(min_length=1)
+
+
 class Orderable(_Strict):
     code: str
     display: str
@@ -169,6 +196,7 @@ class CodeRole(NamedTuple):
 class Codes(_Strict):
     system: str
     usable_statuses: list[str]
+    interpretation: Interpretation
     vitamin_d: VitaminDCodes
     potassium: dict[str, str]
     magnesium: dict[str, str]
@@ -265,48 +293,99 @@ class Drug(_Strict):
     ingredient: Annotated[str, Field(min_length=3)]
     rxnorm: str | None = None
     names: list[Annotated[str, Field(min_length=2)]] = []  # other names, matched like the ingredient's
+    # Matched by name only as the first words of a medicine's name: "Calcium 600 mg" is calcium,
+    # "atorvastatin calcium" is not.
+    leading: bool = False
 
 
 class DrugIndex:
     """Which drugs of a list a medicine holds: by RxNorm ingredient code, or by the ingredient's
-    name (or another of its names) as whole words in any case, so "hydrochlorothiazide" is not
-    chlorothiazide and "vitamin D" is not "vitamin D3". One pattern for the whole list: a chart
-    holds dozens of medicines, and a pattern per drug would cost a search per pair."""
+    name (or another of its names) as whole words in any case (content/terms.py), so that
+    "hydrochlorothiazide" is not chlorothiazide and "vitamin D" is not "vitamin D3"."""
 
     def __init__(self, drugs: list[Drug]) -> None:
         self.drugs = drugs
         self._by_code = {d.rxnorm: i for i, d in enumerate(drugs) if d.rxnorm}
-        self._by_name = {name.lower(): i for i, d in enumerate(drugs) for name in [d.ingredient, *d.names]}
-        self._pattern = re.compile(rf"(?<![a-z0-9])({_trie(self._by_name)})(?![a-z0-9])")
+        self._names = TermIndex((name, i) for i, d in enumerate(drugs) for name in [d.ingredient, *d.names])
 
-    def find(self, rxnorm: frozenset[str], names: str) -> list[Drug]:
-        """The drugs found, in the list's order; `names` in lower case."""
+    def matches(self, lines: Sequence[Sequence[str]], *, anywhere: bool = False) -> list[tuple[int, Match[int]]]:
+        """(line, match) for every name found in the words of each line; a `leading` drug only as
+        a line's first words, unless `anywhere`."""
+        return [
+            (n, m)
+            for n, line in enumerate(lines)
+            for m in self._names.find(line)
+            if anywhere or m.start == 0 or not self.drugs[m.item].leading
+        ]
+
+    def find(self, rxnorm: frozenset[str], lines: Sequence[Sequence[str]]) -> list[Drug]:
+        """The drugs found, in the list's order."""
         found = {self._by_code[code] for code in rxnorm if code in self._by_code}
-        found.update(self._by_name[m[1]] for m in self._pattern.finditer(names))
+        found.update(m.item for _, m in self.matches(lines))
         return [self.drugs[i] for i in sorted(found)]
 
 
-def _trie(names: Iterable[str]) -> str:
-    """The names as one alternation shaped as a trie ("furosemide|fluvastatin" becomes
-    "f(?:urosemide|luvastatin)"): the regex engine follows one branch per character instead of
-    trying every name at every position. At each branch a longer name is tried before the shorter
-    one it extends, so a match is the longest name that ends at a word boundary, as with names
-    sorted longest first."""
-    tree: dict[str, Any] = {}
-    for name in names:
-        node = tree
-        for char in name:
-            node = node.setdefault(char, {})
-        node[""] = {}
+# --- medicines.yaml -----------------------------------------------------------------------------
 
-    def pattern(node: dict[str, Any]) -> str:
-        branches = [re.escape(char) + pattern(child) for char, child in node.items() if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
-        return f"(?:{body})?" if "" in node else body
 
-    return pattern(tree) or "(?!)"  # no names: a pattern that matches nothing, not the empty string
+class Combination(_Strict):
+    """A calcium product followed, within `gap` words, by a connector and a bare "D": "Os-Cal 500
+    + D", "Calcium 600 with D3"."""
+
+    gap: Annotated[int, Field(ge=0, le=5)]
+    connectors: list[str] = Field(min_length=1)
+    vitamin_d_words: list[str] = Field(min_length=1)
+    ingredient: str  # the vitamin D product such a combination names
+
+
+class Topical(_Strict):
+    """Topical vitamin D analogues: neither treatment begun nor a supplement to caution."""
+
+    names: list[str] = Field(min_length=1)
+    route_codes: list[str] = []  # SNOMED CT codes of dosageInstruction.route
+    route_words: list[str] = []  # words of the route's text or display
+    dose_forms: list[str] = []  # words of the medicine's name or form
+
+
+class CauseList(_Strict):
+    """The medicines an abnormal electrolyte card names for one analyte and direction."""
+
+    analyte: Literal["potassium", "magnesium", "calcium"]
+    direction: Literal["low", "high"]
+    sources: list[str] = Field(min_length=1)  # keys of catalogue.yaml's sources
+    products: list[Literal["vitamin_d", "calcium"]] = []  # the product lists of this file
+    drugs: list[Drug] = []
+
+
+class MedicineRules(_Strict):
+    vitamin_d_products: list[Drug] = Field(min_length=1)
+    calcium_products: list[Drug] = Field(min_length=1)
+    combination: Combination
+    topical: Topical
+    electrolyte_causes: list[CauseList]
+
+    @cached_property
+    def vitamin_d_index(self) -> DrugIndex:
+        return DrugIndex(self.vitamin_d_products)
+
+    @cached_property
+    def calcium_index(self) -> DrugIndex:
+        return DrugIndex(self.calcium_products)
+
+    @cached_property
+    def topical_index(self) -> TermIndex[str]:
+        return TermIndex((name, name) for name in [*self.topical.names, *self.topical.dose_forms])
+
+    @cached_property
+    def cause_indexes(self) -> dict[tuple[str, str], DrugIndex]:
+        return {(c.analyte, c.direction): DrugIndex(c.drugs) for c in self.electrolyte_causes}
+
+    @model_validator(mode="after")
+    def _one_list_each(self) -> MedicineRules:
+        keys = [(c.analyte, c.direction) for c in self.electrolyte_causes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("electrolyte_causes lists an analyte and direction twice")
+        return self
 
 
 class ContextRules(_Strict):
@@ -318,30 +397,25 @@ class ContextRules(_Strict):
     other_causes: list[ConditionSet]
     ckd_advanced: ConditionSet
     pregnancy: ConditionSet
+    dihydroxy_indications: list[ConditionSet]  # where 1,25-dihydroxyvitamin D is the right test
     cramp_drugs: list[Drug]
     electrolyte_check_groups: list[str]
-    vitamin_d_products: list[Drug] = Field(min_length=1)
+    medicines: MedicineRules  # medicines.yaml
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with its indexes built afresh: pydantic copies the original's cached ones."""
-        copy = super().model_copy(update=update, deep=deep)
-        for name, attribute in vars(ContextRules).items():
-            if isinstance(attribute, cached_property):
-                copy.__dict__.pop(name, None)
-        return copy
+        return _uncached(super().model_copy(update=update, deep=deep))
 
     @cached_property
     def condition_index(self) -> ConditionIndex:
         """The sets in the order `assess_context` unpacks them."""
-        return ConditionIndex([self.cramps, self.ckd_advanced, self.pregnancy, *self.other_causes])
+        return ConditionIndex(
+            [self.cramps, self.ckd_advanced, self.pregnancy, *self.dihydroxy_indications, *self.other_causes]
+        )
 
     @cached_property
     def cramp_drug_index(self) -> DrugIndex:
         return DrugIndex(self.cramp_drugs)
-
-    @cached_property
-    def vitamin_d_index(self) -> DrugIndex:
-        return DrugIndex(self.vitamin_d_products)
 
     @model_validator(mode="after")
     def _known_groups(self) -> ContextRules:
@@ -349,6 +423,17 @@ class ContextRules(_Strict):
         if unknown := [g for g in self.electrolyte_check_groups if g not in groups]:
             raise ValueError(f"electrolyte_check_groups names no drug group {', '.join(unknown)}")
         return self
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _uncached(model: _M) -> _M:
+    """A copy's cached indexes dropped (pydantic copies them), so that it builds its own."""
+    for name, attribute in vars(type(model)).items():
+        if isinstance(attribute, cached_property):
+            model.__dict__.pop(name, None)
+    return model
 
 
 # --- catalogue.yaml -----------------------------------------------------------------------------
@@ -391,6 +476,7 @@ class CardSpec(_Strict):
     suggestions: list[SuggestionSpec] = []
     # the suggestion an order card builds around a draft order: its label and action wording
     suggestion_label: str | None = None
+    delete_label: str | None = None  # a suggestion that only removes the draft, where one also creates
     delete_description: str | None = None
     create_description: str | None = None
     replacement: str | None = None  # an orderable test drafted in place of the draft the card is about

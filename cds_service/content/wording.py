@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -15,6 +16,19 @@ def format_number(value: float, *, as_reported: bool = False, decimals: int | No
     return "0" if text.lstrip("-").strip("0.") == "" else text
 
 
+def beside_cuts(value: float, decimals: int, cuts: Iterable[float]) -> str:
+    """A converted value to `decimals` places, or more until the figure shown sits on the same side
+    of every cut-point as the value itself (74 nmol/L is 29.6 ng/mL, never "30" beside "below
+    30"): rounding never carries a shown value onto or across a cut-point."""
+    cuts = tuple(cuts)
+    for places in range(decimals, decimals + 8):
+        text = format_number(value, decimals=places)
+        shown = float(text)
+        if all((shown > cut) == (value > cut) and (shown < cut) == (value < cut) for cut in cuts):
+            return text
+    return text
+
+
 def and_list(items: Any) -> str:
     """["a", "b", "c"] -> "a, b and c" (a template filter)."""
     items = [str(i) for i in items]
@@ -26,3 +40,16 @@ def capitalize(text: Any) -> str:
     would lower the rest)."""
     words = str(text)
     return words[:1].upper() + words[1:]
+
+
+def distinct_rows(rows: Any) -> list[Any]:
+    """A data table's rows, each result once (by test, date, value and reading), in first-seen order:
+    a result that stands behind two parts of a card is listed once (a template filter)."""
+    seen: set[tuple[Any, ...]] = set()
+    distinct = []
+    for row in rows:
+        key = (row.code, row.date, row.shown, row.problem)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(row)
+    return distinct

@@ -94,10 +94,12 @@ def medication_fact(
     rxnorm: str,
     authored: datetime | None = None,
     included: Mapping[str, Any] | None = None,
+    routes: frozenset[str] = frozenset(),
 ) -> MedicationFact:
     """The RxNorm codes and the names (lower case) of what a MedicationRequest orders. A
     `medicationReference` is resolved from the request's contained resources, else from the
-    Medications `included` beside it (by "Medication/<id>"); its `display` is read as well."""
+    Medications `included` beside it (by "Medication/<id>"); its `display` is read as well, and
+    the Medication's dose form with its names."""
     concepts = [concept] if concept else []
     names: list[str] = []
     if reference is not None:
@@ -109,13 +111,14 @@ def medication_fact(
         else:
             found = (included or {}).get(medication_key(target))
         if isinstance(found, dict) and found.get("resourceType") == "Medication":
-            with contextlib.suppress(msgspec.ValidationError):
-                concepts.append(read_as(CodeableConcept, found.get("code") or {}))
+            for part in ("code", "form"):
+                with contextlib.suppress(msgspec.ValidationError):
+                    concepts.append(read_as(CodeableConcept, found.get(part) or {}))
     codes: set[str] = set()
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]
         codes |= {x.code for x in c.coding if x.system == rxnorm and x.code}
-    return MedicationFact(frozenset(codes), "\n".join(names).lower(), authored)
+    return MedicationFact(frozenset(codes), "\n".join(names).lower(), authored, routes)
 
 
 class ContextReader:
@@ -155,6 +158,7 @@ class ContextReader:
                 self._systems.rxnorm,
                 _authored(r.authoredOn),
                 included,
+                r.routes(),
             )
             for r in own(resources, "MedicationRequest", MedicationRequest, patient_id, tally)
             if r.status.strip().lower() == "active"

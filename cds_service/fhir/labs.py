@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from ..clinical.results import LabResult
+from ..clinical.results import LabFlag, LabResult
 from ..content.loader import Content
-from .models import CodeableConcept, Lite, Period, Quantity, Read, Resource, Tally, own
+from .models import CodeableConcept, Lite, Meta, Period, Quantity, Read, Resource, Tally, own
 from .units import UnitTable
 
 
@@ -44,13 +44,28 @@ class Observation(Resource, kw_only=True):
     dataAbsentReason: CodeableConcept | None = None
     referenceRange: list[ReferenceRange] = []
     component: list[Component] = []
+    interpretation: list[CodeableConcept] = []
+    meta: Meta | None = None
+
+
+class _Reading(NamedTuple):
+    """A value as read: the number as reported (and as the laboratory wrote it), its comparator,
+    and its recognised UCUM unit (None: no unit was reported)."""
+
+    value: float
+    comparator: Any
+    unit: str | None
+    text: str
 
 
 _DATE = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
 )
-_VALUE_STRING = re.compile(r"\s*(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*?)?\s*")
+# Read from stripped text: no two parts can take the same characters, so matching is linear.
+_VALUE_STRING = re.compile(r"(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)?", re.DOTALL)
+# Integers past this are no laboratory's value, and would overflow a float.
+_LARGEST = 1e15
 _NORMAL_RANGE = "normal"
 # A unit is named in a card only when it looks like one: FHIR text never becomes card markup.
 _SHOWN_UNIT = re.compile(r"[A-Za-z0-9/%.*^µ-]{1,16}")
@@ -90,6 +105,12 @@ class LabReader:
         self._d2 = frozenset(vitamin_d.component_d2)
         self._d3 = frozenset(vitamin_d.component_d3)
         self._component_name = vitamin_d.component_total_name
+        interpretation = content.codes.interpretation
+        self._flag_systems = frozenset(interpretation.systems)
+        self._flags = {
+            code: LabFlag(code, spec.display, spec.direction, spec.critical)
+            for code, spec in interpretation.flags.items()
+        }
 
     def read(self, resources: Iterable[Any], patient_id: str) -> Read[LabResult]:
         """The patient's results, each resource once: by id, or without one, by what it says (the
@@ -166,29 +187,55 @@ class LabReader:
             resource_id=obs.id,
             status=status,
             effective=effective,
+            flag=self._flag(obs.interpretation),
+            issued=_optional_date(obs.issued),
+            updated=_optional_date(obs.meta.lastUpdated if obs.meta else None),
         )
         reading = self._reading(analyte, obs)
         if isinstance(reading, str):
             return result(problem=reading)
-        value, comparator, unit = reading
-        canonical_value = self._units.to_canonical(analyte, value, unit)
+        low, high = self._reference_range(analyte, obs.referenceRange)
+        ranged = partial(
+            result, comparator=reading.comparator, reported_text=reading.text, range_low=low, range_high=high
+        )
+        if reading.unit is None:
+            return self._unitless(analyte, reading, ranged, "no unit" if obs.valueQuantity else "a number without a unit")
+        canonical_value = self._units.to_canonical(analyte, reading.value, reading.unit)
         if (problem := self._units.implausible(analyte, canonical_value)) is not None:
             return result(problem=problem)
         canonical = self._units.canonical(analyte)
-        converted = unit != canonical
-        low, high = self._reference_range(analyte, obs.referenceRange)
-        return result(
+        converted = reading.unit != canonical
+        return ranged(
             value=canonical_value,
-            comparator=comparator,
             unit=canonical,
-            reported_value=value if converted else None,
-            reported_unit=unit if converted else None,
-            range_low=low,
-            range_high=high,
+            reported_value=reading.value if converted else None,
+            reported_unit=reading.unit if converted else None,
         )
 
-    def _reading(self, analyte: str, obs: Observation) -> tuple[float, Any, str] | str:
-        """(value as reported, comparator, recognised UCUM unit) or why the result cannot be read."""
+    def _unitless(self, analyte: str, reading: _Reading, result: partial[LabResult], problem: str) -> LabResult:
+        """A number sent without a unit (rulebook, "Values"): read when every unit accepted for the
+        analyte gives the same value (potassium: mmol/L and meq/L); a censored one ("<4") is kept
+        with what it stands for in each unit, for the clinical core to read when every reading
+        agrees; any other is not interpreted."""
+        candidates = self._units.candidates(analyte, reading.value)
+        if any(self._units.implausible(analyte, c) is not None for c in candidates):
+            return result(problem=problem, comparator=None)
+        if len(candidates) == 1:
+            return result(value=candidates[0], unit=self._units.canonical(analyte), unit_unreported=True)
+        if reading.comparator is None:
+            return result(problem=problem)
+        return result(problem=problem, candidates=candidates, unit=self._units.canonical(analyte))
+
+    def _flag(self, concepts: list[CodeableConcept]) -> LabFlag | None:
+        """The laboratory's flag: the first coding of the content's interpretation systems."""
+        for concept in concepts:
+            for coding in concept.coding:
+                if coding.code in self._flags and (coding.system is None or coding.system in self._flag_systems):
+                    return self._flags[coding.code]
+        return None
+
+    def _reading(self, analyte: str, obs: Observation) -> _Reading | str:
+        """The value as reported, or why the result cannot be read."""
         if obs.dataAbsentReason is not None:
             return "no value (data absent)"
         if obs.valueQuantity is not None:
@@ -197,30 +244,34 @@ class LabReader:
             return self._string(analyte, obs.valueString)
         return "no value"
 
-    def _quantity(self, analyte: str, q: Quantity) -> tuple[float, Any, str] | str:
-        """(value as reported, comparator, recognised UCUM unit) or why it cannot be interpreted."""
+    def _quantity(self, analyte: str, q: Quantity) -> _Reading | str:
         if q.value is None:
             return "no numeric value"
         if q.value <= 0:
             return "zero or negative value"
+        if q.value > _LARGEST:
+            return self._units.implausible(analyte, float("inf")) or "implausible value"
+        text = str(q.value) if isinstance(q.value, int) else _float_text(q.value)
+        if q.unit is None and q.code is None:
+            return _Reading(float(q.value), q.comparator, None, text)
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
         if unit is None:
-            return "no unit" if q.unit is None and q.code is None else unit_problem(q.unit or q.code)
-        return q.value, q.comparator, unit
+            return unit_problem(q.unit or q.code)
+        return _Reading(float(q.value), q.comparator, unit, text)
 
-    def _string(self, analyte: str, text: str) -> tuple[float, Any, str] | str:
-        """A value with its unit in text ("4.0 mmol/L", "<5 ng/mL"); a bare number is not read."""
-        match = _VALUE_STRING.fullmatch(text)
+    def _string(self, analyte: str, text: str) -> _Reading | str:
+        """A value with its unit in text ("4.0 mmol/L", "<5 ng/mL"), or a number without one."""
+        match = _VALUE_STRING.fullmatch(text.strip())
         if match is None:
             return "text, not a value"
-        if match["unit"] is None:
-            return "a number without a unit"
         if float(match["num"]) <= 0:
             return "zero or negative value"
+        if match["unit"] is None:
+            return _Reading(float(match["num"]), match["cmp"], None, match["num"])
         unit = self._units.recognise(analyte, None, None, match["unit"])
         if unit is None:
             return unit_problem(match["unit"])
-        return float(match["num"]), match["cmp"], unit
+        return _Reading(float(match["num"]), match["cmp"], unit, match["num"])
 
     def _reference_range(self, analyte: str, ranges: list[ReferenceRange]) -> tuple[float | None, float | None]:
         """The first normal range with a numeric bound in a convertible unit, low < high."""
@@ -237,7 +288,7 @@ class LabReader:
         return None, None
 
     def _bound(self, analyte: str, q: Quantity | None) -> float | None:
-        if q is None or q.value is None or q.comparator is not None or q.value < 0:
+        if q is None or q.value is None or q.comparator is not None or not 0 <= q.value <= _LARGEST:
             return None
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
         return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
@@ -264,10 +315,13 @@ class LabReader:
                 continue
             part, part_code = named
             reading = self._quantity("vitamin_d", comp.valueQuantity)
-            if isinstance(reading, str):  # kept, so that it stops any status from older results
-                return total(code=known or part_code, problem=reading)
-            value, comparator, unit = reading
-            parts[part] = (self._units.to_canonical("vitamin_d", value, unit), comparator, part_code)
+            if isinstance(reading, str) or reading.unit is None:  # kept: it stops any status from older results
+                return total(code=known or part_code, problem=reading if isinstance(reading, str) else "no unit")
+            parts[part] = (
+                self._units.to_canonical("vitamin_d", reading.value, reading.unit),
+                reading.comparator,
+                part_code,
+            )
         if set(parts) != {"d2", "d3"}:
             return None
         comparators = {cmp for _, cmp, _ in parts.values() if cmp is not None}
@@ -282,6 +336,7 @@ class LabReader:
             value=value,
             comparator=next(iter(comparators), None),
             unit=self._units.canonical("vitamin_d"),
+            reported_text=f"{value:.6g}",  # a sum: the digits of its parts
         )
 
     def _part(self, codes: list[str]) -> tuple[str, str] | None:
@@ -291,6 +346,20 @@ class LabReader:
                 return "d2", code
             if code in self._d3:
                 return "d3", code
+        return None
+
+
+def _float_text(value: float) -> str:
+    """A float as the laboratory wrote it, as far as JSON keeps it: "3.0" stays "3.0"."""
+    text = repr(value)
+    return text if "e" not in text else f"{value:.6g}"
+
+
+def _optional_date(text: str | None) -> datetime | None:
+    """A date that only breaks ties: one that cannot be read breaks none."""
+    try:
+        return parse_fhir_datetime(text) if text is not None else None
+    except ValueError:
         return None
 
 

@@ -52,11 +52,15 @@ class Reference(Lite):
 
 
 class Quantity(Lite):
-    value: Number | None = None
+    value: int | Number | None = None  # an int stays one: "3" is shown as 3, "3.0" as 3.0
     comparator: Literal["<", "<=", ">=", ">"] | None = None
     unit: str | None = None
     system: str | None = None
     code: str | None = None
+
+
+class Meta(Lite):
+    lastUpdated: str | None = None
 
 
 class Period(Lite):
@@ -69,6 +73,10 @@ class Resource(Lite):
     subject: Reference | None = None
 
 
+class Dosage(Lite):
+    route: CodeableConcept | None = None
+
+
 class MedicationRequest(Resource, kw_only=True):
     """The medication list's entries and the draft orders alike."""
 
@@ -77,6 +85,16 @@ class MedicationRequest(Resource, kw_only=True):
     medicationReference: Reference | None = None
     contained: list[dict[str, Any]] = []
     authoredOn: str | None = None
+    dosageInstruction: list[Dosage] = []
+
+    def routes(self) -> frozenset[str]:
+        """The routes of its dosage instructions: codes, and texts in lower case."""
+        found: set[str] = set()
+        for dosage in self.dosageInstruction:
+            if dosage.route is not None:
+                found.update(c.code for c in dosage.route.coding if c.code)
+                found.update(t.lower() for t in (dosage.route.text, *(c.display for c in dosage.route.coding)) if t)
+        return frozenset(found)
 
 
 @dataclass(frozen=True)

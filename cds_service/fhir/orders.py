@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..clinical.cramp_context import vitamin_d_product
+from ..clinical.cramp_context import Product, product
 from ..content.loader import Content
 from .facts import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
-OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication"]
+OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication", "calcium_medication"]
 
 
 class _ServiceRequest(Lite):
@@ -60,7 +60,7 @@ class DraftOrder:
     kind: OrderKind
     resource_type: str
     id: str | None
-    product: str | None = None  # the vitamin D product a medication draft orders
+    product: Product | None = None  # the vitamin D and calcium a medication draft orders
     references: dict[str, dict[str, Any]] = field(default_factory=dict)  # subject, requester, encounter
 
     @property
@@ -126,8 +126,17 @@ class DraftOrderReader:
         if kind == "MedicationRequest":
             med = read_as(MedicationRequest, resource)
             fact = medication_fact(
-                med.medicationCodeableConcept, med.medicationReference, med.contained, self._rxnorm, included=included
+                med.medicationCodeableConcept,
+                med.medicationReference,
+                med.contained,
+                self._rxnorm,
+                included=included,
+                routes=med.routes(),
             )
-            product = vitamin_d_product(fact, self._rules)
-            return DraftOrder("vitamin_d_medication", kind, med.id, product=product) if product else None
+            held = product(fact, self._rules.medicines)
+            if held is None:
+                return None
+            return DraftOrder(
+                "vitamin_d_medication" if held.vitamin_d else "calcium_medication", kind, med.id, product=held
+            )
         return None

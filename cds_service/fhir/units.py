@@ -32,6 +32,10 @@ class UnitTable:
             return self._folded[analyte].get(_fold(text))
         return None
 
+    def candidates(self, analyte: str, value: float) -> tuple[float, ...]:
+        """What a number without a unit stands for in each accepted unit, canonical, each once."""
+        return tuple(sorted({value / factor for factor in self._factors[analyte].values()}))
+
     def to_canonical(self, analyte: str, value: float, unit: str) -> float:
         return value / self._factors[analyte][unit]
 

@@ -34,8 +34,11 @@ def prefetch_keys(content: Content) -> dict[str, PrefetchKey]:
         *codes.calcium_corrected,
         *codes.albumin,
     ]
-    suggested = content.catalogue.cards["electrolytes-check"].suggestions  # the tests a pending order spares
-    pending = ",".join(f"{codes.system}|{codes.orderable[s.orderable].code}" for s in suggested)
+    # The tests a pending order spares: the check card's, and the 25(OH)D the 1,25-D card would draft.
+    spared = [s.orderable for s in content.catalogue.cards["electrolytes-check"].suggestions]
+    if (replacement := content.catalogue.cards["vitd-order-1-25"].replacement) is not None:
+        spared.append(replacement)
+    pending = ",".join(f"{codes.system}|{codes.orderable[name].code}" for name in dict.fromkeys(spared))
     keys = [
         PrefetchKey(PATIENT, "Patient/{{context.patientId}}", "the patient", required=False),
         PrefetchKey(

@@ -81,8 +81,11 @@ class VitaminDCramps:
             as_of,
             shared | {"evidence": low and not evidence_on_check, "show_cramps": not check},
         )
-        if minor:  # only the wrong-test card, which holds no adult cut-point
-            return cards if vitamin_d.wrong_test_only else []
+        if minor:  # the wrong-test card, which holds no adult cut-point, and critical values at any age
+            cards = cards if vitamin_d.wrong_test_only else []
+            if electrolytes is not None and (critical := [f for f in electrolytes.abnormal if f.critical]):
+                cards.append(self._abnormal_card(record, critical, patient_id, shared | {"show_cramps": False}))
+            return by_severity(cards)
         if electrolytes is not None:
             blocked = [self._cards.view(r) for r in vitamin_d.unreadable] if vitamin_d.blocked else []
             cards += self._electrolyte_cards(
@@ -138,7 +141,7 @@ class VitaminDCramps:
         values = {
             "history": history,
             "unreadable": [self._cards.view(r) for r in vitamin_d.unreadable],
-            "calcium": self._cards.finding_view(hypercalcaemia) if hypercalcaemia else None,
+            "calcium": self._cards.finding_view(hypercalcaemia, context) if hypercalcaemia else None,
             "rows": self._cards.finding_rows(hypercalcaemia) if hypercalcaemia else [],
             **shared,
         }
@@ -181,10 +184,12 @@ class VitaminDCramps:
         """`blocked`: an unreadable repeat came after `high`, which the card shows as superseded."""
         result, high_status = high
         very_high = high_status is Status.VERY_HIGH
+        # Vitamin D taken while calcium is above range: a toxicity to stop now (rulebook, "vitd-high").
+        toxic = values["calcium"] is not None and bool(values["context"].vitamin_d_supplements)
         return self._cards.render(
             "vitd-high",
             patient_id,
-            critical=very_high or calcium_critical,
+            critical=very_high or calcium_critical or toxic,
             very_high=very_high,
             latest=self._cards.view(result),
             superseded_by=values["unreadable"][0] if blocked else None,
@@ -225,14 +230,30 @@ class VitaminDCramps:
                 )
             )
         if abnormal := electrolytes.abnormal:
-            cards.append(
-                self._cards.render(
-                    "electrolytes-abnormal",
-                    patient_id,
-                    critical=any(f.critical for f in abnormal),
-                    abnormal=[self._cards.finding_view(f) for f in abnormal],
-                    rows=[row for f in abnormal for row in self._cards.finding_rows(f)],
-                    **shared,
-                )
-            )
+            cards.append(self._abnormal_card(record, abnormal, patient_id, shared))
         return cards
+
+    def _abnormal_card(
+        self, record: Record, abnormal: tuple[Finding, ...] | list[Finding], patient_id: str, shared: dict[str, Any]
+    ) -> Card:
+        """Values outside their range. The card rests on the range; it cites the leg-cramp article
+        only beside the cramp remark (cramps documented, no critical value), and a medicine list's
+        sources only beside the medicines it names (rulebook, "electrolytes-abnormal")."""
+        critical = any(f.critical for f in abnormal)
+        views = [self._cards.finding_view(f, record.context) for f in abnormal]
+        cramp_remark = record.context.cramps and not critical
+        cite = ["aafp-2012"] if cramp_remark else []
+        for view in views:
+            if view.medicines:
+                cite += self._content.cause_sources(view.electrolyte, view.flag)
+        return self._cards.render(
+            "electrolytes-abnormal",
+            patient_id,
+            critical=critical,
+            order_for=["calcium"] if any(f.ionized_advised for f in abnormal) else (),
+            cite=cite,
+            abnormal=views,
+            cramp_remark=cramp_remark,
+            rows=[row for f in abnormal for row in self._cards.finding_rows(f)],
+            **shared,
+        )

@@ -21,7 +21,7 @@ from ..protocol import (
     Suggestion,
 )
 from .base import Outcome, outcome, parse_context
-from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, VITAMIN_D
+from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, PENDING_ORDERS, VITAMIN_D
 from .record import Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
@@ -39,14 +39,14 @@ class VitaminDOrders:
             "When vitamin D tests or vitamin D are ordered: flags a 25-hydroxyvitamin D test repeated within "
             f"{repeat_days} days of a result, a 1,25-dihydroxyvitamin D test ordered to assess status, any "
             "vitamin D product ordered while 25-hydroxyvitamin D or calcium is already high, and one ordered "
-            "while another is active."
+            "while another is active, and calcium ordered while calcium is already high."
         )
         self._record = record
         self._content = record.content
         self._cards = cards
         self._silent = silent  # the card kinds that run silent
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
-        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS)
+        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
 
     async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
@@ -58,16 +58,33 @@ class VitaminDOrders:
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
             return Outcome([], {"drafts": 0})
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of, deadline)
-        cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of)]
+        # A 25(OH)D drafted anywhere in the order, selected or not, is being ordered.
+        total_drafted = any(
+            d.kind == "vitamin_d_test" for d in self._drafts.read(context.draftOrders, None, medications)
+        )
+        cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of, total_drafted)]
         return outcome(by_severity(cards), record.log | {"drafts": len(drafts)}, self._silent)
 
-    def _cards_for(self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime) -> list[Card]:
-        shared: dict[str, Any] = {"context": record.context, "unavailable": record.unavailable}
+    def _cards_for(
+        self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime, total_drafted: bool
+    ) -> list[Card]:
+        # What an order has pending matters to the 1,25-D card's suggestion alone.
+        pending = self._record.keys[PENDING_ORDERS].purpose
+        shared: dict[str, Any] = {
+            "context": record.context,
+            "unavailable": [u for u in record.unavailable if u != pending],
+        }
         found: list[Card | None]
         if draft.kind == "vitamin_d_test":
             found = [self._duplicate(draft, record, context.patientId, as_of, shared)]
         elif draft.kind == "dihydroxy_test":
-            found = [None if record.context.ckd_advanced else self._dihydroxy(draft, record, context, shared)]
+            found = [
+                self._dihydroxy(
+                    draft, record, context, as_of, total_drafted, shared | {"unavailable": record.unavailable}
+                )
+            ]
+        elif draft.kind == "calcium_medication":
+            found = [self._calcium_caution(draft, record, context.patientId, shared)]
         else:
             found = [
                 self._supplement_caution(draft, record, context.patientId, shared),
@@ -93,24 +110,57 @@ class VitaminDOrders:
             **shared,
         )
 
-    def _dihydroxy(self, draft: DraftOrder, record: Record, context: OrderSignContext, shared: dict[str, Any]) -> Card:
-        suggestion = self._cards.replace_suggestion(
-            "vitd-order-1-25",
-            draft.reference,
-            draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
-            **{k: v for k, v in draft.references.items() if k in ("requester", "encounter")},
-        )
+    def _dihydroxy(
+        self,
+        draft: DraftOrder,
+        record: Record,
+        context: OrderSignContext,
+        as_of: datetime,
+        total_drafted: bool,
+        shared: dict[str, Any],
+    ) -> Card | None:
+        """A 1,25-dihydroxyvitamin D order, unless it is the right test: CKD stage 4-5 or dialysis,
+        a calcium above range (a hypercalcaemia work-up), a granulomatous disease or
+        hypophosphataemia (rulebook, "vitd-order-1-25"). The suggestion drafts a 25(OH)D in its
+        place only when none is recent, drafted beside it, or pending."""
+        facts = record.context
+        hypercalcaemia = record.electrolytes.hypercalcaemia if record.electrolytes else None
+        if facts.ckd_advanced or facts.dihydroxy_indications or hypercalcaemia is not None:
+            return None
+        latest = record.vitamin_d.latest
+        window = self._content.thresholds.windows.repeat_test_days
+        recent = latest if latest is not None and within(latest, as_of, window) else None
+        pending = "vitamin_d" in record.pending
+        if recent is None and not total_drafted and not pending:
+            suggestions: list[Suggestion] | None = [
+                self._cards.replace_suggestion(
+                    "vitd-order-1-25",
+                    draft.reference,
+                    draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
+                    **{k: v for k, v in draft.references.items() if k in ("requester", "encounter")},
+                )
+            ]
+        else:
+            suggestions = self._remove(draft, "vitd-order-1-25", label="delete_label")
+        unknown = [] if record.conditions_known else ["the conditions (CKD, dialysis, granulomatous disease)"]
+        if record.electrolytes is None:
+            unknown.append("the calcium")
         return self._cards.render(
             "vitd-order-1-25",
             context.patientId,
-            suggestions=[suggestion],
-            conditions_unknown=not record.conditions_known,
+            suggestions=suggestions,
+            recent=self._cards.view(recent) if recent is not None else None,
+            drafted=total_drafted,
+            pending=pending,
+            unknown=unknown,
             **shared,
         )
 
-    def _remove(self, draft: DraftOrder, kind: str) -> list[Suggestion] | None:
+    def _remove(self, draft: DraftOrder, kind: str, label: str = "suggestion_label") -> list[Suggestion] | None:
         """The card's suggestion to delete the draft, when the draft has an id to name."""
-        return [self._cards.delete_suggestion(kind, draft.reference)] if draft.reference is not None else None
+        if draft.reference is None:
+            return None
+        return [self._cards.delete_suggestion(kind, draft.reference, label)]
 
     def _supplement_caution(
         self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
@@ -123,16 +173,37 @@ class VitaminDOrders:
         if high is None and calcium is None:
             return None
         rows = ([self._cards.view(high)] if high else []) + (self._cards.finding_rows(calcium) if calcium else [])
+        assert draft.product is not None
         return self._cards.render(
             "vitd-supplement-caution",
             patient_id,
             critical=high_status is Status.VERY_HIGH or (calcium is not None and calcium.critical),
             suggestions=self._remove(draft, "vitd-supplement-caution"),
-            medication=draft.product,
+            medication=draft.product.name,
             vitamin_d=self._cards.view(high) if high else None,
             vitamin_d_status=str(high_status),
-            calcium=self._cards.finding_view(calcium) if calcium else None,
+            calcium=self._cards.finding_view(calcium, record.context) if calcium else None,
             rows=rows,
+            **shared,
+        )
+
+    def _calcium_caution(
+        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
+    ) -> Card | None:
+        """A calcium-only product while the deciding calcium is above range; critical past its
+        critical value."""
+        calcium = record.electrolytes.hypercalcaemia if record.electrolytes else None
+        if calcium is None:
+            return None
+        assert draft.product is not None
+        return self._cards.render(
+            "calcium-supplement-caution",
+            patient_id,
+            critical=calcium.critical,
+            suggestions=self._remove(draft, "calcium-supplement-caution"),
+            medication=draft.product.name,
+            calcium=self._cards.finding_view(calcium, record.context),
+            rows=self._cards.finding_rows(calcium),
             **shared,
         )
 
@@ -147,7 +218,7 @@ class VitaminDOrders:
             "vitd-duplicate-therapy",
             patient_id,
             suggestions=self._remove(draft, "vitd-duplicate-therapy"),
-            medication=draft.product,
+            medication=draft.product.name if draft.product else "",
             active=active,
             **shared,
         )

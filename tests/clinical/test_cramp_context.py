@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +9,9 @@ import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context
 from cds_service.content.loader import Content
+from cds_service.content.loader import load_content
 from cds_service.content.schema import ContextRules, Drug, DrugIndex
+from cds_service.content.terms import words
 from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
 
@@ -380,33 +381,39 @@ def test_a_home_medicine_counts_as_taken(content: Content) -> None:
     assert got.drugs == ("chlorothiazide (thiazide diuretic)",) and got.vitamin_d_products == ("cholecalciferol",)
 
 
-def test_the_name_pattern_finds_what_names_tried_longest_first_find(content: Content) -> None:
-    """The drug indexes' pattern is shaped as a trie for speed; it must find exactly what one
-    alternation of the names, longest first, finds: on every name, names run together, names cut
-    short or extended, and names that hold one another (the content has none that end at a word
-    boundary inside another, so a made-up list has them)."""
-    nested = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid")
-    made_up = DrugIndex([Drug(ingredient=name) for name in nested])
-    for index in (content.context.cramp_drug_index, content.context.vitamin_d_index, made_up):
-        names = tuple(index._by_name)
-        longest_first = re.compile(
-            rf"(?<![a-z0-9])({'|'.join(map(re.escape, sorted(names, key=len, reverse=True)))})(?![a-z0-9])"
-        )
-        texts = [
-            *names,
-            " ".join(names),
-            "/".join(names),
-            "".join(names),
-            *(name[:-1] for name in names),
-            *(name + "s" for name in names),
-            *(f"{a} {b}" for a, b in zip(names, names[1:], strict=False)),
-            "hydrochlorothiazide and chlorothiazide",
-            "calcium 600 + vitamin d3 400 unit",
-            "vitamin d-400, vitamin d2",
-            "vitamin d 400 unit; ethacrynic acid 25 mg; ethacrynic",
-        ]
-        for text in texts:
-            assert [m[1] for m in index._pattern.finditer(text)] == [m[1] for m in longest_first.finditer(text)], text
+def test_names_match_as_whole_words_longest_first() -> None:
+    """The content's names are matched as runs of whole words (rulebook, "Medicines in text"): at each
+    word the longest name wins, a name never matches inside another word, and punctuation between
+    words does not matter."""
+    nested = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid", "d vi sol")
+    index = DrugIndex([Drug(ingredient=name) for name in nested])
+    found = lambda text: [d.ingredient for d in index.find(frozenset(), [words(text)])]  # noqa: E731
+    assert found("Vitamin D 400 unit") == ["vitamin d 400"]  # the longer of two names that start together
+    assert found("vitamin D3") == ["vitamin d3"]  # "vitamin d" is not a name inside "vitamin d3"
+    assert found("ethacrynic acid 25 mg; ethacrynic") == ["ethacrynic", "ethacrynic acid"]
+    assert found("D-Vi-Sol drops") == found("d vi sol") == ["d vi sol"]
+    assert found("lidocaine; vitamind; hydroethacrynic") == []
+
+
+def test_matching_is_linear_in_the_text() -> None:
+    """However hostile the text, each word is compared with at most as many words as the longest
+    name holds: counted, not timed."""
+
+    class Counted(tuple[str, ...]):
+        reads = 0
+
+        def __getitem__(self, key: Any) -> Any:
+            Counted.reads += 1
+            return super().__getitem__(key)
+
+    content = load_content()
+    index = content.context.medicines.vitamin_d_index
+    longest = max(len(words(n)) for d in content.context.medicines.vitamin_d_products for n in [d.ingredient, *d.names])
+    for text in ("vitamin " * 50_000, "fosamax plus " * 30_000, "50,000 " * 40_000 + "units"):
+        line = Counted(words(text))
+        Counted.reads = 0
+        index.matches([line])
+        assert Counted.reads <= longest * len(line), text[:20]
 
 
 def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
@@ -421,7 +428,7 @@ def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
 
 def test_an_empty_drug_list_finds_nothing() -> None:
     """A list the content leaves empty must match nothing, not the empty string between two spaces."""
-    assert DrugIndex([]).find(frozenset({"4603"}), "furosemide  20 mg (oral)\n") == []
+    assert DrugIndex([]).find(frozenset({"4603"}), [words("furosemide  20 mg (oral)"), ()]) == []
 
 
 def test_a_code_the_content_repeats_is_shown_once(content: Content) -> None:

@@ -165,6 +165,9 @@ def test_the_newest_calcium_of_any_kind_decides(
         (10.0, 3.0, "calcium_corrected", 10.8, "high", False),  # the correction reveals a high calcium
         (11.6, 3.0, "calcium_corrected", 12.4, "high", True),
         (6.5, 2.0, "calcium", 6.5, "low", True),  # a measured critical value is judged as measured
+        # Revision 2026-12-07 (very low albumin): below 2.5 g/dL a low total stays low, the
+        # correction only an estimate beside it.
+        (8.0, 2.4, "calcium", 8.0, "low", False),
         (12.5, 3.5, "calcium", 12.5, "high", True),
     ],
 )
@@ -175,7 +178,9 @@ def test_payne_only_below_albumin_4_and_only_upwards(
     assert ca is not None
     assert (ca.measure, ca.flag, ca.critical) == (measure, flag, critical)
     assert ca.value == pytest.approx(value)
-    assert (ca.albumin is not None) is (measure == "calcium_corrected")
+    # The albumin is named where it corrected the value, or (below 2.5 g/dL) gave an estimate.
+    assert (ca.albumin is not None) is (measure == "calcium_corrected" or (albumin < 2.5 and flag == "low"))
+    assert (ca.estimate is not None) is (measure == "calcium" and albumin < 2.5 and flag == "low")
     assert ca.value >= calcium  # no correction ever lowers a calcium
 
 

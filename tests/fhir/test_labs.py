@@ -182,8 +182,6 @@ def test_plausibility_bounds_per_analyte(reader: LabReader, code: str, value: fl
             "zero or negative value",
         ),
         ({"valueString": "Blank"}, "text, not a value"),
-        ({"valueString": "4.0"}, "a number without a unit"),
-        ({"valueQuantity": {"value": 4.1}}, "no unit"),  # Epic: a value and no unit
     ],
 )
 def test_vendor_potassium_that_cannot_be_interpreted_is_kept(
@@ -191,6 +189,27 @@ def test_vendor_potassium_that_cannot_be_interpreted_is_kept(
 ) -> None:
     result = one(reader, obs("2823-3", **fields))
     assert result.value is None and result.problem == problem and result.effective is not None
+
+
+# Revision 2026-12-07 (Values): potassium's accepted units are numerically identical (mmol/L =
+# meq/L), so MEDITECH's "4.0" and Epic's unitless 4.1 are read, at the laboratory's precision; an
+# analyte whose units differ (magnesium: mg/dL, mmol/L) is still not read without one.
+@pytest.mark.parametrize(
+    ("code", "fields", "value", "text"),
+    [
+        ("2823-3", {"valueString": "4.0"}, 4.0, "4.0"),
+        ("2823-3", {"valueQuantity": {"value": 4.1}}, 4.1, "4.1"),
+        ("6298-4", {"valueString": " 3.0 "}, 3.0, "3.0"),
+        ("19123-9", {"valueString": "2.0"}, None, "2.0"),
+        ("19123-9", {"valueQuantity": {"value": 2.0}}, None, "2.0"),
+    ],
+)
+def test_a_unitless_number_is_read_only_where_every_unit_agrees(
+    reader: LabReader, code: str, fields: dict[str, Any], value: float | None, text: str | None
+) -> None:
+    result = one(reader, obs(code, **fields))
+    assert result.value == value and result.reported_text == text
+    assert result.unit_unreported is (value is not None)
 
 
 def test_a_value_string_with_its_unit_is_read(reader: LabReader) -> None:
