@@ -1,4 +1,4 @@
-"""The one settings object: environment variables prefixed CDS_ (DESIGN.md, "Public interface")."""
+"""The one settings object: environment variables prefixed CDS_ (docs/settings.md lists them)."""
 
 from __future__ import annotations
 

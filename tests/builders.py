@@ -204,6 +204,7 @@ def order_request(
     electrolytes: list[dict[str, Any]] | None = None,
     conditions: list[dict[str, Any]] | None = None,
     medications: list[dict[str, Any]] | None = None,
+    pending_orders: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """An order-sign (or order-select) request drafting `drafts`, with its prefetch as Bundles
     (None: null, nothing there); on order-select every draft is selected unless told otherwise."""
@@ -225,5 +226,13 @@ def order_request(
             "electrolytes": bundle(*electrolytes) if electrolytes is not None else None,
             "conditions": bundle(*conditions) if conditions is not None else None,
             "medications": bundle(*medications) if medications is not None else None,
+            "pendingOrders": bundle(*pending_orders) if pending_orders is not None else None,
         },
     }
+
+
+
+def interpretation(flag: str) -> list[dict[str, Any]]:
+    """An Observation's `interpretation`: the laboratory's flag (HL7 v3 ObservationInterpretation)."""
+    system = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+    return [{"coding": [{"system": system, "code": flag}]}]

@@ -1,4 +1,4 @@
-"""The response rules of CDS-HOOKS.md, checked on every hook response the API tests receive. A
+"""The response rules of CDS Hooks 2.0.1, checked on every hook response the API tests receive. A
 broken rule raises AssertionError and nothing else, so that a checker that crashes (a KeyError, a
 TypeError) is never taken for one that caught a violation."""
 

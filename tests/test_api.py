@@ -108,7 +108,7 @@ def ordered(check: dict[str, Any]) -> list[str]:
 
 
 async def test_insufficient_without_cramps_suggests_no_check(client: httpx.AsyncClient) -> None:
-    """CLINICAL.md "Which electrolytes to suggest": an insufficient level alone is no reason."""
+    """Rulebook, "Which electrolytes to check": an insufficient level alone is no reason."""
     response = await client.post(URL, json=hook_request([obs("62292-8", 25, "ng/mL")], None))
     assert kinds(response) == ["vitd-insufficient"]
 

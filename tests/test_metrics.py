@@ -69,7 +69,7 @@ async def test_health_and_readiness(make_app: AppFactory) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
-        assert ready.json()["content"].startswith("2026.12.1+")
+        assert ready.json()["content"].startswith("2026.12.2+")  # the content of the 2026-12-07 revision
 
 
 async def test_not_ready_when_the_database_is_unreachable(make_app: AppFactory) -> None:

@@ -70,5 +70,6 @@ def test_the_document_describes_each_service_precisely() -> None:
     assert request["properties"]["hook"] == {"enum": ["order-select"]}
     assert request["properties"]["context"] == {"$ref": "#/components/schemas/OrderSelectContext"}
     prefetch = request["properties"]["prefetch"]["anyOf"][0]["properties"]
-    assert set(prefetch) == {"vitaminD", "electrolytes", "conditions", "medications"}
+    # Revision 2026-12-07 (vitd-order-1-25): the order services read the pending orders too.
+    assert set(prefetch) == {"vitaminD", "electrolytes", "conditions", "medications", "pendingOrders"}
     assert "422" not in str(DOCUMENT["paths"])

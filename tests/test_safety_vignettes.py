@@ -1,10 +1,10 @@
-"""Held-out clinical safety vignettes: expected cards worked out by hand from the revised CLINICAL.md
+"""Held-out clinical safety vignettes: expected cards worked out by hand from the clinical specification (docs/clinical-rules.md)
 (never from the implementation). As of 2026-11-25 (the `client` fixture's clock).
 
 Each vignette gives the request, the exact multiset of (card kind, indicator) pairs the specification
 asks for, phrases that must or must not appear in a card of a given kind (summary + detail, compared
 case-insensitively), the exact LOINC codes an electrolytes-check card suggests, and the draft a card
-must suggest deleting. The comment above each vignette names the section and rule of CLINICAL.md it
+must suggest deleting. The comment above each vignette names the section and rule it
 follows. Vignettes where the specification is ambiguous are left out on purpose.
 """
 

@@ -1,6 +1,6 @@
 """The three SMART sample patients, evaluated as of dates that make their results recent.
 
-The expected cards were worked out by hand from CLINICAL.md (every lab is status `unknown` with a
+The expected cards were worked out by hand from the rulebook (docs/clinical-rules.md) (every lab is status `unknown` with a
 0-0 referenceRange, so the default ranges apply; albumin is always drawn with calcium, so Payne's
 correction applies; there is no magnesium).
 """
@@ -53,7 +53,7 @@ def prefetch_like_an_ehr(templates: dict[str, str], patient: str) -> dict[str, A
 # (patient, as of, profile) -> card kinds, and for electrolytes-check the orders it offers. No
 # Condition or MedicationRequest in the samples: no cramps and no diuretic, so the electrolyte check
 # is for calcium alone, with vitamin D deficiency. Every albumin is at or above 4.0 g/dL, so no
-# calcium is corrected (CLINICAL.md "Calcium": Payne only below 4.0, and only upwards).
+# calcium is corrected (rulebook, "Calcium": Payne only below 4.0, and only upwards).
 CASES = [
     # 25(OH)D 45 (2016-02-08) sufficient; K 4.5; Ca 9.3 with albumin 4.4: quiet
     ("8888801", "2016-03-01", "endocrine-2011", [], None),

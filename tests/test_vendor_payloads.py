@@ -1,6 +1,6 @@
 """Payloads shaped as Epic, Oracle Health, MEDITECH, the US Core examples and the CDS Hooks
 specification publish them (tests/fixtures/vendors/: each file names the public pages it follows
-and the quirks of ../shared/REAL-EHR.md it carries), sent through the HTTP service as an EHR would:
+and the quirks it carries, docs/clinical-rules.md, "Records as EHRs send them"), sent through the HTTP service as an EHR would:
 the right cards, nothing abnormal made up from an unreadable value, no unreadable result hidden."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_every_payload_names_its_sources() -> None:
     for path in PAYLOADS:
         payload = json.loads(path.read_text())
         assert payload["source"] and all(url.startswith("https://") for url in payload["source"]), path.name
-        assert "REAL-EHR.md" in payload["follows"], path.name
+        assert "Records as EHRs send them" in payload["follows"], path.name  # the rulebook section
 
 
 @pytest.mark.parametrize("path", PAYLOADS, ids=[p.stem for p in PAYLOADS])

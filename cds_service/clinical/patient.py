@@ -1,4 +1,4 @@
-"""Who the cards are for: the thresholds and ranges are adult ones (CLINICAL.md)."""
+"""Who the cards are for: the thresholds and ranges are adult ones (rulebook, "Age")."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def assess_vitamin_d(
     accept_opt_in: bool = False,
 ) -> VitaminDAssessment:
     """The newest 25(OH)D in the window decides; when it could not be interpreted, nothing older
-    does (CLINICAL.md "Reading an Observation")."""
+    does (rulebook, "Unreadable results")."""
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = standing(
         (
@@ -130,6 +130,5 @@ def concern(result: LabResult, profile: Profile) -> float:
 
 
 def treatment_begun(started: datetime | None, deciding: LabResult) -> bool:
-    """A vitamin D product started after the deciding result (CLINICAL.md "Who the cards are
-    for"): treatment has begun, and retesting is not useful sooner than three months after."""
+    """A vitamin D product started after the deciding result (rulebook, "Treatment begun"): treatment has begun, and retesting is not useful sooner than three months after."""
     return started is not None and deciding.effective is not None and started > deciding.effective

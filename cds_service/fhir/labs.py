@@ -1,4 +1,4 @@
-"""Observation JSON -> LabResult, exactly as CLINICAL.md "Reading an Observation" says.
+"""Observation JSON -> LabResult, as docs/clinical-rules.md, "Reading results", says.
 
 Resources are selected by LOINC code on the raw JSON first; only the selected ones are validated,
 and against a small model of the fields read here (fhir/models.py says why).

@@ -34,10 +34,12 @@ class UnitTable:
 
     def candidates(self, analyte: str, value: float) -> tuple[float, ...]:
         """What a number without a unit stands for in each accepted unit, canonical, each once."""
-        return tuple(sorted({value / factor for factor in self._factors[analyte].values()}))
+        return tuple(sorted({float(f"{value / factor:.14g}") for factor in self._factors[analyte].values()}))
 
     def to_canonical(self, analyte: str, value: float, unit: str) -> float:
-        return value / self._factors[analyte][unit]
+        """To fourteen significant digits: 74.88 nmol/L is 30 ng/mL, on the cut-point, not the float
+        division's 29.999999999999996 below it (rulebook, "Units and precision")."""
+        return float(f"{value / self._factors[analyte][unit]:.14g}")
 
     def implausible(self, analyte: str, value: float) -> str | None:
         """Why a canonical value is a reporting error rather than a patient state, if it is."""

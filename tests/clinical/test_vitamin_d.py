@@ -165,7 +165,7 @@ def test_treatment_begun_only_after_the_deciding_result(started: datetime | None
     [
         ([vitd(None, 5), vitd(180, 30)], VH),  # a very high level is not hidden by an unreadable repeat
         ([vitd(None, 5), vitd(120, 30)], H),
-        ([vitd(None, 5), vitd(15, 30)], None),  # a low one is (CLINICAL.md: no deficiency card)
+        ([vitd(None, 5), vitd(15, 30)], None),  # a low one is (rulebook, "Unreadable results": no deficiency card)
         ([vitd(None, 5), vitd(180, 400)], None),  # outside the window
         ([vitd(180, 5)], VH),  # deciding, not blocked
     ],

@@ -164,13 +164,13 @@ def test_value_strings_that_are_not_values(reader: LabReader, text: str, problem
     ],
 )
 def test_plausibility_bounds_per_analyte(reader: LabReader, code: str, value: float, unit: str, inside: bool) -> None:
-    """CLINICAL.md "Units": outside these, a value is a reporting error, kept and not interpreted."""
+    """Rulebook, "Units and precision": outside these, a value is a reporting error, kept and not interpreted."""
     result = one(reader, obs(code, value, unit))
     assert (result.value is not None) is inside
     assert inside or (result.problem or "").startswith("implausible value")
 
 
-# What vendors really send (../shared/REAL-EHR.md "Observations"): Oracle Health's sandbox sends
+# What vendors really send (docs/clinical-rules.md, "Records as EHRs send them"): Oracle Health's sandbox sends
 # potassium in g/dL, a negative potassium and valueString "Blank", all final; MEDITECH sends the
 # number as text with no unit.
 @pytest.mark.parametrize(
