@@ -15,7 +15,7 @@ from .content.loader import Content, load_content
 from .demo.routes import add_demo
 from .errors import add_error_handlers
 from .hook_routes import add_hook_routes
-from .json_bodies import OrjsonResponse, OrjsonRoute
+from .json_bodies import JsonRoute, OrjsonResponse
 from .lifespan import lifespan
 from .middleware import BodySizeLimit, ErrorGuard
 from .probes import add_probes
@@ -57,7 +57,7 @@ def create_app(
         default_response_class=OrjsonResponse,
         lifespan=lifespan(settings, content, issuers),
     )
-    app.router.route_class = OrjsonRoute
+    app.router.route_class = JsonRoute
     _add_middleware(app, settings, jwt=issuers is not None)
     add_error_handlers(app)
     add_hook_routes(app, services, clock)

@@ -231,7 +231,6 @@ def order_request(
     }
 
 
-
 def interpretation(flag: str) -> list[dict[str, Any]]:
     """An Observation's `interpretation`: the laboratory's flag (HL7 v3 ObservationInterpretation)."""
     system = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

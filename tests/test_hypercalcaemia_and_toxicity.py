@@ -15,6 +15,10 @@ from tests.builders import condition, hook_request, interpretation, medication, 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
 AAFP = "https://www.aafp.org/pubs/afp/issues/2012/0815/p350.html"
+FDA_PPI = (
+    "https://www.fda.gov/drugs/drug-safety-and-availability/"
+    "fda-drug-safety-communication-low-magnesium-levels-can-be-associated-long-term-use-proton-pump"
+)
 
 
 async def cards(client: httpx.AsyncClient, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -124,19 +128,22 @@ async def test_oral_vitamin_d_started_after_the_result_is_treatment_begun(client
         (
             [obs("2823-3", 4.2, "mmol/L"), obs("19123-9", 1.3, "mg/dL"), obs("17861-6", 9.4, "mg/dL")],
             ["omeprazole 20 mg", "furosemide 40 mg"],
-            "Medicines taken that can lower magnesium: omeprazole (proton pump inhibitor) and furosemide (loop diuretic).",
-            "https://www.fda.gov/drugs/drug-safety-and-availability/fda-drug-safety-communication-low-magnesium-levels-can-be-associated-long-term-use-proton-pump",
+            "Medicines taken that can lower magnesium: omeprazole (proton pump inhibitor) and furosemide (loop "
+            "diuretic).",
+            FDA_PPI,
         ),
         (
             calcium(11.0),
             ["calcitriol 0.25 mcg", "hydrochlorothiazide 25 mg"],
-            "Medicines taken that can raise calcium: calcitriol (vitamin D) and hydrochlorothiazide (thiazide diuretic).",
+            "Medicines taken that can raise calcium: calcitriol (vitamin D) and hydrochlorothiazide (thiazide "
+            "diuretic).",
             "https://www.bmj.com/content/350/bmj.h2723",
         ),
         (
             [obs("2823-3", 5.6, "mmol/L"), obs("19123-9", 2.0, "mg/dL"), obs("17861-6", 9.4, "mg/dL")],
             ["spironolactone 25 mg", "lisinopril 10 mg"],
-            "Medicines taken that can raise potassium: spironolactone (potassium-sparing diuretic) and lisinopril (ACE inhibitor).",
+            "Medicines taken that can raise potassium: spironolactone (potassium-sparing diuretic) and lisinopril "
+            "(ACE inhibitor).",
             "https://doi.org/10.1007/s40264-014-0196-1",
         ),
     ],

@@ -112,8 +112,15 @@ async def test_a_25ohd_is_drafted_in_place_only_when_none_is_recent_drafted_or_p
 
 
 async def test_on_order_select_a_25ohd_drafted_but_not_selected_still_counts(client: httpx.AsyncClient) -> None:
-    request = order_request([VITD_1_25, VITD_25], hook="order-select", selections=["ServiceRequest/sr-125"],
-                            vitamin_d=[], electrolytes=normal_electrolytes(), conditions=[], pending_orders=[])  # fmt: skip
+    request = order_request(
+        [VITD_1_25, VITD_25],
+        hook="order-select",
+        selections=["ServiceRequest/sr-125"],
+        vitamin_d=[],
+        electrolytes=normal_electrolytes(),
+        conditions=[],
+        pending_orders=[],
+    )
     (card,) = await cards(client, request, SELECT)
     assert actions(card) == [("delete", "ServiceRequest/sr-125")]
 
@@ -209,8 +216,12 @@ async def test_topical_analogues_and_look_alikes_raise_no_caution(
 async def test_the_caution_names_the_active_supplement_to_stop(client: httpx.AsyncClient) -> None:
     """Vitamin D already taken and calcium high: stop it and evaluate, never "before any vitamin D
     is given" (rulebook, "Calcium")."""
-    request = order_request([draft("Vit D 1000 units")], vitamin_d=[obs("62292-8", 40, "ng/mL")], electrolytes=CALCIUM_11_6,
-                            medications=[medication("Os-Cal 500 + D")])  # fmt: skip
+    request = order_request(
+        [draft("Vit D 1000 units")],
+        vitamin_d=[obs("62292-8", 40, "ng/mL")],
+        electrolytes=CALCIUM_11_6,
+        medications=[medication("Os-Cal 500 + D")],
+    )
     kinds_found = {c["source"]["topic"]["code"]: c for c in await cards(client, request)}
     caution = kinds_found["vitd-supplement-caution"]
     assert "consider stopping calcium carbonate with vitamin D and evaluating the hypercalcaemia" in caution["detail"]

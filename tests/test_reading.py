@@ -4,6 +4,7 @@ Through the HTTP service, as of 2026-11-25 (the `client` fixture's clock)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -176,6 +177,23 @@ async def test_shown_values_keep_precision_and_their_side_of_every_cut_point(
     electrolytes = [obs(code, value, unit, "2026-11-20")] if code != "62292-8" else normal_electrolytes()
     found = await cards(client, hook_request(vitamin_d, electrolytes, conditions=CRAMPS))
     assert any(shown in text(card) for card in found.values()), (shown, [text(c) for c in found.values()])
+
+
+@pytest.mark.parametrize(
+    ("code", "written", "shown"),
+    [("19123-9", "1.20", "1.20 mg/dL"), ("1995-0", "1.10", "1.10 mmol/L"), ("2823-3", "3.40", "3.40 mmol/L")],
+)
+async def test_the_digits_the_laboratory_wrote_are_kept(
+    client: httpx.AsyncClient, code: str, written: str, shown: str
+) -> None:
+    """JSON "1.20" is shown "1.20": the body is read with its numbers' written digits."""
+    unit = "mmol/L" if code != "19123-9" else "mg/dL"
+    low = obs(code, 0.5, unit, "2026-11-20", id="written")
+    body = json.dumps(hook_request([obs("62292-8", 40, "ng/mL")], [low, *normal_electrolytes()[:1]]))
+    body = body.replace('"value": 0.5', f'"value": {written}', 1)
+    response = await client.post(URL, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert any(shown in text(card) for card in response.json()["cards"]), response.json()
 
 
 async def test_a_default_range_is_written_as_laboratories_write_it(client: httpx.AsyncClient) -> None:

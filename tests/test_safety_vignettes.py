@@ -1,5 +1,6 @@
-"""Held-out clinical safety vignettes: expected cards worked out by hand from the clinical specification (docs/clinical-rules.md)
-(never from the implementation). As of 2026-11-25 (the `client` fixture's clock).
+"""Held-out clinical safety vignettes: expected cards worked out by hand from the clinical
+specification (docs/clinical-rules.md), never from the implementation. As of 2026-11-25 (the
+`client` fixture's clock).
 
 Each vignette gives the request, the exact multiset of (card kind, indicator) pairs the specification
 asks for, phrases that must or must not appear in a card of a given kind (summary + detail, compared

@@ -1,8 +1,8 @@
 """The three SMART sample patients, evaluated as of dates that make their results recent.
 
-The expected cards were worked out by hand from the rulebook (docs/clinical-rules.md) (every lab is status `unknown` with a
-0-0 referenceRange, so the default ranges apply; albumin is always drawn with calcium, so Payne's
-correction applies; there is no magnesium).
+The expected cards were worked out by hand from the rulebook, docs/clinical-rules.md (every lab is
+status `unknown` with a 0-0 referenceRange, so the default ranges apply; albumin is always drawn
+with calcium, so Payne's correction applies; there is no magnesium).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Payloads shaped as Epic, Oracle Health, MEDITECH, the US Core examples and the CDS Hooks
 specification publish them (tests/fixtures/vendors/: each file names the public pages it follows
-and the quirks it carries, docs/clinical-rules.md, "Records as EHRs send them"), sent through the HTTP service as an EHR would:
-the right cards, nothing abnormal made up from an unreadable value, no unreadable result hidden."""
+and the quirks it carries: docs/clinical-rules.md, "Records as EHRs send them"), sent through the
+HTTP service as an EHR would: the right cards, nothing abnormal made up from an unreadable value,
+no unreadable result hidden."""
 
 from __future__ import annotations
 

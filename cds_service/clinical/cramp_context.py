@@ -4,12 +4,12 @@ vitamin D or calcium already taken, since when)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from ..content.schema import ContextRules, MedicineRules
+from ..content.schema import ContextRules, Hit, MedicineRules
 from ..content.terms import words
 
 
@@ -77,31 +77,39 @@ def _codes(conditions: Sequence[ConditionFact], rules: ContextRules) -> tuple[se
     return icd10, snomed
 
 
-def topical(medication: MedicationFact, rules: MedicineRules) -> bool:
+Hits = Mapping[str, Sequence[Hit]]  # by list: what a medicine's codes and names hold
+
+
+def _hits(medication: MedicationFact, rules: ContextRules) -> Hits:
+    return rules.medicine_index.scan(medication.rxnorm, medication.lines)
+
+
+def topical(medication: MedicationFact, rules: ContextRules, hits: Hits | None = None) -> bool:
     """A topical form (rulebook, "Topical vitamin D analogues"): by name or dose form, or by route."""
-    spec = rules.topical
-    if medication.routes & set(spec.route_codes) or any(
-        word in spec.route_words for route in medication.routes for word in words(route)
-    ):
+    routes = rules.medicines.topical.route_set
+    if any(route in routes or not routes.isdisjoint(words(route)) for route in medication.routes):
         return True
-    return any(rules.topical_index.find(line) for line in medication.lines)
+    hits = _hits(medication, rules) if hits is None else hits
+    return "topical" in hits
 
 
-def product(medication: MedicationFact, rules: MedicineRules) -> Product | None:
+def product(medication: MedicationFact, rules: ContextRules, hits: Hits | None = None) -> Product | None:
     """The vitamin D and calcium a medicine holds, alone or combined, coded, in text or by brand;
     None for a medicine that holds neither, or for a topical form."""
-    vitamin_d = [d.ingredient for d in rules.vitamin_d_index.find(medication.rxnorm, medication.lines)]
-    calcium = [d.ingredient for d in rules.calcium_index.find(medication.rxnorm, medication.lines)]
-    combined = _combination(medication, rules)
+    hits = _hits(medication, rules) if hits is None else hits
+    index, medicines = rules.medicine_index, rules.medicines
+    vitamin_d = [d.ingredient for d in index.found(hits, "vitamin_d")]
+    calcium = [d.ingredient for d in index.found(hits, "calcium")]
+    combined = _combination(medication, hits, medicines)
     if combined is not None:
-        vitamin_d = vitamin_d or [rules.combination.ingredient]
+        vitamin_d = vitamin_d or [medicines.combination.ingredient]
         calcium = calcium or [combined]
     if not vitamin_d and not calcium:
         return None
-    if topical(medication, rules):
+    if topical(medication, rules, hits):
         return None
     # A generic name ("vitamin D", "calcium") only when nothing more specific is named beside it.
-    generic = {rules.combination.ingredient, *(d.ingredient for d in rules.calcium_products if d.leading)}
+    generic = {medicines.combination.ingredient, *(d.ingredient for d in medicines.calcium_products if d.leading)}
     return Product(_specific(vitamin_d, generic), _specific(calcium, generic))
 
 
@@ -111,16 +119,16 @@ def _specific(found: list[str], generic: set[str]) -> tuple[str, ...]:
     return specific or named
 
 
-def _combination(medication: MedicationFact, rules: MedicineRules) -> str | None:
+def _combination(medication: MedicationFact, hits: Hits, rules: MedicineRules) -> str | None:
     """The calcium product of "<calcium product> [a few words] + D", if the names hold one."""
     spec = rules.combination
-    connectors = {w for c in spec.connectors for w in words(c)}
-    vitamin_d = {w for v in spec.vitamin_d_words for w in words(v)}
-    for line_no, match in rules.calcium_index.matches(medication.lines, anywhere=True):
-        line = medication.lines[line_no]
-        for at in range(match.end, min(len(line) - 1, match.end + spec.gap + 1)):
-            if line[at] in connectors and line[at + 1] in vitamin_d:
-                return rules.calcium_products[match.item].ingredient
+    for hit in hits.get("calcium", ()):
+        if hit.line < 0:
+            continue
+        line = medication.lines[hit.line]
+        for at in range(hit.end, min(len(line) - 1, hit.end + spec.gap + 1)):
+            if line[at] in spec.connector_set and line[at + 1] in spec.vitamin_d_set:
+                return rules.calcium_products[hit.item].ingredient
     return None
 
 
@@ -137,12 +145,12 @@ def current(conditions: Sequence[ConditionFact], as_of: datetime, rules: Context
 
 
 def _causes(
-    medications: Sequence[MedicationFact], products: Sequence[Product | None], rules: MedicineRules
+    scanned: Sequence[Hits], products: Sequence[Product | None], rules: ContextRules
 ) -> dict[tuple[str, str], tuple[str, ...]]:
     """Per analyte and direction, the active medicines known to move it so, by name and group."""
     causes: dict[tuple[str, str], tuple[str, ...]] = {}
-    for cause in rules.electrolyte_causes:
-        index = rules.cause_indexes[cause.analyte, cause.direction]
+    medicines = rules.medicines
+    for cause in medicines.electrolyte_causes:
         named: dict[str, None] = {}
         for held in products:
             if held is None:
@@ -151,7 +159,8 @@ def _causes(
                 named[f"{held.name} (vitamin D)"] = None
             elif "calcium" in cause.products and held.calcium:
                 named[f"{held.name} (calcium)"] = None
-        found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.lines)}
+        group = medicines.cause_group(cause.analyte, cause.direction)
+        found = {d.ingredient for hits in scanned for d in rules.medicine_index.found(hits, group)}
         named.update(
             (f"{d.ingredient} ({d.group})" if d.group else d.ingredient, None)
             for d in cause.drugs
@@ -173,10 +182,10 @@ def assess_context(
     )
     indications, causes = rest[: len(rules.dihydroxy_indications)], rest[len(rules.dihydroxy_indications) :]
     other_causes = [cause.name for cause, found in zip(rules.other_causes, causes, strict=True) if found]
-    index = rules.cramp_drug_index
-    found = {d.ingredient for m in medications for d in index.find(m.rxnorm, m.lines)}
+    scanned = [_hits(m, rules) for m in medications]  # each medicine's names walked once for every list
+    found = {d.ingredient for hits in scanned for d in rules.medicine_index.found(hits, "cramp")}
     taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
-    products = [product(m, rules.medicines) for m in medications]
+    products = [product(m, rules, hits) for m, hits in zip(medications, scanned, strict=True)]
     on_vitamin_d = [(m, p) for m, p in zip(medications, products, strict=True) if p is not None and p.vitamin_d]
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
     return CrampContext(
@@ -195,5 +204,5 @@ def assess_context(
         supplements=tuple(dict.fromkeys(p.name for p in products if p is not None)),
         vitamin_d_supplements=tuple(dict.fromkeys(p.name for _, p in on_vitamin_d)),
         vitamin_d_started=max(started) if started else None,
-        causes=_causes(medications, products, rules.medicines),
+        causes=_causes(scanned, products, rules),
     )

@@ -130,5 +130,6 @@ def concern(result: LabResult, profile: Profile) -> float:
 
 
 def treatment_begun(started: datetime | None, deciding: LabResult) -> bool:
-    """A vitamin D product started after the deciding result (rulebook, "Treatment begun"): treatment has begun, and retesting is not useful sooner than three months after."""
+    """A vitamin D product started after the deciding result (rulebook, "Treatment begun"):
+    treatment has begun, and retesting is not useful sooner than three months after."""
     return started is not None and deciding.effective is not None and started > deciding.effective

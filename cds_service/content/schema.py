@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from .terms import Match, TermIndex
+from .terms import TermIndex, words
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
@@ -298,31 +298,59 @@ class Drug(_Strict):
     leading: bool = False
 
 
-class DrugIndex:
-    """Which drugs of a list a medicine holds: by RxNorm ingredient code, or by the ingredient's
-    name (or another of its names) as whole words in any case (content/terms.py), so that
-    "hydrochlorothiazide" is not chlorothiazide and "vitamin D" is not "vitamin D3"."""
+class Hit(NamedTuple):
+    """A name (or code) of one of the content's lists found in a medicine."""
 
-    def __init__(self, drugs: list[Drug]) -> None:
-        self.drugs = drugs
-        self._by_code = {d.rxnorm: i for i, d in enumerate(drugs) if d.rxnorm}
-        self._names = TermIndex((name, i) for i, d in enumerate(drugs) for name in [d.ingredient, *d.names])
+    group: str  # the list: cramp, vitamin_d, calcium, topical, or cause:<analyte>:<direction>
+    item: int  # its entry in the list
+    line: int  # which line of the medicine's names (-1: by RxNorm code)
+    start: int  # the first word matched
+    end: int  # one past the last
 
-    def matches(self, lines: Sequence[Sequence[str]], *, anywhere: bool = False) -> list[tuple[int, Match[int]]]:
-        """(line, match) for every name found in the words of each line; a `leading` drug only as
-        a line's first words, unless `anywhere`."""
-        return [
-            (n, m)
-            for n, line in enumerate(lines)
-            for m in self._names.find(line)
-            if anywhere or m.start == 0 or not self.drugs[m.item].leading
-        ]
 
-    def find(self, rxnorm: frozenset[str], lines: Sequence[Sequence[str]]) -> list[Drug]:
-        """The drugs found, in the list's order."""
-        found = {self._by_code[code] for code in rxnorm if code in self._by_code}
-        found.update(m.item for _, m in self.matches(lines))
-        return [self.drugs[i] for i in sorted(found)]
+class MedicineIndex:
+    """Every list of medicine names in one tree of words (content/terms.py), so that a medicine's
+    names are walked once for all the lists; RxNorm ingredient codes in a dictionary. Within a list
+    the longest name at each word wins, lists apart: "calcitriol ointment" is topical and still holds
+    the vitamin D product calcitriol."""
+
+    def __init__(self, lists: Mapping[str, Sequence[Drug]], terms: Mapping[str, Sequence[str]]) -> None:
+        self.lists = lists
+        self._codes: dict[str, list[tuple[str, int]]] = {}
+        names: list[tuple[str, tuple[str, int]]] = []
+        for group, drugs in lists.items():
+            for i, drug in enumerate(drugs):
+                if drug.rxnorm:
+                    self._codes.setdefault(drug.rxnorm, []).append((group, i))
+                names += [(name, (group, i)) for name in (drug.ingredient, *drug.names)]
+        for group, terms_of_group in terms.items():
+            names += [(term, (group, i)) for i, term in enumerate(terms_of_group)]
+        self.tree: TermIndex[tuple[str, int]] = TermIndex(names)
+
+    def scan(self, rxnorm: frozenset[str], lines: Sequence[Sequence[str]]) -> dict[str, list[Hit]]:
+        """The hits in a medicine's codes and names, by list."""
+        hits: dict[str, list[Hit]] = {}
+        for code in rxnorm:
+            for group, item in self._codes.get(code, ()):
+                hits.setdefault(group, []).append(Hit(group, item, -1, 0, 0))
+        for n, line in enumerate(lines):
+            longest: dict[tuple[str, int], Hit] = {}
+            for start, end, (group, item) in self.tree.find_all(line):
+                held = longest.get((group, start))
+                if held is None or end > held.end:  # the first entry under a name keeps it
+                    longest[group, start] = Hit(group, item, n, start, end)
+            for hit in longest.values():
+                hits.setdefault(hit.group, []).append(hit)
+        return hits
+
+    def found(self, hits: Mapping[str, Sequence[Hit]], group: str) -> list[Drug]:
+        """The entries of a list the hits found, in the list's order; a `leading` entry only as the
+        first words of a line."""
+        if group not in hits:
+            return []
+        drugs = self.lists[group]
+        items = {h.item for h in hits[group] if h.start == 0 or not drugs[h.item].leading}
+        return [drugs[i] for i in sorted(items)]
 
 
 # --- medicines.yaml -----------------------------------------------------------------------------
@@ -337,6 +365,14 @@ class Combination(_Strict):
     vitamin_d_words: list[str] = Field(min_length=1)
     ingredient: str  # the vitamin D product such a combination names
 
+    @cached_property
+    def connector_set(self) -> frozenset[str]:
+        return frozenset(w for c in self.connectors for w in words(c))
+
+    @cached_property
+    def vitamin_d_set(self) -> frozenset[str]:
+        return frozenset(w for v in self.vitamin_d_words for w in words(v))
+
 
 class Topical(_Strict):
     """Topical vitamin D analogues: neither treatment begun nor a supplement to caution."""
@@ -345,6 +381,10 @@ class Topical(_Strict):
     route_codes: list[str] = []  # SNOMED CT codes of dosageInstruction.route
     route_words: list[str] = []  # words of the route's text or display
     dose_forms: list[str] = []  # words of the medicine's name or form
+
+    @cached_property
+    def route_set(self) -> frozenset[str]:
+        return frozenset(w for r in self.route_words for w in words(r)) | frozenset(self.route_codes)
 
 
 class CauseList(_Strict):
@@ -364,21 +404,8 @@ class MedicineRules(_Strict):
     topical: Topical
     electrolyte_causes: list[CauseList]
 
-    @cached_property
-    def vitamin_d_index(self) -> DrugIndex:
-        return DrugIndex(self.vitamin_d_products)
-
-    @cached_property
-    def calcium_index(self) -> DrugIndex:
-        return DrugIndex(self.calcium_products)
-
-    @cached_property
-    def topical_index(self) -> TermIndex[str]:
-        return TermIndex((name, name) for name in [*self.topical.names, *self.topical.dose_forms])
-
-    @cached_property
-    def cause_indexes(self) -> dict[tuple[str, str], DrugIndex]:
-        return {(c.analyte, c.direction): DrugIndex(c.drugs) for c in self.electrolyte_causes}
+    def cause_group(self, analyte: str, direction: str) -> str:
+        return f"cause:{analyte}:{direction}"
 
     @model_validator(mode="after")
     def _one_list_each(self) -> MedicineRules:
@@ -414,8 +441,15 @@ class ContextRules(_Strict):
         )
 
     @cached_property
-    def cramp_drug_index(self) -> DrugIndex:
-        return DrugIndex(self.cramp_drugs)
+    def medicine_index(self) -> MedicineIndex:
+        medicines = self.medicines
+        lists: dict[str, Sequence[Drug]] = {
+            "cramp": self.cramp_drugs,
+            "vitamin_d": medicines.vitamin_d_products,
+            "calcium": medicines.calcium_products,
+        }
+        lists |= {medicines.cause_group(c.analyte, c.direction): c.drugs for c in medicines.electrolyte_causes}
+        return MedicineIndex(lists, {"topical": [*medicines.topical.names, *medicines.topical.dose_forms]})
 
     @model_validator(mode="after")
     def _known_groups(self) -> ContextRules:

@@ -21,7 +21,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "50,000" is one number, a
 
 def words(text: str) -> tuple[str, ...]:
     """The words of a text, lower case: "Os-Cal 500 + D" -> ("os", "cal", "500", "+", "d")."""
-    return tuple(_WORD.findall(_THOUSANDS.sub("", text.lower())))
+    text = text.lower()
+    return tuple(_WORD.findall(_THOUSANDS.sub("", text) if "," in text else text))
 
 
 class Match(NamedTuple, Generic[T]):
@@ -31,16 +32,16 @@ class Match(NamedTuple, Generic[T]):
 
 
 class _Node(Generic[T]):
-    __slots__ = ("children", "item", "ends")
+    __slots__ = ("children", "items")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node[T]] = {}
-        self.ends = False
-        self.item: T | None = None
+        self.items: list[T] = []  # of the names that end here
 
 
 class TermIndex(Generic[T]):
-    """Names -> items, matched as whole words; at each word the longest name found wins."""
+    """Names -> items, matched as whole words. A name may carry several items (one name in several
+    lists); `find` gives the longest name at each word, `find_all` every name found."""
 
     def __init__(self, names: Iterable[tuple[str, T]]) -> None:
         self._tree: _Node[T] = _Node()
@@ -52,23 +53,27 @@ class TermIndex(Generic[T]):
             node = self._tree
             for word in name_words:
                 node = node.children.setdefault(word, _Node())
-            if not node.ends:  # the first item listed under a name keeps it
-                node.ends, node.item = True, item
+            node.items.append(item)
             self._depth = max(self._depth, len(name_words))
 
-    def find(self, text: Sequence[str]) -> list[Match[T]]:
-        """Every name found in the words `text`, longest at each start, in order of start."""
+    def find_all(self, text: Sequence[str]) -> list[Match[T]]:
+        """Every name found in the words `text`, by start, then shortest first."""
         found: list[Match[T]] = []
         for start in range(len(text)):
             node = self._tree
-            best: Match[T] | None = None
             for end in range(start, min(len(text), start + self._depth)):
                 child = node.children.get(text[end])
                 if child is None:
                     break
                 node = child
-                if node.ends:
-                    best = Match(start, end + 1, node.item)  # type: ignore[arg-type]
-            if best is not None:
-                found.append(best)
+                found.extend(Match(start, end + 1, item) for item in node.items)
         return found
+
+    def find(self, text: Sequence[str]) -> list[Match[T]]:
+        """The longest name found at each word (its first item), in order of start."""
+        longest: dict[int, Match[T]] = {}
+        for match in self.find_all(text):
+            held = longest.get(match.start)
+            if held is None or match.end > held.end:
+                longest[match.start] = match
+        return list(longest.values())

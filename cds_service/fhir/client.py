@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import json
 import logging
 import socket
 import ssl
@@ -25,10 +26,10 @@ from typing import Any
 
 import aiohttp
 import certifi
-import orjson
 from aiohttp.abc import ResolveResult
 from yarl import URL
 
+from ..json_bodies import decode
 from ..metrics import FHIR_QUERIES, FHIR_SECONDS, reason_label
 from ..settings import Settings
 
@@ -315,8 +316,8 @@ class FhirClient:
             except aiohttp.ClientError:
                 raise FhirUnavailable("HTTP error") from None
             try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
+                data = decode(body)
+            except json.JSONDecodeError:
                 raise FhirUnavailable("the answer is not JSON") from None
             if not isinstance(data, dict):
                 raise FhirUnavailable("the answer is not a FHIR resource")

@@ -178,53 +178,52 @@ class LabReader:
         if matched is None:
             return None
         analyte, role, name = self._roles[matched]
-        result = partial(
-            LabResult,
-            analyte=analyte,
-            role=role,
-            code=matched,
-            name=name,
-            resource_id=obs.id,
-            status=status,
-            effective=effective,
-            flag=self._flag(obs.interpretation),
+        return LabResult(
+            analyte,
+            role,
+            matched,
+            name,
+            obs.id,
+            status,
+            effective,
+            flag=self._flag(obs.interpretation) if obs.interpretation else None,
             issued=_optional_date(obs.issued),
-            updated=_optional_date(obs.meta.lastUpdated if obs.meta else None),
-        )
-        reading = self._reading(analyte, obs)
-        if isinstance(reading, str):
-            return result(problem=reading)
-        low, high = self._reference_range(analyte, obs.referenceRange)
-        ranged = partial(
-            result, comparator=reading.comparator, reported_text=reading.text, range_low=low, range_high=high
-        )
-        if reading.unit is None:
-            return self._unitless(analyte, reading, ranged, "no unit" if obs.valueQuantity else "a number without a unit")
-        canonical_value = self._units.to_canonical(analyte, reading.value, reading.unit)
-        if (problem := self._units.implausible(analyte, canonical_value)) is not None:
-            return result(problem=problem)
-        canonical = self._units.canonical(analyte)
-        converted = reading.unit != canonical
-        return ranged(
-            value=canonical_value,
-            unit=canonical,
-            reported_value=reading.value if converted else None,
-            reported_unit=reading.unit if converted else None,
+            updated=_optional_date(obs.meta.lastUpdated) if obs.meta else None,
+            **self._value(analyte, obs),
         )
 
-    def _unitless(self, analyte: str, reading: _Reading, result: partial[LabResult], problem: str) -> LabResult:
+    def _value(self, analyte: str, obs: Observation) -> dict[str, Any]:
+        """The LabResult fields of the value: canonical, as reported, its range; or the problem."""
+        reading = self._reading(analyte, obs)
+        if isinstance(reading, str):
+            return {"problem": reading}
+        low, high = self._reference_range(analyte, obs.referenceRange)
+        read = {"comparator": reading.comparator, "reported_text": reading.text, "range_low": low, "range_high": high}
+        if reading.unit is None:
+            return read | self._unitless(
+                analyte, reading, "no unit" if obs.valueQuantity else "a number without a unit"
+            )
+        canonical_value = self._units.to_canonical(analyte, reading.value, reading.unit)
+        if (problem := self._units.implausible(analyte, canonical_value)) is not None:
+            return {"problem": problem}
+        canonical = self._units.canonical(analyte)
+        if reading.unit != canonical:
+            read |= {"reported_value": reading.value, "reported_unit": reading.unit}
+        return read | {"value": canonical_value, "unit": canonical}
+
+    def _unitless(self, analyte: str, reading: _Reading, problem: str) -> dict[str, Any]:
         """A number sent without a unit (rulebook, "Values"): read when every unit accepted for the
         analyte gives the same value (potassium: mmol/L and meq/L); a censored one ("<4") is kept
         with what it stands for in each unit, for the clinical core to read when every reading
         agrees; any other is not interpreted."""
         candidates = self._units.candidates(analyte, reading.value)
         if any(self._units.implausible(analyte, c) is not None for c in candidates):
-            return result(problem=problem, comparator=None)
+            return {"problem": problem, "comparator": None}
         if len(candidates) == 1:
-            return result(value=candidates[0], unit=self._units.canonical(analyte), unit_unreported=True)
+            return {"value": candidates[0], "unit": self._units.canonical(analyte), "unit_unreported": True}
         if reading.comparator is None:
-            return result(problem=problem)
-        return result(problem=problem, candidates=candidates, unit=self._units.canonical(analyte))
+            return {"problem": problem}
+        return {"problem": problem, "candidates": candidates, "unit": self._units.canonical(analyte)}
 
     def _flag(self, concepts: list[CodeableConcept]) -> LabFlag | None:
         """The laboratory's flag: the first coding of the content's interpretation systems."""
@@ -251,7 +250,7 @@ class LabReader:
             return "zero or negative value"
         if q.value > _LARGEST:
             return self._units.implausible(analyte, float("inf")) or "implausible value"
-        text = str(q.value) if isinstance(q.value, int) else _float_text(q.value)
+        text = _float_text(q.value) if isinstance(q.value, float) else str(q.value)
         if q.unit is None and q.code is None:
             return _Reading(float(q.value), q.comparator, None, text)
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
@@ -291,7 +290,7 @@ class LabReader:
         if q is None or q.value is None or q.comparator is not None or not 0 <= q.value <= _LARGEST:
             return None
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
-        return None if unit is None else self._units.to_canonical(analyte, q.value, unit)
+        return None if unit is None else self._units.to_canonical(analyte, float(q.value), unit)
 
     def _component_total(
         self, obs: Observation, codes: list[str], status: str, effective: datetime | None

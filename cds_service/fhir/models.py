@@ -8,10 +8,11 @@ skipped, and one about another patient is counted and ignored.
 
 from __future__ import annotations
 
-import sys
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -24,10 +25,6 @@ L = TypeVar("L", bound="Lite")
 
 class Lite(msgspec.Struct, omit_defaults=True):
     """Strict types (a number is never a string), unknown fields ignored."""
-
-
-# Finite: NaN fails both bounds, an infinity one (stdlib json reads NaN and Infinity).
-Number = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 
 
 def read_as(model: type[L], raw: Any) -> L:
@@ -52,11 +49,22 @@ class Reference(Lite):
 
 
 class Quantity(Lite):
-    value: int | Number | None = None  # an int stays one: "3" is shown as 3, "3.0" as 3.0
+    # A JSON number as it came: an int stays one ("3" is shown as 3, "3.0" as 3.0), and a Decimal
+    # keeps the digits it was written with ("1.20"; json_bodies.py). Checked in __post_init__, as
+    # msgspec would take a string for a Decimal field.
+    value: Any = None
     comparator: Literal["<", "<=", ">=", ">"] | None = None
     unit: str | None = None
     system: str | None = None
     code: str | None = None
+
+    def __post_init__(self) -> None:
+        value, kind = self.value, type(self.value)
+        if value is None or kind is int or (kind is float and math.isfinite(value)):
+            return
+        if kind is Decimal and value.is_finite():
+            return
+        raise ValueError("Quantity.value is not a finite number")
 
 
 class Meta(Lite):

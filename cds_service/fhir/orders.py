@@ -133,7 +133,7 @@ class DraftOrderReader:
                 included=included,
                 routes=med.routes(),
             )
-            held = product(fact, self._rules.medicines)
+            held = product(fact, self._rules)
             if held is None:
                 return None
             return DraftOrder(

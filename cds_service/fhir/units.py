@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ..content.schema import UnitSpec
@@ -12,6 +13,13 @@ from .systems import UCUM
 def _fold(unit: str) -> str:
     """Unit text as people type it: any case, stray spaces, micro written three ways."""
     return "".join(unit.split()).lower().replace("µ", "u").replace("μ", "u").replace("mcg", "ug")
+
+
+def _snapped(value: float) -> float:
+    """A converted value rid of the division's last-digit error: 74.88 nmol/L is 30 ng/mL, on the
+    cut-point, not 29.999999999999996 below it (rulebook, "Units and precision")."""
+    rounded = round(value, 9)
+    return rounded if math.isclose(rounded, value, rel_tol=1e-13) else value
 
 
 class UnitTable:
@@ -34,12 +42,11 @@ class UnitTable:
 
     def candidates(self, analyte: str, value: float) -> tuple[float, ...]:
         """What a number without a unit stands for in each accepted unit, canonical, each once."""
-        return tuple(sorted({float(f"{value / factor:.14g}") for factor in self._factors[analyte].values()}))
+        return tuple(sorted({_snapped(value / factor) for factor in self._factors[analyte].values()}))
 
     def to_canonical(self, analyte: str, value: float, unit: str) -> float:
-        """To fourteen significant digits: 74.88 nmol/L is 30 ng/mL, on the cut-point, not the float
-        division's 29.999999999999996 below it (rulebook, "Units and precision")."""
-        return float(f"{value / self._factors[analyte][unit]:.14g}")
+        factor = self._factors[analyte][unit]
+        return value if factor == 1 else _snapped(value / factor)
 
     def implausible(self, analyte: str, value: float) -> str | None:
         """Why a canonical value is a reporting error rather than a patient state, if it is."""

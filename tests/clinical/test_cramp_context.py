@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context
-from cds_service.content.loader import Content
-from cds_service.content.loader import load_content
-from cds_service.content.schema import ContextRules, Drug, DrugIndex
+from cds_service.content.loader import Content, load_content
+from cds_service.content.schema import ContextRules, Drug, MedicineIndex
 from cds_service.content.terms import words
 from cds_service.fhir.facts import ContextReader
 from tests.builders import ICD10, PATIENT, RXNORM, SNOMED, condition, medication
@@ -383,16 +382,21 @@ def test_a_home_medicine_counts_as_taken(content: Content) -> None:
 
 def test_names_match_as_whole_words_longest_first() -> None:
     """The content's names are matched as runs of whole words (rulebook, "Medicines in text"): at each
-    word the longest name wins, a name never matches inside another word, and punctuation between
-    words does not matter."""
+    word the longest name of a list wins, a name never matches inside another word, punctuation
+    between words does not matter, and lists are apart (a longer name in one list does not hide a
+    shorter one of another)."""
     nested = ("vitamin d", "vitamin d 400", "vitamin d3", "ethacrynic", "ethacrynic acid", "d vi sol")
-    index = DrugIndex([Drug(ingredient=name) for name in nested])
-    found = lambda text: [d.ingredient for d in index.find(frozenset(), [words(text)])]  # noqa: E731
+    index = MedicineIndex({"x": [Drug(ingredient=name) for name in nested]}, {"y": ["ethacrynic acid 25"]})
+
+    def found(text: str, group: str = "x") -> list[str]:
+        return [d.ingredient for d in index.found(index.scan(frozenset(), [words(text)]), group)]
+
     assert found("Vitamin D 400 unit") == ["vitamin d 400"]  # the longer of two names that start together
     assert found("vitamin D3") == ["vitamin d3"]  # "vitamin d" is not a name inside "vitamin d3"
     assert found("ethacrynic acid 25 mg; ethacrynic") == ["ethacrynic", "ethacrynic acid"]
     assert found("D-Vi-Sol drops") == found("d vi sol") == ["d vi sol"]
     assert found("lidocaine; vitamind; hydroethacrynic") == []
+    assert sorted(index.scan(frozenset(), [words("ethacrynic acid 25 mg")])) == ["x", "y"]
 
 
 def test_matching_is_linear_in_the_text() -> None:
@@ -406,13 +410,12 @@ def test_matching_is_linear_in_the_text() -> None:
             Counted.reads += 1
             return super().__getitem__(key)
 
-    content = load_content()
-    index = content.context.medicines.vitamin_d_index
-    longest = max(len(words(n)) for d in content.context.medicines.vitamin_d_products for n in [d.ingredient, *d.names])
-    for text in ("vitamin " * 50_000, "fosamax plus " * 30_000, "50,000 " * 40_000 + "units"):
+    index = load_content().context.medicine_index
+    longest = index.tree._depth
+    for text in ("vitamin " * 50_000, "fosamax plus " * 30_000, "50,000 " * 40_000 + "units", "calcium " * 60_000):
         line = Counted(words(text))
         Counted.reads = 0
-        index.matches([line])
+        index.scan(frozenset(), [line])
         assert Counted.reads <= longest * len(line), text[:20]
 
 
@@ -428,7 +431,8 @@ def test_a_code_in_two_condition_sets_counts_in_both(content: Content) -> None:
 
 def test_an_empty_drug_list_finds_nothing() -> None:
     """A list the content leaves empty must match nothing, not the empty string between two spaces."""
-    assert DrugIndex([]).find(frozenset({"4603"}), [words("furosemide  20 mg (oral)"), ()]) == []
+    index = MedicineIndex({"x": []}, {"y": []})
+    assert index.scan(frozenset({"4603"}), [words("furosemide  20 mg (oral)"), ()]) == {}
 
 
 def test_a_code_the_content_repeats_is_shown_once(content: Content) -> None:

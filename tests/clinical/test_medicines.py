@@ -26,7 +26,7 @@ def med(text: str, **fields: Any) -> dict[str, Any]:
 
 def held(content: Content, resource: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     (fact,) = ContextReader(content.context).medications([resource], PATIENT).items
-    found = product(fact, content.context.medicines)
+    found = product(fact, content.context)
     return None if found is None else (found.vitamin_d, found.calcium)
 
 
@@ -129,29 +129,40 @@ def test_a_topical_form_read_from_the_referenced_medication(content: Content) ->
     request["medicationReference"] = {"reference": "Medication/m1", "display": "calcitriol 3 mcg/g"}
     form = {"resourceType": "Medication", "id": "m1", "form": {"text": "Ointment"}}
     facts = ContextReader(content.context).medications([request, form], PATIENT).items
-    assert product(facts[0], content.context.medicines) is None
+    assert product(facts[0], content.context) is None
 
 
-@pytest.mark.parametrize(
-    ("texts", "analyte", "direction", "named"),
-    [
-        (["omeprazole 20 mg", "furosemide 40 mg"], "magnesium", "low", ("omeprazole (proton pump inhibitor)", "furosemide (loop diuretic)")),
-        (["Nexium 40 mg"], "magnesium", "low", ("esomeprazole (proton pump inhibitor)",)),
-        (["hydrochlorothiazide 25 mg", "omeprazole 20 mg"], "potassium", "low", ("hydrochlorothiazide (thiazide diuretic)",)),
-        (["calcitriol 0.25 mcg", "lithium carbonate 300 mg"], "calcium", "high", ("calcitriol (vitamin D)", "lithium (mood stabiliser)")),
-        (["Os-Cal 500 + D"], "calcium", "high", ("calcium carbonate with vitamin D (vitamin D)",)),
-        (["Tums 500 mg"], "calcium", "high", ("calcium carbonate (calcium)",)),
-        (["spironolactone 25 mg", "lisinopril 10 mg", "losartan 50 mg", "Klor-Con 20 mEq"], "potassium", "high",
-         ("spironolactone (potassium-sparing diuretic)", "lisinopril (ACE inhibitor)", "losartan (angiotensin receptor blocker)",
-          "potassium chloride (potassium supplement)")),
-        (["Vectical ointment"], "calcium", "high", None),
-    ],
-)  # fmt: skip
+PPI, LOOP, THIAZIDE = "proton pump inhibitor", "loop diuretic", "thiazide diuretic"
+NAMED = [
+    (["omeprazole 20 mg", "furosemide 40 mg"], ("magnesium", "low"), (f"omeprazole ({PPI})", f"furosemide ({LOOP})")),
+    (["Nexium 40 mg"], ("magnesium", "low"), (f"esomeprazole ({PPI})",)),
+    (["hydrochlorothiazide 25 mg", "omeprazole 20 mg"], ("potassium", "low"), (f"hydrochlorothiazide ({THIAZIDE})",)),
+    (
+        ["calcitriol 0.25 mcg", "lithium 300 mg"],
+        ("calcium", "high"),
+        ("calcitriol (vitamin D)", "lithium (mood stabiliser)"),
+    ),
+    (["Os-Cal 500 + D"], ("calcium", "high"), ("calcium carbonate with vitamin D (vitamin D)",)),
+    (["Tums 500 mg"], ("calcium", "high"), ("calcium carbonate (calcium)",)),
+    (
+        ["spironolactone 25 mg", "lisinopril 10 mg", "losartan 50 mg", "Klor-Con 20 mEq"],
+        ("potassium", "high"),
+        (
+            "spironolactone (potassium-sparing diuretic)",
+            "lisinopril (ACE inhibitor)",
+            "losartan (angiotensin receptor blocker)",
+            "potassium chloride (potassium supplement)",
+        ),
+    ),
+    (["Vectical ointment"], ("calcium", "high"), None),
+]
+
+
+@pytest.mark.parametrize(("texts", "cause", "named"), NAMED)
 def test_medicines_named_per_analyte_and_direction(
-    content: Content, texts: list[str], analyte: str, direction: str, named: tuple[str, ...] | None
+    content: Content, texts: list[str], cause: tuple[str, str], named: tuple[str, ...] | None
 ) -> None:
-    causes = context(content, *(med(t) for t in texts)).causes
-    assert causes.get((analyte, direction)) == named
+    assert context(content, *(med(t) for t in texts)).causes.get(cause) == named
 
 
 def test_every_cause_list_cites_a_source_with_a_link(content: Content) -> None:

@@ -133,7 +133,8 @@ def product_texts(draw: st.DrawFn) -> str:
         d = draw(st.sampled_from(MEDICINES.combination.vitamin_d_words))
         text = f"{draw(st.sampled_from([*_calcium_names, 'Calcium']))}{draw(_doses)} {connector} {d}"
     else:
-        text = f"{draw(st.sampled_from(_calcium_names))}{draw(_punctuation)}{draw(st.sampled_from(_vitamin_d_names))}{draw(_doses)}"
+        calcium, vitamin_d = draw(st.sampled_from(_calcium_names)), draw(st.sampled_from(_vitamin_d_names))
+        text = f"{calcium}{draw(_punctuation)}{vitamin_d}{draw(_doses)}"
     return _cased(text, style)
 
 
