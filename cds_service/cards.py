@@ -13,7 +13,7 @@ from .clinical.electrolytes import Finding, result_range
 from .clinical.results import LabResult
 from .content.loader import Content
 from .content.schema import Profile, SourceSpec, SuggestionSpec
-from .content.wording import beside_cuts, format_number
+from .content.wording import beside_cuts, range_bound
 from .protocol import Action, Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters
@@ -196,7 +196,7 @@ class CardRenderer:
         else:
             short = shown = f"{self._rounded(finding.value, 'calcium', cuts)} {unit}"
         places = self._decimals[finding.result.analyte]  # a range as laboratories write it: 3.5-5.0
-        low, high = (format_number(b, decimals=places) if b is not None else None for b in (r.low, r.high))
+        low, high = (range_bound(b, places) if b is not None else None for b in (r.low, r.high))
         if low is not None and high is not None:
             span = f"{low}-{high} {unit}"
         elif low is not None:

@@ -235,3 +235,15 @@ def interpretation(flag: str) -> list[dict[str, Any]]:
     """An Observation's `interpretation`: the laboratory's flag (HL7 v3 ObservationInterpretation)."""
     system = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
     return [{"coding": [{"system": system, "code": flag}]}]
+
+
+async def patient_view_cards(client: Any, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The cards of a patient-view call, by kind (a 200 asserted)."""
+    response = await client.post("/cds-services/vitamin-d-cramps", json=request)
+    assert response.status_code == 200, response.text
+    return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+
+
+def card_text(card: dict[str, Any]) -> str:
+    """A card's summary and detail, as one text to look for phrases in."""
+    return f"{card['summary']}\n{card.get('detail', '')}"

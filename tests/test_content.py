@@ -60,6 +60,44 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "hihg_above",
     ),
     (
+        "a medicine list citing an unknown source",
+        lambda d: edit(d / "medicines.yaml", "sources: [veltri-2015]", "sources: [veltri-2051]"),
+        "medicines.yaml",
+        "veltri-2051",
+    ),
+    (
+        "a medicine list for an analyte the rules do not judge",
+        lambda d: edit(d / "medicines.yaml", "  - analyte: magnesium\n", "  - analyte: sodium\n"),
+        "medicines.yaml",
+        "analyte",
+    ),
+    (
+        "one analyte and direction listed twice",
+        lambda d: edit(
+            d / "medicines.yaml",
+            "    direction: high\n    sources: [ben-salem-2014]",
+            "    direction: low\n    sources: [ben-salem-2014]",
+        ),
+        "medicines.yaml",
+        "an analyte and direction twice",
+    ),
+    (
+        "a flag of the laboratory critical without a direction",
+        lambda d: edit(
+            d / "codes.yaml",
+            "AA: {display: critically abnormal, direction: abnormal, critical: true}",
+            "AA: {display: critically abnormal, critical: true}",
+        ),
+        "codes.yaml",
+        "a critical flag needs a direction",
+    ),
+    (
+        "albumin limits in the wrong order",
+        lambda d: edit(d / "thresholds.yaml", "reliable_albumin: 2.5", "reliable_albumin: 4.5"),
+        "thresholds.yaml",
+        "reliable_albumin must be below",
+    ),
+    (
         "meq/L listed by hand",
         lambda d: edit(d / "units.yaml", "    mmol/L: 0.4114", "    mmol/L: 0.4114\n    meq/L: 0.4114"),
         "units.yaml",

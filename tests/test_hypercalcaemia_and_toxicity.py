@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import condition, hook_request, interpretation, medication, normal_electrolytes, obs
+from tests.builders import card_text as text
+from tests.builders import (
+    condition,
+    hook_request,
+    interpretation,
+    medication,
+    normal_electrolytes,
+    obs,
+    patient_view_cards,
+)
 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
@@ -22,13 +31,7 @@ FDA_PPI = (
 
 
 async def cards(client: httpx.AsyncClient, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    response = await client.post(URL, json=request)
-    assert response.status_code == 200, response.text
-    return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
-
-
-def text(card: dict[str, Any]) -> str:
-    return f"{card['summary']}\n{card.get('detail', '')}"
+    return await patient_view_cards(client, request)
 
 
 def calcium(value: float, when: str = "2026-11-20") -> list[dict[str, Any]]:

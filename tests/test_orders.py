@@ -110,7 +110,7 @@ async def test_1_25_order_when_conditions_are_unavailable(client: httpx.AsyncCli
     card = only_card(await client.post(SIGN, json=request))
     # Revision 2026-12-07 (1,25-D exceptions): the card asks for every exception it could not check.
     assert "The conditions (CKD, dialysis, granulomatous disease) could not be read" in card["detail"]
-    assert "check for them before replacing the order" in card["detail"]
+    assert "check them before replacing the order" in card["detail"]
 
 
 # --- vitd-supplement-caution ----------------------------------------------------------------------

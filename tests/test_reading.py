@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.builders import condition, hook_request, interpretation, normal_electrolytes, obs
+from tests.builders import card_text as text
+from tests.builders import condition, hook_request, interpretation, normal_electrolytes, obs, patient_view_cards
 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
@@ -18,13 +19,7 @@ CRAMPS = [condition("R25.2")]
 
 
 async def cards(client: httpx.AsyncClient, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    response = await client.post(URL, json=request)
-    assert response.status_code == 200, response.text
-    return {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
-
-
-def text(card: dict[str, Any]) -> str:
-    return f"{card['summary']}\n{card.get('detail', '')}"
+    return await patient_view_cards(client, request)
 
 
 # --- corrections and ties -----------------------------------------------------------------------
@@ -194,6 +189,23 @@ async def test_the_digits_the_laboratory_wrote_are_kept(
     response = await client.post(URL, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     assert any(shown in text(card) for card in response.json()["cards"]), response.json()
+
+
+@pytest.mark.parametrize("where", ["valueQuantity", "valueString"])
+async def test_a_number_written_with_thousands_of_digits_is_shown_short(client: httpx.AsyncClient, where: str) -> None:
+    """Hostile input: the digits as written are kept only as far as a laboratory writes them."""
+    digits = "3.1" + "0" * 5000
+    potassium = obs("2823-3", 0.5, "mmol/L", "2026-11-20", id="long")
+    body = json.dumps(hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    written = digits if where == "valueQuantity" else f'"{digits} mmol/L"'
+    target = (
+        '"valueQuantity": {"value": 0.5, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}'
+    )
+    body = body.replace(target, f'"{where}": {written}' if where == "valueString" else target.replace("0.5", digits))
+    response = await client.post(URL, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    assert "K 3.1 mmol/L low" in card["summary"] and len(card["detail"]) < 2000
 
 
 async def test_a_default_range_is_written_as_laboratories_write_it(client: httpx.AsyncClient) -> None:

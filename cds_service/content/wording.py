@@ -6,12 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def format_number(value: float, *, as_reported: bool = False, decimals: int | None = None) -> str:
-    """A value as reported with the digits it came with (0.355 -> "0.355"); a converted value to
-    `decimals` places (18.03 -> "18"); otherwise a figure of the content to at most two decimals,
-    without trailing zeros (45.0 -> "45")."""
-    if as_reported:
-        return f"{value:.6g}"
+def format_number(value: float, *, decimals: int | None = None) -> str:
+    """A converted value to `decimals` places (18.03 -> "18"); otherwise a figure of the content to
+    at most two decimals, without trailing zeros (45.0 -> "45"). A value the laboratory reported is
+    shown as it wrote it (LabResult.reported_text)."""
     text = f"{value:.{decimals}f}" if decimals is not None else f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text.lstrip("-").strip("0.") == "" else text
 
@@ -27,6 +25,13 @@ def beside_cuts(value: float, decimals: int, cuts: Iterable[float]) -> str:
         if all((shown > cut) == (value > cut) and (shown < cut) == (value < cut) for cut in cuts):
             return text
     return text
+
+
+def range_bound(value: float, decimals: int) -> str:
+    """A range's bound to the decimals of its analyte (5 -> "5.0"), or with every digit it has
+    where it has more (a laboratory's 2.55 stays "2.55", never "2.5")."""
+    text = f"{value:.{decimals}f}"
+    return text if float(text) == value else f"{value:.6g}"
 
 
 def and_list(items: Any) -> str:

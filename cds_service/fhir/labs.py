@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any, Literal, NamedTuple
 
@@ -66,6 +67,8 @@ _DATE = re.compile(
 _VALUE_STRING = re.compile(r"(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)?", re.DOTALL)
 # Integers past this are no laboratory's value, and would overflow a float.
 _LARGEST = 1e15
+# No laboratory writes a number longer: a longer one is shown to six significant digits.
+_WRITTEN_DIGITS = 12
 _NORMAL_RANGE = "normal"
 # A unit is named in a card only when it looks like one: FHIR text never becomes card markup.
 _SHOWN_UNIT = re.compile(r"[A-Za-z0-9/%.*^µ-]{1,16}")
@@ -250,7 +253,7 @@ class LabReader:
             return "zero or negative value"
         if q.value > _LARGEST:
             return self._units.implausible(analyte, float("inf")) or "implausible value"
-        text = _float_text(q.value) if isinstance(q.value, float) else str(q.value)
+        text = _written(q.value)
         if q.unit is None and q.code is None:
             return _Reading(float(q.value), q.comparator, None, text)
         unit = self._units.recognise(analyte, q.code, q.system, q.unit)
@@ -265,12 +268,14 @@ class LabReader:
             return "text, not a value"
         if float(match["num"]) <= 0:
             return "zero or negative value"
+        value = float(match["num"])
+        text = match["num"] if len(match["num"]) <= _WRITTEN_DIGITS else _written(value)
         if match["unit"] is None:
-            return _Reading(float(match["num"]), match["cmp"], None, match["num"])
+            return _Reading(value, match["cmp"], None, text)
         unit = self._units.recognise(analyte, None, None, match["unit"])
         if unit is None:
             return unit_problem(match["unit"])
-        return _Reading(float(match["num"]), match["cmp"], unit, match["num"])
+        return _Reading(value, match["cmp"], unit, text)
 
     def _reference_range(self, analyte: str, ranges: list[ReferenceRange]) -> tuple[float | None, float | None]:
         """The first normal range with a numeric bound in a convertible unit, low < high."""
@@ -348,10 +353,11 @@ class LabReader:
         return None
 
 
-def _float_text(value: float) -> str:
-    """A float as the laboratory wrote it, as far as JSON keeps it: "3.0" stays "3.0"."""
-    text = repr(value)
-    return text if "e" not in text else f"{value:.6g}"
+def _written(value: Any) -> str:
+    """A number as the laboratory wrote it: "3" for an int, "3.0" for a float, "1.20" for the
+    Decimal of json_bodies.py; past any laboratory's precision, the number itself."""
+    text = str(value) if isinstance(value, int | Decimal) else repr(value)
+    return text if len(text) <= _WRITTEN_DIGITS and "e" not in text.lower() else f"{float(value):.6g}"
 
 
 def _optional_date(text: str | None) -> datetime | None:

@@ -142,9 +142,6 @@ class VitaminDOrders:
             ]
         else:
             suggestions = self._remove(draft, "vitd-order-1-25", label="delete_label")
-        unknown = [] if record.conditions_known else ["the conditions (CKD, dialysis, granulomatous disease)"]
-        if record.electrolytes is None:
-            unknown.append("the calcium")
         return self._cards.render(
             "vitd-order-1-25",
             context.patientId,
@@ -152,7 +149,8 @@ class VitaminDOrders:
             recent=self._cards.view(recent) if recent is not None else None,
             drafted=total_drafted,
             pending=pending,
-            unknown=unknown,
+            conditions_unknown=not record.conditions_known,
+            calcium_unknown=record.electrolytes is None,
             **shared,
         )
 
