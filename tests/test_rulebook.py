@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.content.loader import load_content
 from cds_service.content.schema import CARD_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,3 +86,23 @@ def test_nothing_points_to_a_specification_outside_the_repository(document: str)
     pointing = [str(p.relative_to(ROOT)) for p in tracked(".py", ".yaml", ".md", ".txt", ".json", ".html", ".js")
                 if p.name != "test_rulebook.py" and document in p.read_text(encoding="utf-8")]  # fmt: skip
     assert not pointing, pointing
+
+
+def card_section(kind: str) -> str:
+    body = text().split(f"\n### {kind}\n", 1)[1]
+    return re.split(r"\n#{2,3} ", body, maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("kind", CARD_KINDS)
+def test_each_card_section_names_its_kinds_content(kind: str) -> None:
+    """A kind's section names the source, links, override reasons and snooze the catalogue gives
+    it, so that the reviewer reads what the EHR will show."""
+    spec = load_content().catalogue.cards[kind]
+    section = card_section(kind)
+    line = next(line for line in section.split("\n- ") if line.startswith("Source "))
+    named = set(re.findall(r"`([\w-]+)`", line.split("override reasons", 1)[1].split("(`cards", 1)[0]))
+    assert named == set(spec.override_reasons), (kind, named)
+    links = set(re.findall(r"`([\w-]+)`", line.split("links", 1)[1].split("; override", 1)[0]))
+    assert links >= set(spec.links), (kind, links)
+    assert f"`{spec.source}`" in line.split(";", 1)[0], kind
+    assert ("never snoozed" in line) is (not spec.snooze), kind

@@ -297,6 +297,12 @@ class Drug(_Strict):
     # "atorvastatin calcium" is not.
     leading: bool = False
 
+    @model_validator(mode="after")
+    def _wordy(self) -> Drug:
+        if empty := [n for n in (self.ingredient, *self.names) if not words(n)]:
+            raise ValueError(f"a name without a letter or digit cannot be matched: {empty!r}")
+        return self
+
 
 class Hit(NamedTuple):
     """A name (or code) of one of the content's lists found in a medicine."""
