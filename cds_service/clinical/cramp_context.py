@@ -81,7 +81,7 @@ Hits = Mapping[str, Sequence[Hit]]  # by list: what a medicine's codes and names
 
 
 def _hits(medication: MedicationFact, rules: ContextRules) -> Hits:
-    return rules.medicine_index.scan(medication.rxnorm, medication.lines)
+    return rules.medicine_index.scan(medication.rxnorm, medication.names)
 
 
 def topical(medication: MedicationFact, rules: ContextRules, hits: Hits | None = None) -> bool:

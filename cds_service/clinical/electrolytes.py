@@ -197,6 +197,8 @@ def concern(result: LabResult, ranges: dict[str, RangeSpec]) -> float:
 
 
 def _settled(result: LabResult, ranges: dict[str, RangeSpec]) -> LabResult:
+    if not result.candidates:
+        return result
     measure_range = result_range(result, ranges)
     if measure_range is None:
         return result

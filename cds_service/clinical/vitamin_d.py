@@ -85,7 +85,7 @@ def assess_vitamin_d(
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = standing(
         (
-            settle_unitless(r, lambda value: band(value, profile)) if r.analyte == "vitamin_d" else r
+            settle_unitless(r, lambda value: band(value, profile)) if r.candidates and r.analyte == "vitamin_d" else r
             for r in visible(results, as_of, future_allowance)
         ),
         lambda r: concern(r, profile),

@@ -4,7 +4,8 @@ a mistyped key stops the service at start with the file named, never a chart lat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -304,6 +305,9 @@ class Drug(_Strict):
         return self
 
 
+_CACHED_NAMES = 512  # characters of a medicine's names that an answer is kept for
+
+
 class Hit(NamedTuple):
     """A name (or code) of one of the content's lists found in a medicine."""
 
@@ -332,22 +336,29 @@ class MedicineIndex:
         for group, terms_of_group in terms.items():
             names += [(term, (group, i)) for i, term in enumerate(terms_of_group)]
         self.tree: TermIndex[tuple[str, int]] = TermIndex(names)
+        self._cached = lru_cache(maxsize=4096)(self._scan)
 
-    def scan(self, rxnorm: frozenset[str], lines: Sequence[Sequence[str]]) -> dict[str, list[Hit]]:
-        """The hits in a medicine's codes and names, by list."""
+    def scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
+        """The hits in a medicine's codes and names (one a line), by list. A chart's medicines recur
+        from call to call, so the answers for names of ordinary length are kept (a bounded cache)."""
+        if len(names) > _CACHED_NAMES:
+            return self._scan(rxnorm, names)
+        return self._cached(rxnorm, names)
+
+    def _scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
         hits: dict[str, list[Hit]] = {}
         for code in rxnorm:
             for group, item in self._codes.get(code, ()):
                 hits.setdefault(group, []).append(Hit(group, item, -1, 0, 0))
-        for n, line in enumerate(lines):
+        for n, line in enumerate(names.split("\n")):
             longest: dict[tuple[str, int], Hit] = {}
-            for start, end, (group, item) in self.tree.find_all(line):
+            for start, end, (group, item) in self.tree.find_all(words(line)):
                 held = longest.get((group, start))
                 if held is None or end > held.end:  # the first entry under a name keeps it
                     longest[group, start] = Hit(group, item, n, start, end)
             for hit in longest.values():
                 hits.setdefault(hit.group, []).append(hit)
-        return hits
+        return MappingProxyType({group: tuple(found) for group, found in hits.items()})
 
     def found(self, hits: Mapping[str, Sequence[Hit]], group: str) -> list[Drug]:
         """The entries of a list the hits found, in the list's order; a `leading` entry only as the

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any, Literal, NamedTuple
 
@@ -47,6 +46,22 @@ class Observation(Resource, kw_only=True):
     component: list[Component] = []
     interpretation: list[CodeableConcept] = []
     meta: Meta | None = None
+
+
+class _Value(NamedTuple):
+    """What the reader made of a value: the LabResult fields it fills."""
+
+    value: float | None = None
+    comparator: Any = None
+    unit: str | None = None
+    reported_value: float | None = None
+    reported_unit: str | None = None
+    reported_text: str | None = None
+    unit_unreported: bool = False
+    candidates: tuple[float, ...] = ()
+    problem: str | None = None
+    range_low: float | None = None
+    range_high: float | None = None
 
 
 class _Reading(NamedTuple):
@@ -181,6 +196,7 @@ class LabReader:
         if matched is None:
             return None
         analyte, role, name = self._roles[matched]
+        read = self._value(analyte, obs)
         return LabResult(
             analyte,
             role,
@@ -189,44 +205,69 @@ class LabReader:
             obs.id,
             status,
             effective,
+            value=read.value,
+            comparator=read.comparator,
+            unit=read.unit,
+            reported_value=read.reported_value,
+            reported_unit=read.reported_unit,
+            reported_text=read.reported_text,
+            unit_unreported=read.unit_unreported,
+            candidates=read.candidates,
+            problem=read.problem,
+            range_low=read.range_low,
+            range_high=read.range_high,
             flag=self._flag(obs.interpretation) if obs.interpretation else None,
-            issued=_optional_date(obs.issued),
+            issued=_optional_date(obs.issued) if obs.issued else None,
             updated=_optional_date(obs.meta.lastUpdated) if obs.meta else None,
-            **self._value(analyte, obs),
         )
 
-    def _value(self, analyte: str, obs: Observation) -> dict[str, Any]:
-        """The LabResult fields of the value: canonical, as reported, its range; or the problem."""
+    def _value(self, analyte: str, obs: Observation) -> _Value:
+        """The value: canonical, as reported, its range; or the problem that keeps it unread."""
         reading = self._reading(analyte, obs)
         if isinstance(reading, str):
-            return {"problem": reading}
-        low, high = self._reference_range(analyte, obs.referenceRange)
-        read = {"comparator": reading.comparator, "reported_text": reading.text, "range_low": low, "range_high": high}
+            return _Value(problem=reading)
+        low, high = self._reference_range(analyte, obs.referenceRange) if obs.referenceRange else (None, None)
         if reading.unit is None:
-            return read | self._unitless(
-                analyte, reading, "no unit" if obs.valueQuantity else "a number without a unit"
-            )
+            without = "no unit" if obs.valueQuantity else "a number without a unit"
+            return self._unitless(analyte, reading, without)._replace(range_low=low, range_high=high)
         canonical_value = self._units.to_canonical(analyte, reading.value, reading.unit)
         if (problem := self._units.implausible(analyte, canonical_value)) is not None:
-            return {"problem": problem}
+            return _Value(problem=problem)
         canonical = self._units.canonical(analyte)
-        if reading.unit != canonical:
-            read |= {"reported_value": reading.value, "reported_unit": reading.unit}
-        return read | {"value": canonical_value, "unit": canonical}
+        converted = reading.unit != canonical
+        return _Value(
+            canonical_value,
+            reading.comparator,
+            canonical,
+            reading.value if converted else None,
+            reading.unit if converted else None,
+            reading.text,
+            range_low=low,
+            range_high=high,
+        )
 
-    def _unitless(self, analyte: str, reading: _Reading, problem: str) -> dict[str, Any]:
+    def _unitless(self, analyte: str, reading: _Reading, problem: str) -> _Value:
         """A number sent without a unit (rulebook, "Values"): read when every unit accepted for the
         analyte gives the same value (potassium: mmol/L and meq/L); a censored one ("<4") is kept
         with what it stands for in each unit, for the clinical core to read when every reading
         agrees; any other is not interpreted."""
         candidates = self._units.candidates(analyte, reading.value)
+        canonical = self._units.canonical(analyte)
         if any(self._units.implausible(analyte, c) is not None for c in candidates):
-            return {"problem": problem, "comparator": None}
+            return _Value(reported_text=reading.text, problem=problem)
         if len(candidates) == 1:
-            return {"value": candidates[0], "unit": self._units.canonical(analyte), "unit_unreported": True}
+            return _Value(
+                candidates[0], reading.comparator, canonical, reported_text=reading.text, unit_unreported=True
+            )
         if reading.comparator is None:
-            return {"problem": problem}
-        return {"problem": problem, "candidates": candidates, "unit": self._units.canonical(analyte)}
+            return _Value(reported_text=reading.text, problem=problem)
+        return _Value(
+            comparator=reading.comparator,
+            unit=canonical,
+            reported_text=reading.text,
+            candidates=candidates,
+            problem=problem,
+        )
 
     def _flag(self, concepts: list[CodeableConcept]) -> LabFlag | None:
         """The laboratory's flag: the first coding of the content's interpretation systems."""
@@ -356,8 +397,10 @@ class LabReader:
 def _written(value: Any) -> str:
     """A number as the laboratory wrote it: "3" for an int, "3.0" for a float, "1.20" for the
     Decimal of json_bodies.py; past any laboratory's precision, the number itself."""
-    text = str(value) if isinstance(value, int | Decimal) else repr(value)
-    return text if len(text) <= _WRITTEN_DIGITS and "e" not in text.lower() else f"{float(value):.6g}"
+    text = repr(value) if type(value) is float else str(value)
+    if len(text) > _WRITTEN_DIGITS or "e" in text or "E" in text:
+        return f"{float(value):.6g}"
+    return text
 
 
 def _optional_date(text: str | None) -> datetime | None:
