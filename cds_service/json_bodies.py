@@ -7,6 +7,7 @@ precision"). Out: orjson, several times faster than the standard library on hook
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,8 @@ def _number(text: str) -> float | Decimal:
     """A JSON number with a fraction: a float, or a Decimal where the float would lose the digits
     the sender wrote ("1.20", "5.00")."""
     value = float(text)
+    if not math.isfinite(value):  # 1e999: a number JSON allows and a float cannot hold
+        return Decimal(text)
     if repr(value) == text or "e" in text or "E" in text:
         return value
     return Decimal(text)

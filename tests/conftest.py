@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -23,6 +22,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from cds_service.app import create_app
 from cds_service.content.loader import Content, load_content
+from cds_service.json_bodies import decode
 from cds_service.settings import Settings
 from cds_service.store.database import migrate, open_database
 from tests.fhir_routes import FhirRoutes
@@ -139,7 +139,7 @@ async def _check_rules(response: httpx.Response) -> None:
     is_hook = path.startswith("/cds-services/") and not path.endswith("/feedback")
     if request.method == "POST" and is_hook and response.status_code == 200:
         await response.aread()
-        patient = orjson.loads(request.content)["context"]["patientId"]
+        patient = decode(request.content)["context"]["patientId"]  # as the service reads it
         check_response(response.json(), patient)
 
 

@@ -315,11 +315,31 @@ async def test_another_patients_results_are_ignored(client: httpx.AsyncClient) -
 
 
 async def test_malformed_resource_is_skipped(client: httpx.AsyncClient) -> None:
-    broken = obs("62292-8", 8, "ng/mL", "2026-11-20") | {"valueQuantity": {"value": "eight"}}
+    broken = obs("62292-8", 8, "ng/mL", "2026-11-20") | {"status": 7}  # malformed where no result can be made
     response = await client.post(
         URL, json=hook_request([broken, obs("62292-8", 25, "ng/mL", "2026-11-01")], normal_electrolytes())
     )
     assert kinds(response) == ["vitd-insufficient"]
+
+
+async def test_a_malformed_value_is_an_unreadable_result(client: httpx.AsyncClient) -> None:
+    """Revision 2026-12-07 ("Not interpretable is not absent"; rulebook, "Unreadable results"): a
+    newer 25(OH)D whose value is malformed ("eight", 1e999 in JSON) was skipped, and the older 25
+    ng/mL then decided; it is a result that could not be read, and nothing older decides past it."""
+    for value in ("eight", True, {"x": 1}):
+        broken = obs("62292-8", 8, "ng/mL", "2026-11-20") | {"valueQuantity": {"value": value}}
+        request = hook_request([broken, obs("62292-8", 25, "ng/mL", "2026-11-01")], normal_electrolytes())
+        assert kinds(await client.post(URL, json=request)) == [], value
+    body = json.dumps(
+        hook_request(
+            [obs("62292-8", 0.5, "ng/mL", "2026-11-20"), obs("62292-8", 25, "ng/mL", "2026-11-01")],
+            normal_electrolytes(),
+        )
+    )
+    response = await client.post(
+        URL, content=body.replace('"value": 0.5', '"value": 1e999'), headers={"Content-Type": "application/json"}
+    )
+    assert kinds(response) == []
 
 
 # --- profiles -----------------------------------------------------------------------------------

@@ -213,3 +213,82 @@ async def test_a_default_range_is_written_as_laboratories_write_it(client: httpx
         client, hook_request([obs("62292-8", 40, "ng/mL")], [obs("2823-3", 3.0, "mmol/L")] + normal_electrolytes()[1:])
     )
     assert "3.0 mmol/L on 2026-11-01; default range 3.5-5.0 mmol/L" in found["electrolytes-abnormal"]["detail"]
+
+
+# --- censored values: read only on their own side of normal --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kinds"),
+    [
+        ("<5 ng/mL", ["vitd-deficient"]),
+        ("<30 ng/mL", ["vitd-insufficient"]),  # low whatever its true value: at least insufficient
+        (">120 ng/mL", ["vitd-high"]),
+        (">150 ng/mL", ["vitd-high"]),
+        (">5 ng/mL", []),  # could be anything above 5: nothing decided, the older 12 neither
+        ("<150 ng/mL", []),
+        ("<1000 ng/mL", []),
+    ],
+)
+async def test_a_censored_25ohd_is_read_only_on_its_side_of_normal(
+    client: httpx.AsyncClient, value: str, kinds: list[str]
+) -> None:
+    results = [obs("62292-8", when="2026-11-20", valueString=value), obs("62292-8", 12, "ng/mL", "2026-10-01")]
+    found = await cards(client, hook_request(results, normal_electrolytes()))
+    assert sorted(found) == kinds
+
+
+@pytest.mark.parametrize(
+    ("value", "summary"),
+    [
+        ("<2.4 mmol/L", "Critical: K <2.4 mmol/L low"),
+        ("<3.2 mmol/L", "K <3.2 mmol/L low"),
+        (">6.5 mmol/L", "Critical: K >6.5 mmol/L high"),
+        (">5.2 mmol/L", "K >5.2 mmol/L high"),
+        ("<7 mmol/L", None),  # could be normal: not a critical high
+        (">1.5 mmol/L", None),  # could be normal: not a critical low
+    ],
+)
+async def test_a_censored_potassium_is_read_only_on_its_side_of_normal(
+    client: httpx.AsyncClient, value: str, summary: str | None
+) -> None:
+    potassium = obs("2823-3", when="2026-11-20", valueString=value)
+    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    if summary is None:
+        assert "electrolytes-abnormal" not in found
+    else:
+        assert found["electrolytes-abnormal"]["summary"].startswith(summary)
+
+
+@pytest.mark.parametrize(
+    ("written", "summary"),
+    [
+        ("19.999999999999996", "25(OH)D 19.999999999999996 ng/mL on 2026-11-20: vitamin D deficient"),
+        ("19.99999999999999999999", None),  # more digits than a float holds: not judged on a rounding
+        ("0." + "0" * 400 + "14", None),  # too small for a float: no value
+    ],
+)
+async def test_a_long_written_number_is_judged_as_written_or_not_at_all(
+    client: httpx.AsyncClient, written: str, summary: str | None
+) -> None:
+    vitamin_d = obs("62292-8", 0.5, "ng/mL", "2026-11-20")
+    body = json.dumps(hook_request([vitamin_d, obs("62292-8", 45, "ng/mL", "2026-10-01")], normal_electrolytes()))
+    response = await client.post(URL, content=body.replace('"value": 0.5', f'"value": {written}', 1),
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    cards_found = response.json()["cards"]
+    if summary is None:
+        assert cards_found == []  # unreadable and newest: the older 45 does not decide either
+    else:
+        assert cards_found[0]["summary"].startswith(summary)
+
+
+@pytest.mark.parametrize("order", ["final-first", "corrected-first"])
+async def test_one_resource_id_sent_twice_is_its_standing_version(client: httpx.AsyncClient, order: str) -> None:
+    """The same id as `final` 14 and `corrected` 160: the correction stands, whichever comes first
+    (rulebook, "Corrections and ties")."""
+    first = obs("62292-8", 14, "ng/mL", WHEN, id="same")
+    second = obs("62292-8", 160, "ng/mL", WHEN, id="same", status="corrected")
+    results = [first, second] if order == "final-first" else [second, first]
+    found = await cards(client, hook_request(results, normal_electrolytes()))
+    assert list(found) == ["vitd-high"] and "160 ng/mL" in found["vitd-high"]["summary"]
+    assert "14 ng/mL" not in text(found["vitd-high"])

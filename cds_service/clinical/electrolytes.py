@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from ..content.schema import Payne, RangeSpec, Windows
-from .results import LabResult, latest, newest, recent, settle_unitless, standing, visible
+from .results import LabResult, latest, newest, recent, settle_censored, settle_unitless, standing, visible
 
 # The three electrolytes tied to cramps, in the order cards name them.
 ELECTROLYTES = ("potassium", "magnesium", "calcium")
@@ -197,12 +197,19 @@ def concern(result: LabResult, ranges: dict[str, RangeSpec]) -> float:
 
 
 def _settled(result: LabResult, ranges: dict[str, RangeSpec]) -> LabResult:
-    if not result.candidates:
+    """Without a unit, read where every unit agrees; censored, read only where it is low (or high)
+    whatever its true value (rulebook, "Values")."""
+    if result.comparator is None and not result.candidates:
         return result
     measure_range = result_range(result, ranges)
     if measure_range is None:
         return result
-    return settle_unitless(result, lambda value: judge(value, measure_range))
+    if result.candidates:
+        result = settle_unitless(result, lambda value: judge(value, measure_range))
+    return settle_censored(
+        result,
+        lambda value, comparator: judge(value, measure_range)[0] == ("low" if comparator in ("<", "<=") else "high"),
+    )
 
 
 def assess_electrolytes(

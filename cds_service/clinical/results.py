@@ -94,6 +94,21 @@ def settle_unitless(result: LabResult, judgement: Callable[[float], Hashable]) -
     )
 
 
+def settle_censored(result: LabResult, away_from_normal: Callable[[float, Comparator], bool]) -> LabResult:
+    """A censored value is read only when every value it allows lies on one side of normal, the
+    side its comparator points to: "<5" and "<30" ng/mL are low whatever the true value, ">150" is
+    very high, but ">5" or "<150" could be anything. Otherwise it is kept as a result that could
+    not be interpreted (rulebook, "Values")."""
+    if result.value is None or result.comparator is None:
+        return result
+    if away_from_normal(result.decision_value, result.comparator):
+        return result
+    bound = f"{result.comparator}{result.reported_text or ''}"
+    return msgspec.structs.replace(
+        result, value=None, problem=f"censored value {bound} allows a normal result", candidates=()
+    )
+
+
 def standing(results: Iterable[LabResult], concern: Callable[[LabResult], float]) -> list[LabResult]:
     """One result per analyte, role and effective time: results sharing them are one result reported
     twice, and the one that stands is a correction over the original, then the later `issued`,
@@ -112,14 +127,19 @@ def standing(results: Iterable[LabResult], concern: Callable[[LabResult], float]
     return [*best.values(), *undated]
 
 
-def _precedence(result: LabResult, concern: Callable[[LabResult], float]) -> tuple[int, float, float, float]:
+def precedence(result: LabResult) -> tuple[int, float, float]:
+    """Which of two reports of one result stands: the greater (a correction, then the later
+    `issued`, then the later `meta.lastUpdated`)."""
     never = float("-inf")
     return (
         _STATUS_RANK.get(result.status, 0),
         result.issued.timestamp() if result.issued else never,
         result.updated.timestamp() if result.updated else never,
-        concern(result),
     )
+
+
+def _precedence(result: LabResult, concern: Callable[[LabResult], float]) -> tuple[int, float, float, float]:
+    return (*precedence(result), concern(result))
 
 
 def visible(results: Iterable[LabResult], as_of: datetime, allowance: timedelta) -> list[LabResult]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from ..content.schema import Profile
-from .results import LabResult, newest_first, recent, settle_unitless, standing, visible, within
+from .results import LabResult, newest_first, recent, settle_censored, settle_unitless, standing, visible, within
 
 STATUS_ROLES = frozenset({"total", "proxy"})
 
@@ -84,11 +84,7 @@ def assess_vitamin_d(
     does (rulebook, "Unreadable results")."""
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = standing(
-        (
-            settle_unitless(r, lambda value: band(value, profile)) if r.candidates and r.analyte == "vitamin_d" else r
-            for r in visible(results, as_of, future_allowance)
-        ),
-        lambda r: concern(r, profile),
+        (_settled(r, profile) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, profile)
     )
     dated = newest_first(r for r in seen if r.analyte == "vitamin_d" and r.role in roles)
     in_window = recent(dated, as_of, window_days)
@@ -112,6 +108,22 @@ def assess_vitamin_d(
         wrong_tests=tuple(r for r in newest_first(seen) if r.role == "wrong_test" and within(r, as_of, window_days)),
         high_before=earlier if high_before else None,
         high_before_status=earlier_status if high_before else None,
+    )
+
+
+_LOW = (Status.DEFICIENT, Status.INSUFFICIENT)
+_HIGH = (Status.HIGH, Status.VERY_HIGH)
+
+
+def _settled(result: LabResult, profile: Profile) -> LabResult:
+    """A 25(OH)D without a unit read where every unit agrees, and a censored one only where it is
+    low or high whatever its true value (rulebook, "Values")."""
+    if result.analyte != "vitamin_d":
+        return result
+    if result.candidates:
+        result = settle_unitless(result, lambda value: band(value, profile))
+    return settle_censored(
+        result, lambda value, comparator: band(value, profile) in (_LOW if comparator in ("<", "<=") else _HIGH)
     )
 
 

@@ -19,7 +19,7 @@ def beside_cuts(value: float, decimals: int, cuts: Iterable[float]) -> str:
     of every cut-point as the value itself (74 nmol/L is 29.6 ng/mL, never "30" beside "below
     30"): rounding never carries a shown value onto or across a cut-point."""
     cuts = tuple(cuts)
-    for places in range(decimals, decimals + 8):
+    for places in range(decimals, decimals + 16):
         text = format_number(value, decimals=places)
         shown = float(text)
         if all((shown > cut) == (value > cut) and (shown < cut) == (value < cut) for cut in cuts):

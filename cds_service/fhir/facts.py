@@ -34,7 +34,7 @@ class _Patient(Lite):
     birthDate: str | None = None
 
 
-_BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?")
+_BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?", re.ASCII)
 
 
 def birth_date(resource: Any, patient_id: str) -> date | None:

@@ -7,14 +7,17 @@ and against a small model of the fields read here (fhir/models.py says why).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
 from functools import lru_cache, partial
 from typing import Any, Literal, NamedTuple
 
-from ..clinical.results import LabFlag, LabResult
+import msgspec
+
+from ..clinical.results import LabFlag, LabResult, precedence
 from ..content.loader import Content
-from .models import CodeableConcept, Lite, Meta, Period, Quantity, Read, Resource, Tally, own
+from .models import CodeableConcept, Lite, Meta, Period, Quantity, Read, Resource, Tally, read_as
+from .references import names_patient
 from .units import UnitTable
 
 
@@ -76,14 +79,23 @@ class _Reading(NamedTuple):
 
 _DATE = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
-    r"(?:T(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
+    r"(?:T(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?",
+    re.ASCII,  # FHIR's grammar: ASCII digits only
 )
 # Read from stripped text: no two parts can take the same characters, so matching is linear.
-_VALUE_STRING = re.compile(r"(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)?", re.DOTALL)
+_VALUE_STRING = re.compile(r"(?P<cmp><=|>=|<|>)?\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)?", re.DOTALL | re.ASCII)
 # Integers past this are no laboratory's value, and would overflow a float.
 _LARGEST = 1e15
 # No laboratory writes a number longer: a longer one is shown to six significant digits.
-_WRITTEN_DIGITS = 12
+_WRITTEN_DIGITS = 24
+# A float holds 17 significant digits; the rest of a longer number would be lost before judging it.
+_FLOAT_DIGITS = 17
+_NOT_SIGNIFICANT = re.compile(r"^[^1-9]*|[^0-9]")  # leading zeros, signs and points
+_FIRST_DAY, _LAST_DAY = date.min, date.max
+# What an Observation is without its value: kept when only the value was malformed.
+_IDENTITY = frozenset(
+    {"resourceType", "id", "status", "code", "subject", "effectiveDateTime", "effectivePeriod", "effectiveInstant"}
+)
 _NORMAL_RANGE = "normal"
 # A unit is named in a card only when it looks like one: FHIR text never becomes card markup.
 _SHOWN_UNIT = re.compile(r"[A-Za-z0-9/%.*^µ-]{1,16}")
@@ -106,9 +118,19 @@ def parse_fhir_datetime(text: str) -> datetime:
         raise ValueError("not a FHIR date")
     year, month, day = int(match["y"]), int(match["m"] or 1), int(match["d"] or 1)
     if match["time"] is None:
-        return datetime(year, month, day, tzinfo=UTC)
-    tz = "+00:00" if match["tz"] == "Z" else match["tz"]
-    return datetime.fromisoformat(f"{match['y']}-{match['m']}-{match['d']}T{match['time']}{tz}")
+        when = datetime(year, month, day, tzinfo=UTC)
+    else:
+        tz = "+00:00" if match["tz"] == "Z" else match["tz"]
+        when = datetime.fromisoformat(f"{match['y']}-{match['m']}-{match['d']}T{match['time']}{tz}")
+    # Every window counts days in UTC: an instant that UTC cannot hold, or whose day has no day
+    # before or after it, is no date a result can have (0001-01-01T00:00:00+14:00).
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("not a FHIR date") from None
+    if not _FIRST_DAY < utc.date() < _LAST_DAY:
+        raise ValueError("not a FHIR date")
+    return when
 
 
 class LabReader:
@@ -135,22 +157,60 @@ class LabReader:
         same result twice would be listed twice on a card)."""
         tally = Tally()
         results: list[LabResult] = []
-        seen: set[str | LabResult] = set()
+        by_id: dict[str, list[LabResult]] = {}
+        seen: set[LabResult] = set()
         resources = list(resources)
         selected = [r for r in resources if self._selected(r)]
         tally.ignored += len(resources) - len(selected)
-        for obs in own(selected, "Observation", Observation, patient_id, tally):
+        for obs, value_malformed in self._observations(selected, patient_id, tally):
             try:
                 result = self._result(obs)
             except ValueError:  # a date that is not a FHIR date
                 tally.malformed += 1
                 continue
-            if result is None or (key := obs.id if obs.id is not None else result) in seen:
+            if result is not None and value_malformed:
+                result = msgspec.structs.replace(result, problem="malformed value")
+            if result is None or result in seen:
                 tally.ignored += 1
                 continue
-            seen.add(key)
+            if obs.id is not None and not self._newest_version(result, by_id.setdefault(obs.id, []), results):
+                tally.ignored += 1
+                continue
+            seen.add(result)
             results.append(result)
         return tally.read(results)
+
+    @staticmethod
+    def _newest_version(result: LabResult, versions: list[LabResult], results: list[LabResult]) -> bool:
+        """One resource id sent twice is one result: the version that stands is kept, whichever
+        comes first (rulebook, "Corrections and ties"). Two versions nothing tells apart are both
+        kept, for the rules of ties to choose between."""
+        for held in list(versions):
+            if precedence(result) < precedence(held):
+                return False
+            if precedence(result) > precedence(held):
+                versions.remove(held)
+                results.remove(held)
+        versions.append(result)
+        return True
+
+    def _observations(self, selected: list[Any], patient_id: str, tally: Tally) -> Iterator[tuple[Observation, bool]]:
+        """The patient's Observations. One whose value is malformed is kept without it (True): it
+        is a result that could not be read, and as the newest it stops older ones (rulebook,
+        "Unreadable results"); one malformed elsewhere is skipped and counted."""
+        for raw in selected:
+            try:
+                obs, value_malformed = read_as(Observation, raw), False
+            except msgspec.ValidationError:
+                try:
+                    obs, value_malformed = read_as(Observation, {k: v for k, v in raw.items() if k in _IDENTITY}), True
+                except msgspec.ValidationError:
+                    tally.malformed += 1
+                    continue
+            if not names_patient(obs.subject.reference if obs.subject else None, patient_id):
+                tally.other_patient += 1
+                continue
+            yield obs, value_malformed
 
     # -- selection on raw JSON ------------------------------------------------------------------
 
@@ -290,10 +350,8 @@ class LabReader:
     def _quantity(self, analyte: str, q: Quantity) -> _Reading | str:
         if q.value is None:
             return "no numeric value"
-        if q.value <= 0:
-            return "zero or negative value"
-        if q.value > _LARGEST:
-            return self._units.implausible(analyte, float("inf")) or "implausible value"
+        if (problem := self._number_problem(analyte, q.value, str(q.value))) is not None:
+            return problem
         text = _written(q.value)
         if q.unit is None and q.code is None:
             return _Reading(float(q.value), q.comparator, None, text)
@@ -302,14 +360,24 @@ class LabReader:
             return unit_problem(q.unit or q.code)
         return _Reading(float(q.value), q.comparator, unit, text)
 
+    def _number_problem(self, analyte: str, value: Any, text: str) -> str | None:
+        """Why a number is no laboratory's value, if it is not: zero, negative or too small for a
+        float, past any bound, or written with more significant digits than a float holds (a
+        longer one would be judged on a rounding of what was written)."""
+        if value <= 0 or float(value) <= 0:
+            return "zero or negative value"
+        if value > _LARGEST or _significant_digits(text) > _FLOAT_DIGITS:
+            return self._units.implausible(analyte, float("inf")) or "implausible value"
+        return None
+
     def _string(self, analyte: str, text: str) -> _Reading | str:
         """A value with its unit in text ("4.0 mmol/L", "<5 ng/mL"), or a number without one."""
         match = _VALUE_STRING.fullmatch(text.strip())
         if match is None:
             return "text, not a value"
-        if float(match["num"]) <= 0:
-            return "zero or negative value"
         value = float(match["num"])
+        if (problem := self._number_problem(analyte, value, match["num"])) is not None:
+            return problem
         text = match["num"] if len(match["num"]) <= _WRITTEN_DIGITS else _written(value)
         if match["unit"] is None:
             return _Reading(value, match["cmp"], None, text)
@@ -392,6 +460,15 @@ class LabReader:
             if code in self._d3:
                 return "d3", code
         return None
+
+
+def _significant_digits(text: str) -> int:
+    """The digits of a written number that its value depends on: trailing zeros of a fraction
+    ("3.10") add none."""
+    mantissa = text.split("e")[0].split("E")[0]
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0")
+    return len(_NOT_SIGNIFICANT.sub("", mantissa))
 
 
 def _written(value: Any) -> str:

@@ -336,9 +336,16 @@ def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) ->
     ],
 )
 def test_malformed_selected_resources_are_skipped_and_counted(reader: LabReader, broken: dict[str, Any]) -> None:
+    """Malformed where no result can be made (its code, status, subject or date) it is skipped and
+    counted; malformed in its value, it is kept as a result that could not be read (revision
+    2026-12-07, "Not interpretable is not absent"; rulebook, "Unreadable results")."""
     bad = obs("62292-8", 12, "ng/mL") | broken
     got = read(reader, bad, obs("62292-8", 40, "ng/mL"))
-    assert [r.value for r in got.items] == [40] and got.malformed == 1
+    if set(broken) <= {"valueQuantity", "referenceRange"}:
+        assert [(r.value, r.problem) for r in got.items] == [(None, "malformed value"), (40, None)]
+        assert got.malformed == 0
+    else:
+        assert [r.value for r in got.items] == [40] and got.malformed == 1
 
 
 def test_roles_follow_the_code_lists(reader: LabReader) -> None:
