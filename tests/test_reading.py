@@ -11,7 +11,16 @@ import httpx
 import pytest
 
 from tests.builders import card_text as text
-from tests.builders import condition, hook_request, interpretation, normal_electrolytes, obs, patient_view_cards
+from tests.builders import (
+    condition,
+    hook_request,
+    interpretation,
+    medication,
+    normal_electrolytes,
+    obs,
+    order_request,
+    patient_view_cards,
+)
 
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
@@ -292,3 +301,17 @@ async def test_one_resource_id_sent_twice_is_its_standing_version(client: httpx.
     found = await cards(client, hook_request(results, normal_electrolytes()))
     assert list(found) == ["vitd-high"] and "160 ng/mL" in found["vitd-high"]["summary"]
     assert "14 ng/mL" not in text(found["vitd-high"])
+
+
+@pytest.mark.parametrize("field", ["effectiveDateTime", "issued"])
+async def test_a_date_utc_cannot_hold_is_a_skipped_resource_not_a_500(client: httpx.AsyncClient, field: str) -> None:
+    """From an attack run: 0001-01-01T00:00:00+14:00 gave every service a 500."""
+    odd = obs("62292-8", 12, "ng/mL", None if field == "issued" else "0001-01-01T00:00:00+14:00", id="odd")
+    odd |= {"issued": "0001-01-01T00:00:00+14:00"}
+    request = hook_request([odd, obs("62292-8", 14, "ng/mL", "2026-11-20")], normal_electrolytes())
+    found = await cards(client, request)
+    assert list(found) == ["vitd-deficient"] and "14 ng/mL" in found["vitd-deficient"]["summary"]
+    order = order_request(
+        [medication("Vit D 1000 units", status="draft", id="mr-1")], vitamin_d=[odd], electrolytes=normal_electrolytes()
+    )
+    assert (await client.post("/cds-services/vitamin-d-order-sign", json=order)).status_code == 200

@@ -25,7 +25,8 @@ class MedicationFact:
     rxnorm: frozenset[str]
     names: str  # lower case, one a line: coding displays, text, reference display, dose form
     authored: datetime | None = None  # when it was prescribed or started (authoredOn)
-    routes: frozenset[str] = frozenset()  # dosageInstruction.route: codes, and words of its text
+    # each dosageInstruction's route: its codes, and the first word of its text and displays
+    routes: tuple[frozenset[str], ...] = ()
 
     @cached_property
     def lines(self) -> tuple[tuple[str, ...], ...]:
@@ -85,12 +86,14 @@ def _hits(medication: MedicationFact, rules: ContextRules) -> Hits:
 
 
 def topical(medication: MedicationFact, rules: ContextRules, hits: Hits | None = None) -> bool:
-    """A topical form (rulebook, "Topical vitamin D analogues"): by name or dose form, or by route."""
-    routes = rules.medicines.topical.route_set
-    if any(route in routes or not routes.isdisjoint(words(route)) for route in medication.routes):
-        return True
+    """A topical form (rulebook, "Topical vitamin D analogues"): a topical analogue by name; a
+    topical dose form with no systemic one beside it; or every route of its dosage topical (a route
+    by its code, or by the first word of its text: "oral (not topical)" is oral)."""
     hits = _hits(medication, rules) if hits is None else hits
-    return "topical" in hits
+    if "topical" in hits or ("topical_form" in hits and "systemic_form" not in hits):
+        return True
+    topical_routes = rules.medicines.topical.route_set
+    return bool(medication.routes) and all(not topical_routes.isdisjoint(route) for route in medication.routes)
 
 
 def product(medication: MedicationFact, rules: ContextRules, hits: Hits | None = None) -> Product | None:

@@ -396,8 +396,9 @@ class Topical(_Strict):
 
     names: list[str] = Field(min_length=1)
     route_codes: list[str] = []  # SNOMED CT codes of dosageInstruction.route
-    route_words: list[str] = []  # words of the route's text or display
+    route_words: list[str] = []  # the first word of a route's text or display
     dose_forms: list[str] = []  # words of the medicine's name or form
+    systemic_forms: list[str] = []  # words that make a name with a topical word a systemic medicine
 
     @cached_property
     def route_set(self) -> frozenset[str]:
@@ -466,7 +467,9 @@ class ContextRules(_Strict):
             "calcium": medicines.calcium_products,
         }
         lists |= {medicines.cause_group(c.analyte, c.direction): c.drugs for c in medicines.electrolyte_causes}
-        return MedicineIndex(lists, {"topical": [*medicines.topical.names, *medicines.topical.dose_forms]})
+        topical = medicines.topical
+        terms = {"topical": topical.names, "topical_form": topical.dose_forms, "systemic_form": topical.systemic_forms}
+        return MedicineIndex(lists, terms)
 
     @model_validator(mode="after")
     def _known_groups(self) -> ContextRules:

@@ -10,17 +10,24 @@ word of the text, never further than the longest name: linear in the text, whate
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
+_DROPPED = frozenset({"Mn", "Cf"})  # combining marks (accents), and format characters (zero-width)
 _WORD = re.compile(r"[^\W_]+|[+&]")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "50,000" is one number, as "50000"
 
 
 def words(text: str) -> tuple[str, ...]:
-    """The words of a text, lower case: "Os-Cal 500 + D" -> ("os", "cal", "500", "+", "d")."""
+    """The words of a text, lower case: "Os-Cal 500 + D" -> ("os", "cal", "500", "+", "d"). Text
+    that is not ASCII is folded first: full-width and sub- or superscript forms to their letters
+    and digits, accents and invisible characters dropped ("ｖｉｔ Ｄ₃", "cholecalciférol",
+    "chole\u200bcalciferol")."""
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if unicodedata.category(c) not in _DROPPED)
     text = text.lower()
     return tuple(_WORD.findall(_THOUSANDS.sub("", text) if "," in text else text))
 

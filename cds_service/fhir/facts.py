@@ -61,6 +61,12 @@ def birth_date(resource: Any, patient_id: str) -> date | None:
         return None
 
 
+# A medicine's names are read as far as a name goes: its first 32 texts, each to 1,000 characters
+# (the longest RxNorm product names hold about 200), so that a hostile text cannot hold the event
+# loop (rulebook, "Medicines in text").
+_NAMES, _NAME_CHARS = 32, 1000
+
+
 def medications_by_reference(resources: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """The Medication resources among `resources`, by "Medication/<id>"."""
     return {
@@ -94,7 +100,7 @@ def medication_fact(
     rxnorm: str,
     authored: datetime | None = None,
     included: Mapping[str, Any] | None = None,
-    routes: frozenset[str] = frozenset(),
+    routes: tuple[frozenset[str], ...] = (),
 ) -> MedicationFact:
     """The RxNorm codes and the names (lower case) of what a MedicationRequest orders. A
     `medicationReference` is resolved from the request's contained resources, else from the
@@ -118,7 +124,8 @@ def medication_fact(
     for c in concepts:
         names += [text for text in (c.text, *(x.display for x in c.coding)) if text]
         codes |= {x.code for x in c.coding if x.system == rxnorm and x.code}
-    return MedicationFact(frozenset(codes), "\n".join(names).lower(), authored, routes)
+    read = "\n".join(name[:_NAME_CHARS] for name in names[:_NAMES])
+    return MedicationFact(frozenset(codes), read.lower(), authored, routes)
 
 
 class ContextReader:

@@ -95,14 +95,16 @@ class MedicationRequest(Resource, kw_only=True):
     authoredOn: str | None = None
     dosageInstruction: list[Dosage] = []
 
-    def routes(self) -> frozenset[str]:
-        """The routes of its dosage instructions: codes, and texts in lower case."""
-        found: set[str] = set()
+    def routes(self) -> tuple[frozenset[str], ...]:
+        """Each dosage instruction's route: its codes, and the first word of its text and displays
+        in lower case ("Topical route" is topical, "oral (not topical)" oral)."""
+        found = []
         for dosage in self.dosageInstruction:
             if dosage.route is not None:
-                found.update(c.code for c in dosage.route.coding if c.code)
-                found.update(t.lower() for t in (dosage.route.text, *(c.display for c in dosage.route.coding)) if t)
-        return frozenset(found)
+                texts = (dosage.route.text, *(c.display for c in dosage.route.coding))
+                first = {words[0] for t in texts if t and (words := t.lower().split())}
+                found.append(frozenset({c.code for c in dosage.route.coding if c.code} | first))
+        return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,28 @@ def test_topical_analogues_are_not_vitamin_d_products(content: Content, resource
     assert context(content, resource).vitamin_d_products == ()
 
 
+def _route(text: str) -> dict[str, Any]:
+    return {"route": {"text": text}}
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        med("cholecalciferol 1000 unit", dosageInstruction=[_route("oral (not topical)")]),
+        med("calcitriol 0.25 mcg capsule", dosageInstruction=[_route("Oral"), _route("Topical")]),
+        med("calcitriol 0.25 mcg tablet (not an ointment)"),
+        med("Vitamin D3 softgel"),
+    ],
+    ids=["oral-route-text", "one-route-oral", "systemic-form-beside", "softgel"],
+)
+def test_an_oral_product_mentioning_a_topical_word_is_still_vitamin_d(
+    content: Content, resource: dict[str, Any]
+) -> None:
+    """From an independent attack run: "topical" anywhere in a route or a form hid an oral product."""
+    found = held(content, resource)
+    assert found is not None and found[0]
+
+
 def test_a_topical_form_read_from_the_referenced_medication(content: Content) -> None:
     request = medication("x")
     del request["medicationCodeableConcept"]
@@ -175,3 +197,24 @@ def test_rxnorm_codes_name_a_product_whatever_the_text(content: Content) -> None
     coded = medication("x", "7646")  # omeprazole's ingredient code
     coded["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "7646"}]}
     assert context(content, coded).causes[("magnesium", "low")] == ("omeprazole (proton pump inhibitor)",)
+
+
+@pytest.mark.parametrize(
+    ("text", "vitamin_d"),
+    [
+        ("ｖｉｔａｍｉｎ Ｄ３ 1000 unit", ("cholecalciferol",)),  # full-width
+        ("vitamin D₃ 1000 unit", ("cholecalciferol",)),  # subscript
+        ("cholecalciférol 1000 unit", ("cholecalciferol",)),  # an accent
+        ("chole\u200bcalciferol 1000 unit", ("cholecalciferol",)),  # a zero-width space inside
+    ],
+)
+def test_unicode_forms_of_a_name_are_the_name(content: Content, text: str, vitamin_d: tuple[str, ...]) -> None:
+    found = held(content, med(text))
+    assert found is not None and found[0] == vitamin_d
+
+
+def test_a_medicine_is_read_as_far_as_a_name_goes(content: Content) -> None:
+    """Hostile input: a 5 MB text is read to its first 1,000 characters, so that it cannot hold the
+    service; a name there is found, one after it is not (rulebook, "Medicines in text")."""
+    assert held(content, med("Vit D3 " + "x " * 2_500_000)) == (("cholecalciferol",), ())
+    assert held(content, med("x " * 600 + "Vit D3")) is None

@@ -270,7 +270,22 @@ def test_effective_date_time_wins_over_issued(reader: LabReader) -> None:
     assert result.effective == datetime(2026, 10, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text", ["2026-11-01T08:30:00", "01/11/2026", "2026-13-01", "2026-11-01T25:00:00Z", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-01T08:30:00",
+        "01/11/2026",
+        "2026-13-01",
+        "2026-11-01T25:00:00Z",
+        "",
+        # no UTC day before or after (from an attack run: a 500 for the whole call)
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01T13:59:59+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01",
+        "２０２６-11-01",  # digits FHIR does not write
+    ],
+)
 def test_malformed_dates_make_the_resource_malformed(reader: LabReader, text: str) -> None:
     got = read(reader, obs("62292-8", 12, "ng/mL", when=text))
     assert got.items == () and got.malformed == 1
