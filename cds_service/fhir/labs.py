@@ -170,21 +170,33 @@ class LabReader:
                 continue
             if result is not None and value_malformed:
                 result = msgspec.structs.replace(result, problem="malformed value")
-            if result is None or result in seen:
+            if result is None:
                 tally.ignored += 1
                 continue
-            if obs.id is not None and not self._newest_version(result, by_id.setdefault(obs.id, []), results):
+            if obs.id is None:  # without an id, the same result twice by what it says
+                if result in seen:
+                    tally.ignored += 1
+                    continue
+                seen.add(result)
+            elif not self._newest_version(result, by_id, results, obs.id):
                 tally.ignored += 1
                 continue
-            seen.add(result)
             results.append(result)
         return tally.read(results)
 
     @staticmethod
-    def _newest_version(result: LabResult, versions: list[LabResult], results: list[LabResult]) -> bool:
+    def _newest_version(
+        result: LabResult, by_id: dict[str, list[LabResult]], results: list[LabResult], resource_id: str
+    ) -> bool:
         """One resource id sent twice is one result: the version that stands is kept, whichever
         comes first (rulebook, "Corrections and ties"). Two versions nothing tells apart are both
-        kept, for the rules of ties to choose between."""
+        kept, for the rules of ties to choose between, unless they say the same."""
+        versions = by_id.get(resource_id)
+        if versions is None:
+            by_id[resource_id] = [result]
+            return True
+        if result in versions:
+            return False
         for held in list(versions):
             if precedence(result) < precedence(held):
                 return False
@@ -366,7 +378,7 @@ class LabReader:
         longer one would be judged on a rounding of what was written)."""
         if value <= 0 or float(value) <= 0:
             return "zero or negative value"
-        if value > _LARGEST or _significant_digits(text) > _FLOAT_DIGITS:
+        if value > _LARGEST or (len(text) > _FLOAT_DIGITS and _significant_digits(text) > _FLOAT_DIGITS):
             return self._units.implausible(analyte, float("inf")) or "implausible value"
         return None
 
