@@ -58,7 +58,6 @@ class CrampContext:
     drugs: tuple[str, ...] = ()  # "furosemide (loop diuretic)"
     electrolyte_drugs: tuple[str, ...] = ()  # those of the groups that call for K and Mg: "furosemide"
     vitamin_d_products: tuple[str, ...] = ()
-    calcium_products: tuple[str, ...] = ()  # calcium taken, alone or in a vitamin D combination
     supplements: tuple[str, ...] = ()  # each active product holding vitamin D or calcium, by name
     vitamin_d_supplements: tuple[str, ...] = ()  # those holding vitamin D
     vitamin_d_started: datetime | None = None  # the latest start of an active vitamin D product, if known
@@ -203,7 +202,6 @@ def assess_context(
         drugs=tuple(f"{drug.ingredient} ({drug.group})" if drug.group else drug.ingredient for drug in taken),
         electrolyte_drugs=tuple(d.ingredient for d in taken if d.group in rules.electrolyte_check_groups),
         vitamin_d_products=tuple(dict.fromkeys(i for _, p in on_vitamin_d for i in p.vitamin_d)),
-        calcium_products=tuple(dict.fromkeys(i for p in products if p is not None for i in p.calcium)),
         supplements=tuple(dict.fromkeys(p.name for p in products if p is not None)),
         vitamin_d_supplements=tuple(dict.fromkeys(p.name for _, p in on_vitamin_d)),
         vitamin_d_started=max(started) if started else None,
