@@ -30,10 +30,6 @@ FDA_PPI = (
 )
 
 
-async def cards(client: httpx.AsyncClient, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return await patient_view_cards(client, request)
-
-
 def calcium(value: float, when: str = "2026-11-20") -> list[dict[str, Any]]:
     return [
         obs("2823-3", 4.2, "mmol/L", when),
@@ -49,7 +45,7 @@ async def test_toxicity_is_a_stop_not_a_dose_review(client: httpx.AsyncClient) -
         calcium(11.4),
         medications=[medication("Vitamin D3 10,000 IU daily")],
     )
-    card = (await cards(client, request))["vitd-high"]
+    card = (await patient_view_cards(client, request))["vitd-high"]
     assert card["indicator"] == "critical"
     assert "consider stopping cholecalciferol" in card["summary"]
     assert "consider stopping cholecalciferol and evaluating the hypercalcaemia" in card["detail"]
@@ -61,7 +57,7 @@ async def test_a_high_level_on_vitamin_d_with_normal_calcium_says_stop_it(client
     request = hook_request(
         [obs("62292-8", 120, "ng/mL", "2026-11-20")], calcium(9.4), medications=[medication("Drisdol 50,000 unit")]
     )
-    card = (await cards(client, request))["vitd-high"]
+    card = (await patient_view_cards(client, request))["vitd-high"]
     assert card["indicator"] == "warning"  # above 100, below 150, calcium in range
     assert card["summary"].endswith("high; consider stopping ergocalciferol")
     assert "consider stopping it, and check serum calcium" in card["detail"]
@@ -71,7 +67,7 @@ async def test_high_with_calcium_high_and_a_vitamin_d_product_is_critical(client
     request = hook_request(
         [obs("62292-8", 110, "ng/mL", "2026-11-20")], calcium(10.8), medications=[medication("calcitriol 0.25 mcg")]
     )
-    card = (await cards(client, request))["vitd-high"]
+    card = (await patient_view_cards(client, request))["vitd-high"]
     assert card["indicator"] == "critical"
 
 
@@ -91,14 +87,16 @@ async def test_low_vitamin_d_with_hypercalcaemia_on_a_supplement_says_stop_it(
         calcium(11.6),
         medications=[medication(taken, authored="2026-08-01")],
     )
-    card = (await cards(client, request))["vitd-deficient"]
+    card = (await patient_view_cards(client, request))["vitd-deficient"]
     assert card["summary"].endswith(f"calcium high: consider stopping {stop}")
     assert f"consider stopping {stop} and evaluating the hypercalcaemia" in card["detail"]
     assert "before any vitamin D is given" not in text(card)
 
 
 async def test_low_vitamin_d_with_hypercalcaemia_and_nothing_taken(client: httpx.AsyncClient) -> None:
-    card = (await cards(client, hook_request([obs("62292-8", 12, "ng/mL")], calcium(11.6))))["vitd-deficient"]
+    card = (await patient_view_cards(client, hook_request([obs("62292-8", 12, "ng/mL")], calcium(11.6))))[
+        "vitd-deficient"
+    ]
     assert "hypercalcaemia needs evaluation before any vitamin D is given" in card["detail"]
 
 
@@ -109,7 +107,7 @@ async def test_a_topical_analogue_does_not_silence_a_deficiency(client: httpx.As
         normal_electrolytes(),
         medications=[medication("Vectical 3 mcg/g ointment", authored="2026-11-01")],
     )
-    found = await cards(client, request)
+    found = await patient_view_cards(client, request)
     assert "vitd-deficient" in found and "consider a supplementation review" in found["vitd-deficient"]["summary"]
 
 
@@ -119,7 +117,7 @@ async def test_oral_vitamin_d_started_after_the_result_is_treatment_begun(client
         normal_electrolytes(),
         medications=[medication("D-Vi-Sol drops", authored="2026-11-01")],
     )
-    assert "vitd-deficient" not in await cards(client, request)
+    assert "vitd-deficient" not in await patient_view_cards(client, request)
 
 
 # --- medicines named and sources cited on abnormal cards -------------------------------------------
@@ -156,7 +154,7 @@ async def test_an_abnormal_card_names_the_medicines_that_move_it_and_cites_them(
     client: httpx.AsyncClient, electrolytes: list[Any], medicines: list[str], said: str, link: str
 ) -> None:
     request = hook_request([obs("62292-8", 40, "ng/mL")], electrolytes, medications=[medication(m) for m in medicines])
-    card = (await cards(client, request))["electrolytes-abnormal"]
+    card = (await patient_view_cards(client, request))["electrolytes-abnormal"]
     assert said in card["detail"]
     urls = [link["url"] for link in card.get("links", [])]
     assert link in urls and AAFP not in urls  # no cramps documented: no cramp article
@@ -165,9 +163,11 @@ async def test_an_abnormal_card_names_the_medicines_that_move_it_and_cites_them(
 
 async def test_the_cramp_article_only_beside_the_cramp_remark(client: httpx.AsyncClient) -> None:
     electrolytes = [obs("2823-3", 3.1, "mmol/L"), obs("19123-9", 2.0, "mg/dL"), obs("17861-6", 9.4, "mg/dL")]
-    without = (await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], electrolytes)))["electrolytes-abnormal"]
+    without = (await patient_view_cards(client, hook_request([obs("62292-8", 40, "ng/mL")], electrolytes)))[
+        "electrolytes-abnormal"
+    ]
     assert "links" not in without and "muscle cramps" not in without["detail"]
-    with_cramps = await cards(
+    with_cramps = await patient_view_cards(
         client, hook_request([obs("62292-8", 40, "ng/mL")], electrolytes, conditions=[condition("R25.2")])
     )
     card = with_cramps["electrolytes-abnormal"]
@@ -180,7 +180,9 @@ async def test_very_low_albumin_keeps_a_low_calcium_low_and_suggests_an_ionized_
     client: httpx.AsyncClient,
 ) -> None:
     electrolytes = [*calcium(8.0, "2026-11-20"), obs("1751-7", 2.0, "g/dL", "2026-11-20")]
-    card = (await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], electrolytes)))["electrolytes-abnormal"]
+    card = (await patient_view_cards(client, hook_request([obs("62292-8", 40, "ng/mL")], electrolytes)))[
+        "electrolytes-abnormal"
+    ]
     assert "Ca 8.0 mg/dL low on 2026-11-20" in card["summary"]
     assert "too low for a corrected calcium to be trusted: corrected estimate 9.6 mg/dL" in card["detail"]
     (suggestion,) = card["suggestions"]
@@ -203,7 +205,7 @@ async def test_a_critical_value_is_shown_at_seventeen(client: httpx.AsyncClient,
     request = hook_request(
         [obs("62292-8", 12, "ng/mL")], electrolytes, birth_date="2009-06-01", conditions=[condition("R25.2")]
     )
-    found = await cards(client, request)
+    found = await patient_view_cards(client, request)
     assert list(found) == ["electrolytes-abnormal"]
     card = found["electrolytes-abnormal"]
     assert card["indicator"] == "critical" and card["summary"].startswith("Critical: ")

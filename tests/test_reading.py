@@ -27,10 +27,6 @@ URL = "/cds-services/vitamin-d-cramps"
 CRAMPS = [condition("R25.2")]
 
 
-async def cards(client: httpx.AsyncClient, request: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return await patient_view_cards(client, request)
-
-
 # --- corrections and ties -----------------------------------------------------------------------
 
 WHEN = "2026-11-20T08:00:00Z"
@@ -59,7 +55,7 @@ async def test_a_correction_stands_whatever_the_bundle_order(
     first = obs("62292-8", 45, "ng/mL", WHEN, **original)
     second = obs("62292-8", 12, "ng/mL", WHEN, **correction)
     results = [first, second] if order == "original-first" else [second, first]
-    found = await cards(client, hook_request(results, normal_electrolytes()))
+    found = await patient_view_cards(client, hook_request(results, normal_electrolytes()))
     assert list(found) == ["vitd-deficient"]
     assert "12 ng/mL" in found["vitd-deficient"]["summary"]
     assert "45 ng/mL" not in text(found["vitd-deficient"])
@@ -72,7 +68,7 @@ async def test_a_corrected_potassium_replaces_the_normal_original(client: httpx.
         obs("19123-9", 2.0, "mg/dL"),
         obs("17861-6", 9.4, "mg/dL"),
     ]
-    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], results))
+    found = await patient_view_cards(client, hook_request([obs("62292-8", 40, "ng/mL")], results))
     assert "K 3.1 mmol/L low" in found["electrolytes-abnormal"]["summary"]
     assert "4.2 mmol/L" not in text(found["electrolytes-abnormal"])
 
@@ -84,7 +80,9 @@ async def test_a_tie_nothing_breaks_keeps_the_more_concerning_value(client: http
         [obs("2823-3", 4.2, "mmol/L", WHEN), obs("2823-3", 6.4, "mmol/L", WHEN)],
         [obs("2823-3", 6.4, "mmol/L", WHEN), obs("2823-3", 4.2, "mmol/L", WHEN)],
     ):
-        found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [*results, *normal_electrolytes()[1:]]))
+        found = await patient_view_cards(
+            client, hook_request([obs("62292-8", 40, "ng/mL")], [*results, *normal_electrolytes()[1:]])
+        )
         assert found["electrolytes-abnormal"]["indicator"] == "critical"
         assert "K 6.4 mmol/L high" in found["electrolytes-abnormal"]["summary"]
 
@@ -95,7 +93,7 @@ async def test_a_tie_nothing_breaks_keeps_the_more_concerning_value(client: http
 @pytest.mark.parametrize("value", ["<4", "< 4", "<5", "<=4"])
 async def test_a_censored_25ohd_without_unit_deficient_in_every_unit(client: httpx.AsyncClient, value: str) -> None:
     """ "<4": below 4 ng/mL, 1.6 ng/mL (nmol/L) or 4 ng/mL (ug/L): deficient whichever the unit."""
-    found = await cards(
+    found = await patient_view_cards(
         client, hook_request([obs("62292-8", when="2026-11-20", valueString=value)], normal_electrolytes())
     )
     assert list(found) == ["vitd-deficient"]
@@ -109,7 +107,7 @@ async def test_a_number_without_unit_whose_reading_depends_on_the_unit_is_not_re
     """<40 is deficient in nmol/L (<16 ng/mL) and possibly sufficient in ng/mL: not read, and as
     the newest result it stops the older deficiency card (rulebook, "Unreadable results")."""
     results = [obs("62292-8", when="2026-11-20", valueString=value), obs("62292-8", 12, "ng/mL", "2026-10-01")]
-    found = await cards(client, hook_request(results, normal_electrolytes()))
+    found = await patient_view_cards(client, hook_request(results, normal_electrolytes()))
     assert "vitd-deficient" not in found and "vitd-high" not in found
 
 
@@ -131,7 +129,9 @@ async def test_an_unreadable_value_flagged_abnormal_is_an_abnormal_result(
     client: httpx.AsyncClient, flag: str, indicator: str, said: str
 ) -> None:
     potassium = obs("2823-3", when="2026-11-20", interpretation=interpretation(flag))  # no value at all
-    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    found = await patient_view_cards(
+        client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]])
+    )
     card = found["electrolytes-abnormal"]
     assert card["indicator"] == indicator
     assert said in card["detail"] and "the value could not be read (no value)" in card["detail"]
@@ -141,7 +141,9 @@ async def test_an_unreadable_value_flagged_abnormal_is_an_abnormal_result(
 @pytest.mark.parametrize("flag", ["N", "<", ">"])
 async def test_a_flag_without_direction_makes_no_abnormal_card(client: httpx.AsyncClient, flag: str) -> None:
     potassium = obs("2823-3", when="2026-11-20", interpretation=interpretation(flag))
-    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    found = await patient_view_cards(
+        client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]])
+    )
     assert "electrolytes-abnormal" not in found
 
 
@@ -149,14 +151,18 @@ async def test_a_readable_value_decides_and_a_disagreeing_flag_is_shown(client: 
     """K 5.3 flagged N by the laboratory (its own range unsent): the value decides (high against the
     default range), and the laboratory's N is shown beside it, never hidden."""
     potassium = obs("2823-3", 5.3, "mmol/L", "2026-11-20", interpretation=interpretation("N"))
-    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    found = await patient_view_cards(
+        client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]])
+    )
     detail = found["electrolytes-abnormal"]["detail"]
     assert "laboratory flag N (normal)" in detail
 
 
 async def test_a_flagged_unreadable_calcium_counts_as_hypercalcaemia(client: httpx.AsyncClient) -> None:
     calcium = obs("17861-6", when="2026-11-20", valueString="see note", interpretation=interpretation("H"))
-    found = await cards(client, hook_request([obs("62292-8", 12, "ng/mL")], [*normal_electrolytes()[:2], calcium]))
+    found = await patient_view_cards(
+        client, hook_request([obs("62292-8", 12, "ng/mL")], [*normal_electrolytes()[:2], calcium])
+    )
     assert found["vitd-deficient"]["summary"].endswith("calcium high: evaluate before any vitamin D")
 
 
@@ -179,7 +185,7 @@ async def test_shown_values_keep_precision_and_their_side_of_every_cut_point(
 ) -> None:
     vitamin_d = [obs(code, value, unit, "2026-11-20")] if code == "62292-8" else [obs("62292-8", 12, "ng/mL")]
     electrolytes = [obs(code, value, unit, "2026-11-20")] if code != "62292-8" else normal_electrolytes()
-    found = await cards(client, hook_request(vitamin_d, electrolytes, conditions=CRAMPS))
+    found = await patient_view_cards(client, hook_request(vitamin_d, electrolytes, conditions=CRAMPS))
     assert any(shown in text(card) for card in found.values()), (shown, [text(c) for c in found.values()])
 
 
@@ -218,7 +224,7 @@ async def test_a_number_written_with_thousands_of_digits_is_shown_short(client: 
 
 
 async def test_a_default_range_is_written_as_laboratories_write_it(client: httpx.AsyncClient) -> None:
-    found = await cards(
+    found = await patient_view_cards(
         client, hook_request([obs("62292-8", 40, "ng/mL")], [obs("2823-3", 3.0, "mmol/L")] + normal_electrolytes()[1:])
     )
     assert "3.0 mmol/L on 2026-11-01; default range 3.5-5.0 mmol/L" in found["electrolytes-abnormal"]["detail"]
@@ -243,7 +249,7 @@ async def test_a_censored_25ohd_is_read_only_on_its_side_of_normal(
     client: httpx.AsyncClient, value: str, kinds: list[str]
 ) -> None:
     results = [obs("62292-8", when="2026-11-20", valueString=value), obs("62292-8", 12, "ng/mL", "2026-10-01")]
-    found = await cards(client, hook_request(results, normal_electrolytes()))
+    found = await patient_view_cards(client, hook_request(results, normal_electrolytes()))
     assert sorted(found) == kinds
 
 
@@ -262,7 +268,9 @@ async def test_a_censored_potassium_is_read_only_on_its_side_of_normal(
     client: httpx.AsyncClient, value: str, summary: str | None
 ) -> None:
     potassium = obs("2823-3", when="2026-11-20", valueString=value)
-    found = await cards(client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]]))
+    found = await patient_view_cards(
+        client, hook_request([obs("62292-8", 40, "ng/mL")], [potassium, *normal_electrolytes()[1:]])
+    )
     if summary is None:
         assert "electrolytes-abnormal" not in found
     else:
@@ -298,7 +306,7 @@ async def test_one_resource_id_sent_twice_is_its_standing_version(client: httpx.
     first = obs("62292-8", 14, "ng/mL", WHEN, id="same")
     second = obs("62292-8", 160, "ng/mL", WHEN, id="same", status="corrected")
     results = [first, second] if order == "final-first" else [second, first]
-    found = await cards(client, hook_request(results, normal_electrolytes()))
+    found = await patient_view_cards(client, hook_request(results, normal_electrolytes()))
     assert list(found) == ["vitd-high"] and "160 ng/mL" in found["vitd-high"]["summary"]
     assert "14 ng/mL" not in text(found["vitd-high"])
 
@@ -309,7 +317,7 @@ async def test_a_date_utc_cannot_hold_is_a_skipped_resource_not_a_500(client: ht
     odd = obs("62292-8", 12, "ng/mL", None if field == "issued" else "0001-01-01T00:00:00+14:00", id="odd")
     odd |= {"issued": "0001-01-01T00:00:00+14:00"}
     request = hook_request([odd, obs("62292-8", 14, "ng/mL", "2026-11-20")], normal_electrolytes())
-    found = await cards(client, request)
+    found = await patient_view_cards(client, request)
     assert list(found) == ["vitd-deficient"] and "14 ng/mL" in found["vitd-deficient"]["summary"]
     order = order_request(
         [medication("Vit D 1000 units", status="draft", id="mr-1")], vitamin_d=[odd], electrolytes=normal_electrolytes()

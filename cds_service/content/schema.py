@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property, lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -449,7 +449,11 @@ class ContextRules(_Strict):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with its indexes built afresh: pydantic copies the original's cached ones."""
-        return _uncached(super().model_copy(update=update, deep=deep))
+        copy = super().model_copy(update=update, deep=deep)
+        for name, attribute in vars(ContextRules).items():
+            if isinstance(attribute, cached_property):
+                copy.__dict__.pop(name, None)
+        return copy
 
     @cached_property
     def condition_index(self) -> ConditionIndex:
@@ -477,17 +481,6 @@ class ContextRules(_Strict):
         if unknown := [g for g in self.electrolyte_check_groups if g not in groups]:
             raise ValueError(f"electrolyte_check_groups names no drug group {', '.join(unknown)}")
         return self
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _uncached(model: _M) -> _M:
-    """A copy's cached indexes dropped (pydantic copies them), so that it builds its own."""
-    for name, attribute in vars(type(model)).items():
-        if isinstance(attribute, cached_property):
-            model.__dict__.pop(name, None)
-    return model
 
 
 # --- catalogue.yaml -----------------------------------------------------------------------------

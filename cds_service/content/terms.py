@@ -48,7 +48,7 @@ class _Node(Generic[T]):
 
 class TermIndex(Generic[T]):
     """Names -> items, matched as whole words. A name may carry several items (one name in several
-    lists); `find` gives the longest name at each word, `find_all` every name found."""
+    lists); `find_all` gives every name found, and the caller keeps the longest it needs."""
 
     def __init__(self, names: Iterable[tuple[str, T]]) -> None:
         self._tree: _Node[T] = _Node()
@@ -75,12 +75,3 @@ class TermIndex(Generic[T]):
                 node = child
                 found.extend(Match(start, end + 1, item) for item in node.items)
         return found
-
-    def find(self, text: Sequence[str]) -> list[Match[T]]:
-        """The longest name found at each word (its first item), in order of start."""
-        longest: dict[int, Match[T]] = {}
-        for match in self.find_all(text):
-            held = longest.get(match.start)
-            if held is None or match.end > held.end:
-                longest[match.start] = match
-        return list(longest.values())

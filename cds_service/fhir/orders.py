@@ -1,10 +1,10 @@
 """Orders: the drafts of order-select and order-sign (`context.draftOrders`), and the tests
 already ordered and pending (the `pendingOrders` prefetch).
 
-Only what the cards need: which vitamin D test or product a draft orders, its id (for a delete
-action) and the references a replacement order keeps; which analytes a pending order will measure.
-A draft without a usable code, or not among the selections on order-select, is ignored, never an
-error.
+Only what the cards need: which vitamin D test, vitamin D or calcium product a draft orders, its id
+(for a delete action) and the references a replacement order keeps; which analytes a pending order
+will measure. A draft without a usable code is ignored, never an error; which drafts are selected on
+order-select is the service's business (a 25(OH)D drafted but not selected still counts).
 """
 
 from __future__ import annotations
@@ -77,15 +77,10 @@ class DraftOrderReader:
         self._rxnorm = content.context.systems.rxnorm
         self._rules = content.context
 
-    def read(
-        self,
-        bundle: dict[str, Any],
-        selections: Iterable[str] | None = None,
-        medications: Iterable[dict[str, Any]] = (),
-    ) -> list[DraftOrder]:
-        """The drafts that order vitamin D tests or products; a draft's medicationReference is
-        resolved from the Medications in the same Bundle or given (read from the FHIR server)."""
-        selected = set(selections) if selections is not None else None
+    def read(self, bundle: dict[str, Any], medications: Iterable[dict[str, Any]] = ()) -> list[DraftOrder]:
+        """The drafts that order vitamin D tests, vitamin D or calcium products, selected or not; a
+        draft's medicationReference is resolved from the Medications in the same Bundle or
+        given (read from the FHIR server)."""
         resources = [e.get("resource") for e in bundle.get("entry", []) if isinstance(e, dict)]
         included = medications_by_reference([*resources, *medications])
         drafts: list[DraftOrder] = []
@@ -96,11 +91,8 @@ class DraftOrderReader:
                 draft = self._draft(resource, included)
             except msgspec.ValidationError:
                 continue
-            if draft is None:
-                continue
-            if selected is not None and draft.reference not in selected:
-                continue
-            drafts.append(draft)
+            if draft is not None:
+                drafts.append(draft)
         return drafts
 
     def _draft(self, resource: dict[str, Any], included: dict[str, Any]) -> DraftOrder | None:

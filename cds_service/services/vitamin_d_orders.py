@@ -54,14 +54,14 @@ class VitaminDOrders:
         deadline = fhir.deadline()
         entries = [e.get("resource") for e in context.draftOrders.get("entry", []) if isinstance(e, dict)]
         medications = await read_referenced(bare_references(entries), request, fhir, deadline)
-        drafts = self._drafts.read(context.draftOrders, selections, medications)
+        every = self._drafts.read(context.draftOrders, medications)
+        chosen = None if selections is None else set(selections)
+        drafts = every if chosen is None else [d for d in every if d.reference in chosen]
         if not drafts:  # nothing about vitamin D is being ordered: no need to read the record
             return Outcome([], {"drafts": 0})
         record = await self._record.read(request, self.prefetch, fhir, context.patientId, as_of, deadline)
         # A 25(OH)D drafted anywhere in the order, selected or not, is being ordered.
-        total_drafted = any(
-            d.kind == "vitamin_d_test" for d in self._drafts.read(context.draftOrders, None, medications)
-        )
+        total_drafted = any(d.kind == "vitamin_d_test" for d in every)
         cards = [card for draft in drafts for card in self._cards_for(draft, record, context, as_of, total_drafted)]
         return outcome(by_severity(cards), record.log | {"drafts": len(drafts)}, self._silent)
 
