@@ -305,7 +305,8 @@ class Drug(_Strict):
         return self
 
 
-_CACHED_NAMES = 512  # characters of a medicine's names that an answer is kept for
+_CACHED_NAMES = 512  # characters of a medicine's names (and of its codes) that an answer is kept for
+_CACHED_CODES = 8  # RxNorm codes of a medicine that an answer is kept for
 
 
 class Hit(NamedTuple):
@@ -340,8 +341,9 @@ class MedicineIndex:
 
     def scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
         """The hits in a medicine's codes and names (one a line), by list. A chart's medicines recur
-        from call to call, so the answers for names of ordinary length are kept (a bounded cache)."""
-        if len(names) > _CACHED_NAMES:
+        from call to call, so the answers for names and codes of ordinary length are kept (a cache
+        bounded in entries and in the size of each key)."""
+        if len(names) > _CACHED_NAMES or len(rxnorm) > _CACHED_CODES or sum(map(len, rxnorm)) > _CACHED_NAMES:
             return self._scan(rxnorm, names)
         return self._cached(rxnorm, names)
 

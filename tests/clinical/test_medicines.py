@@ -218,3 +218,15 @@ def test_a_medicine_is_read_as_far_as_a_name_goes(content: Content) -> None:
     service; a name there is found, one after it is not (rulebook, "Medicines in text")."""
     assert held(content, med("Vit D3 " + "x " * 2_500_000)) == (("cholecalciferol",), ())
     assert held(content, med("x " * 600 + "Vit D3")) is None
+
+
+def test_only_ordinary_medicines_are_kept_in_the_cache(content: Content) -> None:
+    """The answers for a medicine's names are cached; a key of hostile size never is."""
+    index = content.context.medicine_index
+    index._cached.cache_clear()
+    index.scan(frozenset({"2418"}), "vitamin d3 1000 unit")
+    index.scan(frozenset(str(i) for i in range(50)), "vitamin d3 1000 unit")
+    index.scan(frozenset(), "x " * 400 + "vitamin d3")
+    index.scan(frozenset({"9" * 600}), "vitamin d3")
+    assert index._cached.cache_info().currsize == 1
+    assert index.scan(frozenset(str(i) for i in range(50)), "Vitamin D3")["vitamin_d"]
