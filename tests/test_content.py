@@ -17,7 +17,7 @@ def test_packaged_content_loads() -> None:
     content = load_content()
     assert set(content.thresholds.vitamin_d_profiles) == {"endocrine-2011", "iom-2011"}
     assert content.code_roles["1989-3"][:2] == ("vitamin_d", "proxy")
-    assert content.units["magnesium"].factors()["meq/L"] == pytest.approx(0.8228)
+    assert content.analytes.units["magnesium"].factors()["meq/L"] == pytest.approx(0.8228)
 
 
 @pytest.fixture
@@ -34,11 +34,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
-    ("missing file", lambda d: (d / "units.yaml").unlink(), "units.yaml", "file not found"),
+    ("missing file", lambda d: (d / "analytes.yaml").unlink(), "analytes.yaml", "file not found"),
     (
         "bad YAML",
-        lambda d: edit(d / "codes.yaml", "system: http://loinc.org", "system: [unclosed"),
-        "codes.yaml",
+        lambda d: edit(d / "analytes.yaml", "system: http://loinc.org", "system: [unclosed"),
+        "analytes.yaml",
         "cannot be read",
     ),
     (
@@ -84,11 +84,11 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     (
         "a flag of the laboratory critical without a direction",
         lambda d: edit(
-            d / "codes.yaml",
+            d / "analytes.yaml",
             "AA: {display: critically abnormal, direction: abnormal, critical: true}",
             "AA: {display: critically abnormal, critical: true}",
         ),
-        "codes.yaml",
+        "analytes.yaml",
         "a critical flag needs a direction",
     ),
     (
@@ -99,14 +99,14 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     (
         "meq/L listed by hand",
-        lambda d: edit(d / "units.yaml", "    mmol/L: 0.4114", "    mmol/L: 0.4114\n    meq/L: 0.4114"),
-        "units.yaml",
+        lambda d: edit(d / "analytes.yaml", "        mmol/L: 0.4114", "        mmol/L: 0.4114\n        meq/L: 0.4114"),
+        "analytes.yaml",
         "meq/L is derived",
     ),
     (
         "a code twice",
-        lambda d: edit(d / "codes.yaml", '"6298-4": "potassium, blood"', '"1751-7": "potassium, blood"'),
-        "codes.yaml",
+        lambda d: edit(d / "analytes.yaml", '"6298-4": "potassium, blood"', '"1751-7": "potassium, blood"'),
+        "analytes.yaml",
         "1751-7 is listed twice",
     ),
     (
@@ -142,28 +142,72 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "cards.vitd-order-1-25 lacks create_description",
     ),
     (
-        "an analyte name missing",
-        lambda d: edit(d / "catalogue.yaml", '  calcium_ionized: "ionized calcium"\n', ""),
-        "catalogue.yaml",
-        "analyte_names lacks calcium_ionized",
+        "a judged analyte without an abbreviation",
+        lambda d: edit(d / "analytes.yaml", "    abbreviation: iCa\n", ""),
+        "analytes.yaml",
+        "an analyte with a range needs an abbreviation",
+    ),
+    (
+        "an analyte checked that no suggested test covers",
+        lambda d: edit(d / "catalogue.yaml", "      - orderable: magnesium\n", "      - orderable: calcium_ionized\n"),
+        "analytes.yaml",
+        "magnesium may be checked, but no test electrolytes-check suggests covers it",
+    ),
+    (
+        "an analyte deciding for one that is not judged",
+        lambda d: edit(d / "analytes.yaml", "decides_for: calcium", "decides_for: albumin"),
+        "analytes.yaml",
+        "calcium_ionized decides for 'albumin', which is no judged analyte",
+    ),
+    (
+        "a range outside the plausible values",
+        lambda d: edit(d / "analytes.yaml", "{low: 3.5, high: 5.0, critical_low: 2.5, critical_high: 6.0}", "{low: 3.5, high: 15}"),
+        "analytes.yaml",
+        "range bound 15 is outside the plausible values",
+    ),
+    (
+        "Payne's formula correcting an analyte without corrected values",
+        lambda d: edit(d / "thresholds.yaml", "corrects: calcium", "corrects: magnesium"),
+        "thresholds.yaml",
+        "payne corrects 'magnesium'",
     ),
     ("missing template", lambda d: (d / "templates" / "vitd-low.md").unlink(), "vitd-low.md", "file not found"),
     (
-        "an override reason nobody defined",
-        lambda d: edit(d / "catalogue.yaml", "override_reasons: [addressed, not-relevant]", "override_reasons: [nope]"),
+        "an override reason offered by a kind that does not exist",
+        lambda d: edit(d / "catalogue.yaml", "kinds: [vitd-duplicate-therapy]", "kinds: [vitd-duplicate-therapies]"),
         "catalogue.yaml",
-        "cards.vitd-wrong-test offers unknown override reason nope",
+        "override reason both-intended names unknown card kind vitd-duplicate-therapies",
     ),
     (
         "a card kind without override reasons",
-        lambda d: edit(d / "catalogue.yaml", "    override_reasons: [addressed, not-relevant]\n", ""),
+        lambda d: edit(d / "catalogue.yaml", "kinds: [vitd-duplicate-therapy]", "kinds: [vitd-high]")
+        or edit(d / "catalogue.yaml", "calcium-supplement-caution, vitd-duplicate-therapy]", "calcium-supplement-caution]")
+        or edit(d / "catalogue.yaml", "            calcium-supplement-caution, vitd-duplicate-therapy]", "            calcium-supplement-caution]"),
         "catalogue.yaml",
-        "cards.vitd-wrong-test.override_reasons: Field required",
+        "no override reason is offered by vitd-duplicate-therapy",
+    ),
+    (
+        "two override reasons the clinician cannot tell apart",
+        lambda d: edit(d / "catalogue.yaml", 'display: "Already addressed"\n', 'display: "Patient declined"\n'),
+        "catalogue.yaml",
+        "two reasons with the display 'Patient declined'",
+    ),
+    (
+        "a profile whose source a card also links",
+        lambda d: edit(d / "thresholds.yaml", "source: holick-2011", "source: demay-2024"),
+        "catalogue.yaml",
+        "cards.vitd-deficient would link https://doi.org/10.1210/clinem/dgae290 twice under profile endocrine-2011",
+    ),
+    (
+        "a profile citing no source there is",
+        lambda d: edit(d / "thresholds.yaml", "source: holick-2011", "source: holick-2012"),
+        "thresholds.yaml",
+        "profile endocrine-2011 cites unknown source 'holick-2012'",
     ),
     (
         "plausible bounds the wrong way round",
-        lambda d: edit(d / "units.yaml", "plausible: [1.0, 12.0]", "plausible: [12.0, 1.0]"),
-        "units.yaml",
+        lambda d: edit(d / "analytes.yaml", "plausible: [1.0, 12.0]", "plausible: [12.0, 1.0]"),
+        "analytes.yaml",
         "plausible must be [lowest, highest]",
     ),
     (
@@ -180,9 +224,9 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     (
         "an orderable measuring nothing",
-        lambda d: edit(d / "codes.yaml", "    covers: [magnesium]", "    covers: []"),
-        "codes.yaml",
-        "orderable.magnesium.covers",
+        lambda d: edit(d / "analytes.yaml", "    covers: [magnesium]", "    covers: []"),
+        "analytes.yaml",
+        "orderables.magnesium.covers",
     ),
 ]
 

@@ -98,64 +98,129 @@ def test_docker_compose_refuses_a_broken_stack(tmp_path: Path) -> None:
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------
+# deploy/kubernetes/ holds the manifests without the content: `make kubernetes` writes those to apply
+# into build/kubernetes/, with the ConfigMap of cards/ and the Deployment's list of its files. The
+# tests check what it writes (into a temporary directory).
 
 
-def manifests() -> list[dict[str, Any]]:
-    return [doc for path in sorted(KUBERNETES.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+def manifests(directory: Path) -> list[dict[str, Any]]:
+    return [doc for path in sorted(directory.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def by_kind(kind: str, name: str) -> dict[str, Any]:
-    return next(m for m in manifests() if m["kind"] == kind and m["metadata"]["name"] == name)
+def by_kind(directory: Path, kind: str, name: str) -> dict[str, Any]:
+    return next(m for m in manifests(directory) if m["kind"] == kind and m["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("manifest", manifests(), ids=lambda m: f"{m['kind']}/{m['metadata']['name']}")
-def test_each_manifest_validates(manifest: dict[str, Any]) -> None:
-    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+def make_kubernetes(out: Path) -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "kubernetes", f"KUBERNETES_OUT={out}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_manifest_with_a_mistake_does_not_validate() -> None:
-    deployment = by_kind("Deployment", "cds-service")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The manifests as `make kubernetes` writes them."""
+    out = tmp_path_factory.mktemp("kubernetes")
+    make_kubernetes(out)
+    return out
+
+
+MANIFESTS = [(m["kind"], m["metadata"]["name"]) for m in manifests(KUBERNETES)] + [("ConfigMap", "cds-service-content")]
+
+
+@pytest.mark.parametrize(("kind", "name"), MANIFESTS, ids=[f"{kind}/{name}" for kind, name in MANIFESTS])
+def test_each_manifest_validates(built: Path, kind: str, name: str) -> None:
+    kubernetes_validate.validate(by_kind(built, kind, name), KUBERNETES_VERSION, strict=True)
+
+
+def test_a_manifest_with_a_mistake_does_not_validate(built: Path) -> None:
+    deployment = by_kind(built, "Deployment", "cds-service")
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = ["http"]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def test_the_deployment_probes_and_shuts_down_gracefully() -> None:
-    spec = by_kind("Deployment", "cds-service")["spec"]["template"]["spec"]
+def test_the_deployment_probes_and_shuts_down_gracefully(built: Path) -> None:
+    spec = by_kind(built, "Deployment", "cds-service")["spec"]["template"]["spec"]
     container = spec["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert spec["securityContext"]["runAsNonRoot"] and container["resources"]["limits"]["memory"]
-    settings = by_kind("ConfigMap", "cds-service-settings")["data"]
+    settings = by_kind(built, "ConfigMap", "cds-service-settings")["data"]
     assert spec["terminationGracePeriodSeconds"] > float(settings["CDS_SHUTDOWN_GRACE_S"]) + 5  # preStop sleeps 5
-    hpa = by_kind("HorizontalPodAutoscaler", "cds-service")["spec"]
+    hpa = by_kind(built, "HorizontalPodAutoscaler", "cds-service")["spec"]
     assert hpa["scaleTargetRef"]["name"] == "cds-service" and hpa["minReplicas"] >= 2
 
 
-def test_the_settings_and_secrets_are_valid_settings(tmp_path: Path) -> None:
-    env = by_kind("ConfigMap", "cds-service-settings")["data"] | by_kind("Secret", "cds-service-secrets")["stringData"]
+def test_the_settings_and_secrets_are_valid_settings(built: Path, tmp_path: Path) -> None:
+    env = (
+        by_kind(built, "ConfigMap", "cds-service-settings")["data"]
+        | by_kind(built, "Secret", "cds-service-secrets")["stringData"]
+    )
     issuers = tmp_path / "issuers.yaml"
-    issuers.write_text(by_kind("Secret", "cds-service-issuers")["stringData"]["issuers.yaml"])
+    issuers.write_text(by_kind(built, "Secret", "cds-service-issuers")["stringData"]["issuers.yaml"])
     settings = settings_from(env | {"CDS_TRUSTED_ISSUERS_FILE": str(issuers)})
     assert settings.auth == "jwt" and settings.public_base_url and settings.redis_url
     assert load_issuers(issuers)
 
 
-def test_the_content_configmap_is_cards_and_loads(tmp_path: Path) -> None:
-    """Mounted as the Deployment says, the ConfigMap is the packaged content, file for file."""
-    sys.path.insert(0, str(KUBERNETES))
-    import content as generator  # deploy/kubernetes/content.py
+def test_make_kubernetes_writes_the_committed_manifests_and_the_content(built: Path) -> None:
+    committed = {p.name for p in KUBERNETES.glob("*.yaml")}
+    assert {p.name for p in built.iterdir()} == committed | {"content.yaml"}
+    for name in committed - {"deployment.yaml"}:
+        assert (built / name).read_text() == (KUBERNETES / name).read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "KUBERNETES_OUT ?= build/kubernetes" in makefile  # the directory docs/deployment.md applies
+    ignored = subprocess.run(["git", "check-ignore", "-q", "build/kubernetes/content.yaml"], cwd=ROOT)
+    assert ignored.returncode == 0, "build/ is not git-ignored"
 
-    assert (KUBERNETES / "content.yaml").read_text() == generator.content_configmap(), (
-        "run deploy/kubernetes/content.py"
-    )
-    assert (KUBERNETES / "deployment.yaml").read_text() == generator.deployment(), "run deploy/kubernetes/content.py"
-    data = by_kind("ConfigMap", "cds-service-content")["data"]
+
+def test_the_content_configmap_is_cards_and_loads(built: Path, tmp_path: Path) -> None:
+    """Mounted as the Deployment says, the ConfigMap is the packaged content, file for file."""
+    data = by_kind(built, "ConfigMap", "cds-service-content")["data"]
     volume = next(
-        v for v in by_kind("Deployment", "cds-service")["spec"]["template"]["spec"]["volumes"] if v["name"] == "content"
+        v
+        for v in by_kind(built, "Deployment", "cds-service")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "content"
     )
     for item in volume["configMap"]["items"]:
         (tmp_path / item["path"]).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / item["path"]).write_text(data[item["key"]])
     assert {i["key"] for i in volume["configMap"]["items"]} == set(data)
+    cards = ROOT / "cards"
+    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()} == {
+        p.relative_to(cards) for p in cards.rglob("*") if p.is_file()
+    }
+    for path in cards.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / path.relative_to(cards)).read_bytes() == path.read_bytes(), path
     assert load_content(tmp_path).version == load_content().version
+
+
+def test_a_change_to_cards_needs_no_regeneration(tmp_path: Path) -> None:
+    """make kubernetes reads cards/ at each run, and what it writes replaces what was there."""
+    (tmp_path / "stale.yaml").write_text("kind: Leftover\n")
+    make_kubernetes(tmp_path)
+    assert not (tmp_path / "stale.yaml").exists()
+    assert (tmp_path / "content.yaml").exists()
+
+
+def test_the_committed_manifests_hold_no_copy_of_the_content() -> None:
+    assert not (KUBERNETES / "content.yaml").exists()
+    assert not any(
+        m["kind"] == "ConfigMap" and m["metadata"]["name"] == "cds-service-content" for m in manifests(KUBERNETES)
+    )
+    deployment = (KUBERNETES / "deployment.yaml").read_text()
+    between = deployment.split("# BEGIN content items\n", 1)[1].split("# END content items", 1)[0]
+    assert all(line.strip().startswith("#") or not line.strip() for line in between.splitlines()), between
+    volume = next(
+        v
+        for v in by_kind(KUBERNETES, "Deployment", "cds-service")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "content"
+    )
+    assert volume["configMap"]["items"] is None

@@ -15,7 +15,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from cds_service import escaping
-from cds_service.cards import CardRenderer
+from cds_service.rendering import CardRenderer
+from cds_service.rendering.inputs import DuplicateTherapy
 from cds_service.content.loader import Content
 from tests.builders import (
     ICD10,
@@ -112,7 +113,8 @@ def test_plain_text_keeps_comparators_and_breaks_tags(value: str, written: str) 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_a_hostile_value_in_a_template_slot_stays_text(content: Content, hostile: str) -> None:
     renderer = CardRenderer(content, content.profile("endocrine-2011"))
-    card = renderer.render("vitd-duplicate-therapy", "p1", medication=hostile, active=[hostile, "calcitriol"])
+    inputs = DuplicateTherapy(medication=hostile, active=[hostile, "calcitriol"])
+    card = renderer.render("vitd-duplicate-therapy", "p1", inputs)
     assert_inert(card.model_dump(mode="json", exclude_none=True))
     # CommonMark turns the escapes back into the characters: the clinician reads the value as sent
     visible = RENDER.render(card.detail or "")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from bench.lower_bound import Sketch, measure
 from bench.workloads import workloads
-from cds_service.cards import CardRenderer
+from cds_service.rendering import CardRenderer
 from cds_service.content.loader import Content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.workloads import workloads
-from cds_service.cards import CardRenderer
+from cds_service.rendering import CardRenderer
 from cds_service.content.loader import Content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest

@@ -1,33 +1,25 @@
-"""Potassium, magnesium and calcium: are they recent, and are they within range?"""
+"""The judged analytes of the content (the electrolytes: potassium, magnesium and calcium by
+default): are they recent, and are they within range?"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from ..content.schema import Payne, RangeSpec, Windows
+from ..content.schema import AnalyteTable, Payne, RangeSpec, Windows, corrected_measure
 from .results import LabResult, latest, newest, recent, settle_censored, settle_unitless, standing, visible
 
-# The three electrolytes tied to cramps, in the order cards name them.
-ELECTROLYTES = ("potassium", "magnesium", "calcium")
 Flag = Literal["low", "high", "abnormal"]
-# The content range each analyte is judged by (total and corrected calcium share one).
-_RANGE_OF = {
-    "potassium": "potassium",
-    "magnesium": "magnesium",
-    "calcium": "calcium",
-    "calcium_ionized": "calcium_ionized",
-}
 
 
 @dataclass(frozen=True)
 class Range:
     low: float | None
     high: float | None
-    critical_low: float
-    critical_high: float
+    critical_low: float | None  # None: no value is critical on that side
+    critical_high: float | None
     from_laboratory: bool  # the Observation's own referenceRange, not the service's default
 
 
@@ -36,8 +28,8 @@ class Finding:
     """The recent result that stands for one electrolyte, judged against its range; or, when its
     value could not be read, as the laboratory flagged it."""
 
-    electrolyte: str  # potassium, magnesium, calcium
-    measure: str  # potassium, magnesium, calcium, calcium_ionized, calcium_corrected
+    electrolyte: str  # the judged analyte it stands for: potassium, magnesium, calcium
+    measure: str  # what cards name: the analyte measured (calcium_ionized), or calcium_corrected
     result: LabResult
     value: float | None  # canonical unit; for calcium corrected by Payne, the corrected value
     unit: str | None
@@ -65,7 +57,7 @@ class ElectrolyteAssessment:
     # One per electrolyte whose deciding recent result was interpreted, or flagged abnormal by the
     # laboratory when it could not be.
     findings: tuple[Finding, ...]
-    not_recent: tuple[str, ...]  # electrolytes with no result in the window, card order
+    not_recent: tuple[str, ...]  # electrolytes with no result in the window, the table's order
     unreadable: tuple[tuple[str, LabResult], ...] = ()  # (electrolyte, its deciding result, not interpretable)
     # Abnormal recent results older than an unreadable one: shown as what they are, never as the
     # current state, so that an unreadable repeat never hides them.
@@ -75,9 +67,12 @@ class ElectrolyteAssessment:
     def abnormal(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.flag is not None) + self.superseded
 
+    # The analyte whose high value is a hypercalcaemia: the one Payne's formula corrects.
+    calcium_analyte: str = "calcium"
+
     @property
     def calcium(self) -> Finding | None:
-        return next((f for f in self.findings if f.electrolyte == "calcium"), None)
+        return next((f for f in self.findings if f.electrolyte == self.calcium_analyte), None)
 
     @property
     def hypercalcaemia(self) -> Finding | None:
@@ -85,18 +80,35 @@ class ElectrolyteAssessment:
         when the value could not be read); or, when the newest could not be read, a recent high one
         before it (no vitamin D is invited past a high calcium)."""
         return next(
-            (f for f in (*self.findings, *self.superseded) if f.electrolyte == "calcium" and f.flag == "high"), None
+            (
+                f
+                for f in (*self.findings, *self.superseded)
+                if f.electrolyte == self.calcium_analyte and f.flag == "high"
+            ),
+            None,
         )
 
 
 def judge(value: float, measure_range: Range) -> tuple[Flag | None, bool]:
     """Flag low/high against the range and say whether a critical value is passed."""
-    critical = value < measure_range.critical_low or value > measure_range.critical_high
-    if (measure_range.low is not None and value < measure_range.low) or value < measure_range.critical_low:
+    low = _below(value, measure_range.low)
+    high = _above(value, measure_range.high)
+    critical_low = _below(value, measure_range.critical_low)
+    critical_high = _above(value, measure_range.critical_high)
+    critical = critical_low or critical_high
+    if low or critical_low:
         return "low", critical
-    if (measure_range.high is not None and value > measure_range.high) or value > measure_range.critical_high:
+    if high or critical_high:
         return "high", critical
     return None, critical
+
+
+def _below(value: float, bound: float | None) -> bool:
+    return bound is not None and value < bound
+
+
+def _above(value: float, bound: float | None) -> bool:
+    return bound is not None and value > bound
 
 
 def _range(result: LabResult, default: RangeSpec) -> Range:
@@ -105,10 +117,10 @@ def _range(result: LabResult, default: RangeSpec) -> Range:
     return Range(default.low, default.high, default.critical_low, default.critical_high, False)
 
 
-def result_range(result: LabResult, ranges: dict[str, RangeSpec]) -> Range | None:
+def result_range(result: LabResult, ranges: Mapping[str, RangeSpec]) -> Range | None:
     """The range a result is judged by: its own referenceRange, else the content's default."""
-    name = _RANGE_OF.get(result.analyte)
-    return _range(result, ranges[name]) if name is not None else None
+    default = ranges.get(result.analyte)
+    return _range(result, default) if default is not None else None
 
 
 def _finding(electrolyte: str, measure: str, result: LabResult, default: RangeSpec) -> Finding:
@@ -127,37 +139,52 @@ def _day(result: LabResult) -> date:
     return result.effective.date()
 
 
-# On the newest day with a calcium result, which kind decides: ionized, then a corrected calcium the
-# laboratory reported, then the measured total.
-_CALCIUM_ORDER = {("calcium_ionized", "measured"): 0, ("calcium", "corrected"): 1, ("calcium", "total"): 2}
+def _day_order(electrolyte: str, analytes: AnalyteTable) -> dict[tuple[str, str], int]:
+    """Which kind of result decides on a day when several are measured: an analyte deciding for the
+    electrolyte (ionized calcium) first, then a value the laboratory corrected, then as measured."""
+    order = {(other, "measured"): i for i, other in enumerate(analytes.deciding_for(electrolyte))}
+    first = len(order)
+    return order | {
+        (electrolyte, "corrected"): first,
+        (electrolyte, "total"): first + 1,
+        (electrolyte, "measured"): first + 1,
+    }
 
 
-def _calcium(
-    in_window: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
+def _several_kinds(
+    electrolyte: str,
+    in_window: list[LabResult],
+    seen: list[LabResult],
+    analytes: AnalyteTable,
+    payne: Payne,
 ) -> Finding | LabResult | None:
-    """The deciding calcium (rulebook, "Calcium"): the newest recent result of any kind, ionized
-    first on the same day; a measured total corrected by Payne only with a same-day albumin below
-    the reference, so only upwards, and never past a critical value it already shows. With albumin
-    below the reliable limit a low measured total stays low, the correction shown as an estimate.
-    A LabResult when the deciding result could not be interpreted; None when there is no recent
-    calcium."""
-    candidates = [r for r in in_window if (r.analyte, r.role) in _CALCIUM_ORDER]
+    """The deciding result of an electrolyte measured in several ways (rulebook, "Calcium"): the
+    newest recent result of any kind, in the day's order of kinds; a measured total corrected by
+    Payne only with a same-day albumin below the reference, so only upwards, and never past a
+    critical value it already shows. With albumin below the reliable limit a low measured total
+    stays low, the correction shown as an estimate. A LabResult when the deciding result could not
+    be interpreted; None when there is no recent result."""
+    order = _day_order(electrolyte, analytes)
+    candidates = [r for r in in_window if (r.analyte, r.role) in order]
     if not candidates:
         return None
     day = max(_day(r) for r in candidates)
     that_day = sorted(
         (r for r in candidates if _day(r) == day),
-        key=lambda r: (_CALCIUM_ORDER[r.analyte, r.role], -r.effective.timestamp()),  # type: ignore[union-attr]
+        key=lambda r: (order[r.analyte, r.role], -r.effective.timestamp()),  # type: ignore[union-attr]
     )
     deciding = next((r for r in that_day if r.value is not None), None)
     if deciding is None:
         return that_day[0]
-    if deciding.analyte == "calcium_ionized":
-        return _finding("calcium", "calcium_ionized", deciding, ranges["calcium_ionized"])
+    ranges = analytes.ranges
+    if deciding.analyte != electrolyte:
+        return _finding(electrolyte, deciding.analyte, deciding, ranges[deciding.analyte])
     if deciding.role == "corrected":
-        return _finding("calcium", "calcium_corrected", deciding, ranges["calcium"])
-    measured = _finding("calcium", "calcium", deciding, ranges["calcium"])
-    albumin = latest(r for r in seen if r.analyte == "albumin" and r.effective is not None and _day(r) == day)
+        return _finding(electrolyte, corrected_measure(electrolyte), deciding, ranges[electrolyte])
+    measured = _finding(electrolyte, electrolyte, deciding, ranges[electrolyte])
+    if electrolyte != payne.corrects:
+        return measured
+    albumin = latest(r for r in seen if r.analyte == payne.albumin and r.effective is not None and _day(r) == day)
     if (
         albumin is None
         or albumin.value is None
@@ -174,11 +201,19 @@ def _calcium(
         return measured
     flag, critical = judge(corrected, measured.range)
     return Finding(
-        "calcium", "calcium_corrected", deciding, corrected, measured.unit, measured.range, flag, critical, albumin
+        electrolyte,
+        corrected_measure(electrolyte),
+        deciding,
+        corrected,
+        measured.unit,
+        measured.range,
+        flag,
+        critical,
+        albumin,
     )
 
 
-def concern(result: LabResult, ranges: dict[str, RangeSpec]) -> float:
+def concern(result: LabResult, ranges: Mapping[str, RangeSpec]) -> float:
     """How much a result would worry a clinician, to choose between two reports of one result that
     nothing else tells apart: unreadable over normal, abnormal over both, critical over abnormal,
     and the further outside the range the more."""
@@ -192,11 +227,14 @@ def concern(result: LabResult, ranges: dict[str, RangeSpec]) -> float:
     flag, critical = judge(value, measure_range)
     low = measure_range.low if measure_range.low is not None else measure_range.critical_low
     high = measure_range.high if measure_range.high is not None else measure_range.critical_high
-    distance = max(low - value, value - high, 0.0) / (high - low if high > low else 1.0)
+    below = low - value if low is not None else 0.0
+    above = value - high if high is not None else 0.0
+    width = high - low if low is not None and high is not None and high > low else 1.0
+    distance = max(below, above, 0.0) / width
     return (3.0 if critical else 2.0 if flag else 0.0) + distance / (distance + 1)
 
 
-def _settled(result: LabResult, ranges: dict[str, RangeSpec]) -> LabResult:
+def _settled(result: LabResult, ranges: Mapping[str, RangeSpec]) -> LabResult:
     """Without a unit, read where every unit agrees; censored, read only where it is low (or high)
     whatever its true value (rulebook, "Values")."""
     if result.comparator is None and not result.candidates:
@@ -216,14 +254,15 @@ def assess_electrolytes(
     results: Iterable[LabResult],
     *,
     as_of: datetime,
-    ranges: dict[str, RangeSpec],
+    analytes: AnalyteTable,
     windows: Windows,
     payne: Payne,
     future_allowance: timedelta,
 ) -> ElectrolyteAssessment:
-    """Per electrolyte, the newest recent result decides; one that could not be interpreted is
+    """Per judged analyte, the newest recent result decides; one that could not be interpreted is
     named as such (and is abnormal when the laboratory flagged it so), and no older result stands
     in for it."""
+    ranges = analytes.ranges
     seen = standing(
         (_settled(r, ranges) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, ranges)
     )
@@ -233,52 +272,59 @@ def assess_electrolytes(
     not_recent: list[str] = []
     unreadable: list[tuple[str, LabResult]] = []
     superseded: list[Finding] = []
-    for electrolyte in ELECTROLYTES:
-        decided = _decide(electrolyte, in_window, seen, ranges, payne)
+    for electrolyte in analytes.judged:
+        decided = _decide(electrolyte, in_window, seen, analytes, payne)
         if decided is None:
             not_recent.append(electrolyte)
         elif isinstance(decided, Finding):
             findings.append(decided)
         else:
             unreadable.append((electrolyte, decided))
-            flagged = _finding(electrolyte, _measure(decided), decided, ranges[_RANGE_OF[decided.analyte]])
+            flagged = _finding(electrolyte, _measure(decided), decided, ranges[decided.analyte])
             if flagged.flag is not None:
                 findings.append(flagged)
-            earlier = _decide(electrolyte, readable, seen, ranges, payne)
+            earlier = _decide(electrolyte, readable, seen, analytes, payne)
             if isinstance(earlier, Finding) and earlier.flag is not None:
                 superseded.append(replace(earlier, superseded_by=decided))
-    return ElectrolyteAssessment(tuple(findings), tuple(not_recent), tuple(unreadable), tuple(superseded))
+    return ElectrolyteAssessment(
+        tuple(findings), tuple(not_recent), tuple(unreadable), tuple(superseded), calcium_analyte=payne.corrects
+    )
 
 
 def _measure(result: LabResult) -> str:
-    if result.analyte == "calcium" and result.role == "corrected":
-        return "calcium_corrected"
-    return result.analyte
+    return corrected_measure(result.analyte) if result.role == "corrected" else result.analyte
 
 
 def _decide(
-    electrolyte: str, in_window: list[LabResult], seen: list[LabResult], ranges: dict[str, RangeSpec], payne: Payne
+    electrolyte: str, in_window: list[LabResult], seen: list[LabResult], analytes: AnalyteTable, payne: Payne
 ) -> Finding | LabResult | None:
     """The finding of the electrolyte's deciding result; the result itself when it could not be
-    read; None without a result in the window."""
-    if electrolyte == "calcium":
-        return _calcium(in_window, seen, ranges, payne)
+    read; None without a result in the window. Measured one way, the newest result decides."""
+    if analytes.deciding_for(electrolyte) or "corrected" in analytes.analytes[electrolyte].codes:
+        return _several_kinds(electrolyte, in_window, seen, analytes, payne)
     decided = newest(r for r in in_window if r.analyte == electrolyte)
     if decided is not None and decided.value is not None:
-        return _finding(electrolyte, electrolyte, decided, ranges[electrolyte])
+        return _finding(electrolyte, electrolyte, decided, analytes.ranges[electrolyte])
     return decided
 
 
 def to_check(
-    assessment: ElectrolyteAssessment, *, cramps: bool, deficient: bool, on_loop_or_thiazide: bool
+    assessment: ElectrolyteAssessment,
+    analytes: AnalyteTable,
+    *,
+    cramps: bool,
+    deficient: bool,
+    on_loop_or_thiazide: bool,
 ) -> tuple[str, ...]:
     """The electrolytes without a recent interpretable result worth checking (rulebook, "Which
-    electrolytes to check"): each of them with leg cramps documented; otherwise, with 25(OH)D
-    deficient, calcium, and potassium and magnesium on a loop or thiazide diuretic; else none."""
+    electrolytes to check"), each for a reason the table gives it: leg cramps documented; 25(OH)D
+    deficient (calcium by default); a loop or thiazide diuretic taken with 25(OH)D deficient
+    (potassium and magnesium by default); else none."""
     unreadable = {electrolyte for electrolyte, _ in assessment.unreadable}
-    gaps = [e for e in ELECTROLYTES if e in assessment.not_recent or e in unreadable]
+    gaps = [e for e in analytes.judged if e in assessment.not_recent or e in unreadable]
     if cramps:
-        return tuple(gaps)
+        return tuple(e for e in gaps if "cramps" in analytes.analytes[e].check)
     if deficient:
-        return tuple(e for e in gaps if e == "calcium" or on_loop_or_thiazide)
+        reasons = {"deficient", "diuretic"} if on_loop_or_thiazide else {"deficient"}
+        return tuple(e for e in gaps if reasons & set(analytes.analytes[e].check))
     return ()

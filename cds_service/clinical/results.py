@@ -35,8 +35,8 @@ class LabResult(msgspec.Struct, frozen=True):
     (`problem` then says why, for the card's data section).
     """
 
-    analyte: str  # units.yaml entry: vitamin_d, potassium, magnesium, calcium, calcium_ionized, albumin
-    role: str  # codes.yaml role: total, proxy, opt_in, wrong_test, corrected, measured
+    analyte: str  # its analytes.yaml entry: vitamin_d, potassium, calcium, calcium_ionized, albumin, ...
+    role: str  # its code's role in analytes.yaml: total, proxy, opt_in, wrong_test, corrected, measured
     code: str  # LOINC code
     name: str  # short name for cards
     resource_id: str | None

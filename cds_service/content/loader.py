@@ -5,6 +5,7 @@ patient's chart later."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,17 +19,15 @@ from .. import escaping
 from ..validation import problems
 from .schema import (
     CARD_KINDS,
-    NAMED_MEASURES,
     SUGGESTION_WORDING,
+    AnalyteTable,
     Catalogue,
     CodeRole,
-    Codes,
     ContextRules,
     MedicineRules,
     Profile,
+    SourceSpec,
     Thresholds,
-    UnitsFile,
-    UnitSpec,
 )
 from .wording import and_list, capitalize, distinct_rows, format_number
 
@@ -43,9 +42,8 @@ class ContentError(Exception):
 class Content:
     """Everything under `cards/`, validated; shared read-only by all requests."""
 
-    codes: Codes
+    analytes: AnalyteTable
     code_roles: dict[str, CodeRole]
-    units: dict[str, UnitSpec]
     thresholds: Thresholds
     context: ContextRules
     catalogue: Catalogue
@@ -75,6 +73,12 @@ class Content:
             ),
             [],
         )
+
+    def source(self, ref: str | SourceSpec, profile: Profile) -> SourceSpec:
+        """A source a card names: a catalogue key, `profile` for the profile's, or one written out."""
+        if ref == "profile":
+            ref = profile.source
+        return ref if isinstance(ref, SourceSpec) else self.catalogue.sources[ref]
 
     def profile(self, name: str) -> Profile:
         try:
@@ -114,14 +118,11 @@ def load_content(directory: Path | None = None) -> Content:
     directory = directory or packaged_content_dir()
     if not directory.is_dir():
         raise ContentError(f"{directory}: content directory not found")
-    codes, code_roles = _codes(directory / "codes.yaml")
-    units_path = directory / "units.yaml"
-    units = _parse(units_path, UnitsFile, {"analytes": _read_yaml(units_path)})
-    analytes = {analyte for analyte, _, _ in code_roles.values()}
-    if missing := sorted(analytes - set(units.analytes)):
-        raise ContentError(f"{units_path}: no units for {', '.join(missing)}")
+    analytes_path = directory / "analytes.yaml"
+    analytes = _parse(analytes_path, AnalyteTable, _read_yaml(analytes_path))
     thresholds_path = directory / "thresholds.yaml"
     thresholds = _parse(thresholds_path, Thresholds, _read_yaml(thresholds_path))
+    _check_payne(thresholds_path, thresholds, analytes)
     medicines_path = directory / "medicines.yaml"
     medicines = _parse(medicines_path, MedicineRules, _read_yaml(medicines_path))
     context_path = directory / "context.yaml"
@@ -131,14 +132,18 @@ def load_content(directory: Path | None = None) -> Content:
     context = _parse(context_path, ContextRules, context_data)
     catalogue_path = directory / "catalogue.yaml"
     catalogue = _parse(catalogue_path, Catalogue, _read_yaml(catalogue_path))
-    _check_catalogue(catalogue_path, catalogue, thresholds, codes)
+    _check_catalogue(catalogue_path, catalogue, analytes)
+    _check_profiles(thresholds_path, thresholds, catalogue)
+    _check_links(catalogue_path, catalogue, thresholds)
+    _check_checks(analytes_path, analytes, catalogue)
     if unknown := sorted({s for c in medicines.electrolyte_causes for s in c.sources} - set(catalogue.sources)):
         raise ContentError(f"{medicines_path}: electrolyte_causes cite unknown source {', '.join(unknown)}")
+    if unjudged := sorted({c.analyte for c in medicines.electrolyte_causes} - set(analytes.judged)):
+        raise ContentError(f"{medicines_path}: electrolyte_causes names analyte {', '.join(unjudged)}, which no range judges")
     summaries, details = _templates(directory, catalogue)
     return Content(
-        codes=codes,
-        code_roles=code_roles,
-        units=units.analytes,
+        analytes=analytes,
+        code_roles=analytes.roles(),
         thresholds=thresholds,
         context=context,
         catalogue=catalogue,
@@ -146,14 +151,6 @@ def load_content(directory: Path | None = None) -> Content:
         details=details,
         version=f"{catalogue.version}+{_digest(directory)}",
     )
-
-
-def _codes(path: Path) -> tuple[Codes, dict[str, CodeRole]]:
-    codes = _parse(path, Codes, _read_yaml(path))
-    try:
-        return codes, codes.roles()
-    except ValueError as exc:
-        raise ContentError(f"{path}: {exc}") from None
 
 
 def _templates(directory: Path, catalogue: Catalogue) -> tuple[dict[str, jinja2.Template], dict[str, jinja2.Template]]:
@@ -199,21 +196,14 @@ def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:
     return env
 
 
-def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, codes: Codes) -> None:
+def _check_catalogue(path: Path, catalogue: Catalogue, analytes: AnalyteTable) -> None:
     def fail(problem: str) -> None:
         raise ContentError(f"{path}: {problem}")
 
     if missing := [k for k in CARD_KINDS if k not in catalogue.cards]:
         fail(f"cards lacks {', '.join(missing)}")
-    for table in ("analyte_names", "analyte_abbreviations"):
-        if missing := [m for m in NAMED_MEASURES if m not in getattr(catalogue, table)]:
-            fail(f"{table} lacks {', '.join(missing)}")
+    _check_reasons(fail, catalogue)
     sources = set(catalogue.sources)
-    for name, profile in thresholds.vitamin_d_profiles.items():
-        if profile.source not in sources:
-            fail(f"profile {name} cites unknown source {profile.source!r}")
-        if catalogue.sources[profile.source].url is None:
-            fail(f"profile {name}'s source {profile.source!r} has no url")
     for kind, spec in catalogue.cards.items():
         for ref in [spec.source, *spec.links]:
             if ref != "profile" and ref not in sources:
@@ -221,16 +211,69 @@ def _check_catalogue(path: Path, catalogue: Catalogue, thresholds: Thresholds, c
         for ref in spec.links:
             if ref != "profile" and catalogue.sources[ref].url is None:
                 fail(f"cards.{kind} links to source {ref!r}, which has no url")
-        reasons = {r.code for r in catalogue.override_reasons}
-        if unknown := [r for r in spec.override_reasons if r not in reasons]:
-            fail(f"cards.{kind} offers unknown override reason {', '.join(unknown)}")
         for suggestion in spec.suggestions:
-            if suggestion.orderable not in codes.orderable:
+            if suggestion.orderable not in analytes.orderables:
                 fail(f"cards.{kind} suggests unknown orderable {suggestion.orderable!r}")
         if missing := [f for f in SUGGESTION_WORDING.get(kind, ()) if getattr(spec, f) is None]:
             fail(f"cards.{kind} lacks {', '.join(missing)}")
-        if spec.replacement is not None and spec.replacement not in codes.orderable:
+        if spec.replacement is not None and spec.replacement not in analytes.orderables:
             fail(f"cards.{kind} replaces with unknown orderable {spec.replacement!r}")
+
+
+def _check_reasons(fail: Callable[[str], None], catalogue: Catalogue) -> None:
+    """Each reason once, by code and by what the clinician reads; each kind offers at least one."""
+    for field in ("code", "display"):
+        values = [getattr(r, field) for r in catalogue.override_reasons]
+        if twice := sorted({v for v in values if values.count(v) > 1}):
+            fail(f"override_reasons: two reasons with the {field} {', '.join(map(repr, twice))}")
+    for reason in catalogue.override_reasons:
+        if unknown := [k for k in reason.kinds if k not in catalogue.cards]:
+            fail(f"override reason {reason.code} names unknown card kind {', '.join(unknown)}")
+    if bare := [kind for kind in catalogue.cards if not catalogue.reasons(kind)]:
+        fail(f"no override reason is offered by {', '.join(bare)}")
+
+
+def _check_profiles(path: Path, thresholds: Thresholds, catalogue: Catalogue) -> None:
+    for name, profile in thresholds.vitamin_d_profiles.items():
+        source = profile.source if isinstance(profile.source, SourceSpec) else catalogue.sources.get(profile.source)
+        if source is None:
+            raise ContentError(f"{path}: profile {name} cites unknown source {profile.source!r}")
+        if source.url is None:
+            raise ContentError(f"{path}: profile {name}'s source has no url")
+
+
+def _check_links(path: Path, catalogue: Catalogue, thresholds: Thresholds) -> None:
+    """A card links each source once, whichever profile runs: a profile whose source a card also
+    lists would show one link twice."""
+    for name, profile in thresholds.vitamin_d_profiles.items():
+        for kind, spec in catalogue.cards.items():
+            urls = []
+            for ref in spec.links:
+                source = profile.source if ref == "profile" else ref
+                found = source if isinstance(source, SourceSpec) else catalogue.sources[source]
+                urls.append(found.url)
+            if twice := sorted({u for u in urls if u is not None and urls.count(u) > 1}):
+                raise ContentError(f"{path}: cards.{kind} would link {', '.join(twice)} twice under profile {name}")
+
+
+def _check_payne(path: Path, thresholds: Thresholds, analytes: AnalyteTable) -> None:
+    payne = thresholds.payne
+    corrected = analytes.analytes.get(payne.corrects)
+    if payne.corrects not in analytes.judged or corrected is None or corrected.corrected is None:
+        raise ContentError(f"{path}: payne corrects {payne.corrects!r}, no judged analyte with a `corrected` name")
+    if payne.albumin not in analytes.analytes:
+        raise ContentError(f"{path}: payne corrects by {payne.albumin!r}, which is no analyte")
+
+
+def _check_checks(path: Path, analytes: AnalyteTable, catalogue: Catalogue) -> None:
+    """Every analyte the check card may suggest has a test it suggests that covers it."""
+    offered = {
+        a for s in catalogue.cards["electrolytes-check"].suggestions for a in analytes.orderables[s.orderable].covers
+    }
+    if uncovered := [k for k in analytes.judged if analytes.analytes[k].check and k not in offered]:
+        raise ContentError(
+            f"{path}: {', '.join(uncovered)} may be checked, but no test electrolytes-check suggests covers it"
+        )
 
 
 def _digest(directory: Path) -> str:

@@ -29,8 +29,6 @@ CARD_KINDS = (
     "calcium-supplement-caution",
     "vitd-duplicate-therapy",
 )
-# What electrolyte cards name, each needing a name and an abbreviation in the catalogue.
-NAMED_MEASURES = ("potassium", "magnesium", "calcium", "calcium_ionized", "calcium_corrected")
 # The wording an order card's own suggestion needs, and the test the 1,25 card orders instead.
 SUGGESTION_WORDING = {
     "vitd-duplicate-order": ("suggestion_label", "delete_description"),
@@ -39,15 +37,13 @@ SUGGESTION_WORDING = {
     "calcium-supplement-caution": ("suggestion_label", "delete_description"),
     "vitd-duplicate-therapy": ("suggestion_label", "delete_description"),
 }
-# Analytes the electrolyte rules evaluate, each needing a default range.
-RANGED_ANALYTES = ("potassium", "calcium", "calcium_ionized", "magnesium")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- units.yaml ---------------------------------------------------------------------------------
+# --- analytes.yaml ------------------------------------------------------------------------------
 
 
 class UnitSpec(_Strict):
@@ -77,87 +73,62 @@ class UnitSpec(_Strict):
         return factors
 
 
-class UnitsFile(_Strict):
-    analytes: dict[str, UnitSpec]
-
-
-# --- thresholds.yaml ----------------------------------------------------------------------------
-
-
-class Profile(_Strict):
-    label: str
-    source: str
-    deficient_below: Positive
-    insufficient_below: Positive
-    high_above: Positive
-    very_high_above: Positive
-    insufficient_label: str
-    high_note: str | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Profile:
-        cuts = [self.deficient_below, self.insufficient_below, self.high_above, self.very_high_above]
-        if cuts != sorted(cuts) or len(set(cuts)) != len(cuts):
-            raise ValueError("cut-points must increase: deficient < insufficient < high < very high")
-        return self
-
-
 class RangeSpec(_Strict):
     low: Positive
     high: Positive
-    critical_low: Positive
-    critical_high: Positive
+    critical_low: Positive | None = None
+    critical_high: Positive | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeSpec:
-        if not self.critical_low < self.low < self.high < self.critical_high:
+        bounds = [b for b in (self.critical_low, self.low, self.high, self.critical_high) if b is not None]
+        if bounds != sorted(set(bounds)):
             raise ValueError("need critical_low < low < high < critical_high")
         return self
 
 
-class Payne(_Strict):
-    factor: Positive
-    reference_albumin: Positive
-    reliable_albumin: Positive  # below it, a low measured total stays low
+Role = Literal["total", "proxy", "opt_in", "wrong_test", "measured", "corrected"]
+# Why the check card suggests an analyte without a recent readable result (rulebook, "Which
+# electrolytes to check"): leg cramps documented, 25(OH)D deficient, a loop or thiazide diuretic taken.
+CheckReason = Literal["cramps", "deficient", "diuretic"]
+
+
+class MeasureName(_Strict):
+    name: str
+    abbreviation: str
+
+
+class Analyte(_Strict):
+    """One analyte, everything said about it in one place (analytes.yaml)."""
+
+    name: str
+    abbreviation: str | None = None
+    codes: dict[Role, dict[str, str]] = Field(min_length=1)  # role -> LOINC code -> short name
+    unit: UnitSpec
+    range: RangeSpec | None = None  # judged against it (electrolytes-abnormal)
+    decides_for: str | None = None  # stands for that analyte on the day both are measured
+    corrected: MeasureName | None = None  # the name of its corrected values
+    check: list[CheckReason] = []  # when the check card suggests it
 
     @model_validator(mode="after")
-    def _ordered(self) -> Payne:
-        if not self.reliable_albumin < self.reference_albumin:
-            raise ValueError("reliable_albumin must be below reference_albumin")
+    def _complete(self) -> Analyte:
+        if self.range is not None and self.abbreviation is None:
+            raise ValueError("an analyte with a range needs an abbreviation (cards name it so)")
+        if (self.check or self.decides_for) and self.range is None:
+            raise ValueError("an analyte that is checked, or decides for another, needs a range")
+        if self.decides_for and self.check:
+            raise ValueError("an analyte that decides for another is checked as that one: no `check` of its own")
+        if "corrected" in self.codes and self.corrected is None:
+            raise ValueError("`corrected` codes need a `corrected` name and abbreviation")
+        if self.range is not None:
+            for bound in (self.range.low, self.range.high):
+                if self.unit.plausible is not None and not self.unit.plausible[0] < bound < self.unit.plausible[1]:
+                    raise ValueError(f"range bound {bound:g} is outside the plausible values")
         return self
 
 
-class Windows(_Strict):
-    vitamin_d_status_days: Annotated[int, Field(gt=0)]
-    electrolyte_recent_days: Annotated[int, Field(gt=0)]
-    repeat_test_days: Annotated[int, Field(gt=0)]
-    future_allowance_hours: Annotated[int, Field(ge=0)]
-
-
-class Thresholds(_Strict):
-    vitamin_d_profiles: dict[str, Profile]
-    electrolyte_ranges: dict[str, RangeSpec]
-    payne: Payne
-    windows: Windows
-    adult_age_years: Annotated[int, Field(gt=0)]
-
-    @model_validator(mode="after")
-    def _complete(self) -> Thresholds:
-        missing = [a for a in RANGED_ANALYTES if a not in self.electrolyte_ranges]
-        if missing:
-            raise ValueError(f"electrolyte_ranges lacks {', '.join(missing)}")
-        return self
-
-
-# --- codes.yaml ---------------------------------------------------------------------------------
-
-
-class VitaminDCodes(_Strict):
-    total: dict[str, str]
-    proxy: dict[str, str]
-    opt_in: dict[str, str]
-    dihydroxy: dict[str, str]  # 1,25-dihydroxyvitamin D: never a status test
-    parent: dict[str, str]  # the parent vitamins D2 and D3: never a status test
+class VitaminDTests(_Strict):
+    tests: list[str] = Field(min_length=1)  # the analytes of the vitaminD prefetch query
     component_d2: list[str]
     component_d3: list[str]
     component_total_name: str
@@ -189,46 +160,144 @@ class Orderable(_Strict):
 class CodeRole(NamedTuple):
     """What a LOINC code of the content stands for."""
 
-    analyte: str  # its units.yaml entry
+    analyte: str  # its analytes.yaml entry
     role: str  # total, proxy, opt_in, wrong_test, measured, corrected
     name: str  # the short name cards show
 
 
-class Codes(_Strict):
+class AnalyteTable(_Strict):
+    """analytes.yaml: the one list of analytes; every other part of the service asks it."""
+
     system: str
     usable_statuses: list[str]
     interpretation: Interpretation
-    vitamin_d: VitaminDCodes
-    potassium: dict[str, str]
-    magnesium: dict[str, str]
-    calcium_total: dict[str, str]
-    calcium_ionized: dict[str, str]
-    calcium_corrected: dict[str, str]
-    albumin: dict[str, str]
-    orderable: dict[str, Orderable]
+    analytes: dict[str, Analyte] = Field(min_length=1)
+    vitamin_d: VitaminDTests
+    orderables: dict[str, Orderable]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalyteTable:
+        self.roles()  # each code once
+        known = set(self.analytes)
+        for key, analyte in self.analytes.items():
+            target = self.analytes.get(analyte.decides_for) if analyte.decides_for else None
+            if analyte.decides_for and (target is None or target.range is None or target.decides_for):
+                raise ValueError(f"{key} decides for {analyte.decides_for!r}, which is no judged analyte")
+        if unknown := sorted(set(self.vitamin_d.tests) - known):
+            raise ValueError(f"vitamin_d.tests names unknown analyte {', '.join(unknown)}")
+        for name, test in self.orderables.items():
+            if unknown := sorted(set(test.covers) - known):
+                raise ValueError(f"orderables.{name} covers unknown analyte {', '.join(unknown)}")
+        return self
 
     def roles(self) -> dict[str, CodeRole]:
-        """LOINC code -> (analyte, role, short name); the analyte names its units.yaml entry."""
-        groups: list[tuple[str, str, dict[str, str]]] = [
-            ("vitamin_d", "total", self.vitamin_d.total),
-            ("vitamin_d", "proxy", self.vitamin_d.proxy),
-            ("vitamin_d", "opt_in", self.vitamin_d.opt_in),
-            ("vitamin_d_dihydroxy", "wrong_test", self.vitamin_d.dihydroxy),
-            ("vitamin_d_parent", "wrong_test", self.vitamin_d.parent),
-            ("potassium", "measured", self.potassium),
-            ("magnesium", "measured", self.magnesium),
-            ("calcium", "total", self.calcium_total),
-            ("calcium_ionized", "measured", self.calcium_ionized),
-            ("calcium", "corrected", self.calcium_corrected),
-            ("albumin", "measured", self.albumin),
-        ]
+        """LOINC code -> (analyte, role, short name)."""
         index: dict[str, CodeRole] = {}
-        for analyte, role, codes in groups:
-            for code, name in codes.items():
-                if code in index:
-                    raise ValueError(f"code {code} is listed twice")
-                index[code] = CodeRole(analyte, role, name)
+        for key, analyte in self.analytes.items():
+            for role, codes in analyte.codes.items():
+                for code, name in codes.items():
+                    if code in index:
+                        raise ValueError(f"code {code} is listed twice")
+                    index[code] = CodeRole(key, role, name)
         return index
+
+    def codes(self, analyte: str, *roles: str) -> list[str]:
+        """The analyte's codes of those roles (of every role when none is named)."""
+        codes = self.analytes[analyte].codes
+        return [code for role, by_code in codes.items() if not roles or role in roles for code in by_code]
+
+    @cached_property
+    def judged(self) -> tuple[str, ...]:
+        """The analytes judged against a range, each standing for itself, in the table's order: the
+        electrolytes of the cards."""
+        return tuple(k for k, a in self.analytes.items() if a.range is not None and a.decides_for is None)
+
+    def deciding_for(self, analyte: str) -> tuple[str, ...]:
+        """The analytes whose results stand for `analyte` on their day, in the table's order."""
+        return tuple(k for k, a in self.analytes.items() if a.decides_for == analyte)
+
+    def checked(self, reason: str) -> tuple[str, ...]:
+        """The analytes the check card suggests for that reason, in the table's order."""
+        return tuple(k for k in self.judged if reason in self.analytes[k].check)
+
+    @cached_property
+    def ranges(self) -> Mapping[str, RangeSpec]:
+        return MappingProxyType({k: a.range for k, a in self.analytes.items() if a.range is not None})
+
+    @cached_property
+    def units(self) -> Mapping[str, UnitSpec]:
+        return MappingProxyType({k: a.unit for k, a in self.analytes.items()})
+
+    @cached_property
+    def measures(self) -> Mapping[str, MeasureName]:
+        """What cards call each measure: an analyte, or an analyte's corrected values."""
+        names: dict[str, MeasureName] = {}
+        for key, analyte in self.analytes.items():
+            names[key] = MeasureName(name=analyte.name, abbreviation=analyte.abbreviation or analyte.name)
+            if analyte.corrected is not None:
+                names[corrected_measure(key)] = analyte.corrected
+        return MappingProxyType(names)
+
+
+def corrected_measure(analyte: str) -> str:
+    """The measure of an analyte's values corrected for albumin: calcium -> calcium_corrected."""
+    return f"{analyte}_corrected"
+
+
+# --- thresholds.yaml ----------------------------------------------------------------------------
+
+
+class SourceSpec(_Strict):
+    label: str
+    citation: str
+    # Written into card Markdown as an autolink, unescaped: https, and nothing that could end it.
+    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s<>]+$")] | None = None
+
+
+class Profile(_Strict):
+    label: str
+    source: str | SourceSpec  # a key of catalogue.yaml's sources, or the source itself
+    deficient_below: Positive
+    insufficient_below: Positive
+    high_above: Positive
+    very_high_above: Positive
+    insufficient_label: str
+    high_note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Profile:
+        cuts = [self.deficient_below, self.insufficient_below, self.high_above, self.very_high_above]
+        if cuts != sorted(cuts) or len(set(cuts)) != len(cuts):
+            raise ValueError("cut-points must increase: deficient < insufficient < high < very high")
+        return self
+
+
+class Payne(_Strict):
+    corrects: str  # the analyte whose measured total is corrected
+    albumin: str  # the analyte it is corrected by
+    factor: Positive
+    reference_albumin: Positive
+    reliable_albumin: Positive  # below it, a low measured total stays low
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Payne:
+        if not self.reliable_albumin < self.reference_albumin:
+            raise ValueError("reliable_albumin must be below reference_albumin")
+        return self
+
+
+class Windows(_Strict):
+    vitamin_d_status_days: Annotated[int, Field(gt=0)]
+    electrolyte_recent_days: Annotated[int, Field(gt=0)]
+    repeat_test_days: Annotated[int, Field(gt=0)]
+    future_allowance_hours: Annotated[int, Field(ge=0)]
+
+
+class Thresholds(_Strict):
+    vitamin_d_profiles: dict[str, Profile] = Field(min_length=1)
+    payne: Payne
+    windows: Windows
+    adult_age_years: Annotated[int, Field(gt=0)]
 
 
 # --- context.yaml -------------------------------------------------------------------------------
@@ -410,7 +479,7 @@ class Topical(_Strict):
 class CauseList(_Strict):
     """The medicines an abnormal electrolyte card names for one analyte and direction."""
 
-    analyte: Literal["potassium", "magnesium", "calcium"]
+    analyte: str  # a judged analyte of analytes.yaml
     direction: Literal["low", "high"]
     sources: list[str] = Field(min_length=1)  # keys of catalogue.yaml's sources
     products: list[Literal["vitamin_d", "calcium"]] = []  # the product lists of this file
@@ -497,13 +566,7 @@ class OverrideReason(_Strict):
     code: str
     display: str
     snooze_days: Annotated[int, Field(ge=0, le=3650)]  # the card kind is not shown again so long (0: never)
-
-
-class SourceSpec(_Strict):
-    label: str
-    citation: str
-    # Written into card Markdown as an autolink, unescaped: https, and nothing that could end it.
-    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s<>]+$")] | None = None
+    kinds: list[str] = Field(min_length=1)  # the card kinds that offer it, in the catalogue's order
 
 
 class SuggestionSpec(_Strict):
@@ -529,7 +592,6 @@ class CardSpec(_Strict):
     delete_description: str | None = None
     create_description: str | None = None
     replacement: str | None = None  # an orderable test drafted in place of the draft the card is about
-    override_reasons: list[str] = Field(min_length=1)  # codes of the catalogue's override_reasons
 
 
 class Catalogue(_Strict):
@@ -538,5 +600,7 @@ class Catalogue(_Strict):
     override_reasons: list[OverrideReason] = Field(min_length=1)
     sources: dict[str, SourceSpec]
     cards: dict[str, CardSpec]
-    analyte_names: dict[str, str]
-    analyte_abbreviations: dict[str, str]
+
+    def reasons(self, kind: str) -> list[OverrideReason]:
+        """The override reasons a card kind offers, in the catalogue's order."""
+        return [r for r in self.override_reasons if kind in r.kinds]

@@ -22,7 +22,7 @@ def _display(content: Content, profile_name: str) -> dict[str, Any]:
     """What the page shows beside the cards: the profile's cut-offs, units, ranges and codes, all
     from the content, so that the page never says other than the cards."""
     profile = content.profile(profile_name)
-    ranges = content.thresholds.electrolyte_ranges
+    analytes = content.analytes
     return {
         "profile": {
             "name": profile_name,
@@ -33,21 +33,17 @@ def _display(content: Content, profile_name: str) -> dict[str, Any]:
             "high_above": profile.high_above,
             "very_high_above": profile.very_high_above,
         },
-        "vitamin_d_units": content.units["vitamin_d"].factors(),
+        "vitamin_d_units": analytes.units["vitamin_d"].factors(),
         "electrolytes": [
             {
-                "name": capitalize(content.catalogue.analyte_names[analyte]),
-                "codes": list(codes),
-                "unit": content.units[analyte].canonical,
-                "range": ranges[analyte].model_dump(),
+                "name": capitalize(analytes.analytes[key].name),
+                "codes": analytes.codes(key, "measured", "total"),
+                "unit": analytes.units[key].canonical,
+                "range": analytes.ranges[key].model_dump(),
             }
-            for analyte, codes in (
-                ("potassium", content.codes.potassium),
-                ("magnesium", content.codes.magnesium),
-                ("calcium", content.codes.calcium_total),
-            )
+            for key in analytes.judged
         ],
-        "vitamin_d_codes": [*content.codes.vitamin_d.total, *content.codes.vitamin_d.proxy],
+        "vitamin_d_codes": analytes.codes("vitamin_d", "total", "proxy"),
     }
 
 

@@ -137,15 +137,16 @@ class LabReader:
     """Reads the Observations the rules care about; built once from the content."""
 
     def __init__(self, content: Content) -> None:
-        self._system = content.codes.system
+        analytes = content.analytes
+        self._system = analytes.system
         self._roles = content.code_roles
-        self._statuses = frozenset(content.codes.usable_statuses)
-        self._units = UnitTable(content.units)
-        vitamin_d = content.codes.vitamin_d
+        self._statuses = frozenset(analytes.usable_statuses)
+        self._units = UnitTable(analytes.units)
+        vitamin_d = analytes.vitamin_d
         self._d2 = frozenset(vitamin_d.component_d2)
         self._d3 = frozenset(vitamin_d.component_d3)
         self._component_name = vitamin_d.component_total_name
-        interpretation = content.codes.interpretation
+        interpretation = analytes.interpretation
         self._flag_systems = frozenset(interpretation.systems)
         self._flags = {
             code: LabFlag(code, spec.display, spec.direction, spec.critical)

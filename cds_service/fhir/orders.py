@@ -20,6 +20,8 @@ from ..content.loader import Content
 from .facts import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
+# The analyte (analytes.yaml) whose draft orders get the vitd-order-1-25 card.
+DIHYDROXY = "vitamin_d_dihydroxy"
 OrderKind = Literal["vitamin_d_test", "dihydroxy_test", "vitamin_d_medication", "calcium_medication"]
 
 
@@ -40,8 +42,8 @@ class PendingOrderReader:
     """The analytes that active ServiceRequests of the content's orderable tests will measure."""
 
     def __init__(self, content: Content) -> None:
-        self._loinc = content.codes.system
-        self._covers = {test.code: test.covers for test in content.codes.orderable.values()}
+        self._loinc = content.analytes.system
+        self._covers = {test.code: test.covers for test in content.analytes.orderables.values()}
 
     def read(self, resources: Iterable[Any], patient_id: str) -> Read[str]:
         tally = Tally()
@@ -70,10 +72,10 @@ class DraftOrder:
 
 class DraftOrderReader:
     def __init__(self, content: Content, accept_opt_in: bool) -> None:
-        vd = content.codes.vitamin_d
-        self._loinc = content.codes.system
-        self._tests = {*vd.total, *vd.proxy, *(vd.opt_in if accept_opt_in else ())}
-        self._dihydroxy = set(vd.dihydroxy)
+        analytes = content.analytes
+        self._loinc = analytes.system
+        self._tests = set(analytes.codes("vitamin_d", "total", "proxy", *(("opt_in",) if accept_opt_in else ())))
+        self._dihydroxy = set(analytes.codes(DIHYDROXY))
         self._rxnorm = content.context.systems.rxnorm
         self._rules = content.context
 

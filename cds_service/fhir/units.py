@@ -1,5 +1,5 @@
 """Unit recognition and conversion to each analyte's canonical unit, by the explicit table in
-`cards/units.yaml` (never by a generic UCUM converter: see the divalent-ion note there)."""
+`cards/analytes.yaml` (never by a generic UCUM converter: see the divalent-ion note there)."""
 
 from __future__ import annotations
 

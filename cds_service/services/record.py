@@ -22,7 +22,15 @@ from ..fhir.orders import PendingOrderReader
 from ..fhir.prefetch import Prefetched, PrefetchKey, resolve
 from ..protocol import HookRequest
 from ..settings import Settings
-from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, PATIENT, PENDING_ORDERS, VITAMIN_D, prefetch_keys
+from .queries import (
+    CONDITIONS_KEY,
+    ELECTROLYTES_KEY,
+    MEDICATIONS_KEY,
+    PATIENT_KEY,
+    PENDING_ORDERS_KEY,
+    VITAMIN_D_KEY,
+    prefetch_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -66,27 +74,27 @@ class RecordReader:
         wanted = {k.name for k in keys}
         lab_resources: list[object] = []
         empty_entries = 0
-        for key in (VITAMIN_D, ELECTROLYTES):
+        for key in (VITAMIN_D_KEY, ELECTROLYTES_KEY):
             found, empty = data.resources(key)
             lab_resources += found
             empty_entries += empty
         labs = self._labs.read(lab_resources, patient_id)
-        conditions = self._context.conditions(data.resources(CONDITIONS)[0], patient_id)
-        listed = data.resources(MEDICATIONS)[0]
+        conditions = self._context.conditions(data.resources(CONDITIONS_KEY)[0], patient_id)
+        listed = data.resources(MEDICATIONS_KEY)[0]
         listed += await read_referenced(bare_references(listed), request, fhir, deadline)
         medications = self._context.medications(listed, patient_id)
-        pending = self._pending.read(data.resources(PENDING_ORDERS)[0], patient_id)
-        patient = data.resources(PATIENT)[0]
-        electrolytes_had = ELECTROLYTES in wanted and not data.missing(ELECTROLYTES)
+        pending = self._pending.read(data.resources(PENDING_ORDERS_KEY)[0], patient_id)
+        patient = data.resources(PATIENT_KEY)[0]
+        electrolytes_had = ELECTROLYTES_KEY in wanted and not data.missing(ELECTROLYTES_KEY)
         return Record(
             labs=labs.items,
             vitamin_d=self._vitamin_d(labs.items, as_of),
             electrolytes=self._electrolytes(labs.items, as_of) if electrolytes_had else None,
             context=assess_context(conditions.items, medications.items, self.content.context, as_of),
-            conditions_known=CONDITIONS in wanted and not data.missing(CONDITIONS),
+            conditions_known=CONDITIONS_KEY in wanted and not data.missing(CONDITIONS_KEY),
             birth=birth_date(patient[0], patient_id) if patient else None,
             pending=frozenset(pending.items),
-            unavailable=[u.key.purpose for u in data.unavailable if u.key.name != PATIENT],
+            unavailable=[u.key.purpose for u in data.unavailable if u.key.name != PATIENT_KEY],
             log=_log(data, len(labs.items), empty_entries, (labs, conditions, medications, pending)),
         )
 
@@ -106,7 +114,7 @@ class RecordReader:
         return assess_electrolytes(
             labs,
             as_of=as_of,
-            ranges=thresholds.electrolyte_ranges,
+            analytes=self.content.analytes,
             windows=thresholds.windows,
             payne=thresholds.payne,
             future_allowance=timedelta(hours=thresholds.windows.future_allowance_hours),

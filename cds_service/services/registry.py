@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..cards import CardRenderer
 from ..content.loader import Content
+from ..rendering import CardRenderer
 from ..settings import Settings
 from .base import CdsService
 from .record import RecordReader

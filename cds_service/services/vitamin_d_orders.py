@@ -4,10 +4,10 @@ already high."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from ..cards import CardRenderer
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
@@ -20,8 +20,17 @@ from ..protocol import (
     OrderSignContext,
     Suggestion,
 )
+from ..rendering import CardRenderer
+from ..rendering.inputs import (
+    CalciumCaution,
+    CardInput,
+    DihydroxyOrder,
+    DuplicateOrder,
+    DuplicateTherapy,
+    SupplementCaution,
+)
 from .base import Outcome, outcome, parse_context
-from .queries import CONDITIONS, ELECTROLYTES, MEDICATIONS, PENDING_ORDERS, VITAMIN_D
+from .queries import CONDITIONS_KEY, ELECTROLYTES_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY, VITAMIN_D_KEY
 from .record import Record, RecordReader
 from .vitamin_d_cramps import by_severity
 
@@ -46,7 +55,9 @@ class VitaminDOrders:
         self._cards = cards
         self._silent = silent  # the card kinds that run silent
         self._drafts = DraftOrderReader(record.content, record.accept_opt_in)
-        self.prefetch = record.prefetch(VITAMIN_D, ELECTROLYTES, CONDITIONS, MEDICATIONS, PENDING_ORDERS)
+        self.prefetch = record.prefetch(
+            VITAMIN_D_KEY, ELECTROLYTES_KEY, CONDITIONS_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY
+        )
 
     async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
@@ -69,18 +80,15 @@ class VitaminDOrders:
         self, draft: DraftOrder, record: Record, context: OrderSignContext, as_of: datetime, total_drafted: bool
     ) -> list[Card]:
         # What an order has pending matters to the 1,25-D card's suggestion alone.
-        pending = self._record.keys[PENDING_ORDERS].purpose
-        shared: dict[str, Any] = {
-            "context": record.context,
-            "unavailable": [u for u in record.unavailable if u != pending],
-        }
+        pending = self._record.keys[PENDING_ORDERS_KEY].purpose
+        shared = CardInput(context=record.context, unavailable=[u for u in record.unavailable if u != pending])
         found: list[Card | None]
         if draft.kind == "vitamin_d_test":
             found = [self._duplicate(draft, record, context.patientId, as_of, shared)]
         elif draft.kind == "dihydroxy_test":
             found = [
                 self._dihydroxy(
-                    draft, record, context, as_of, total_drafted, shared | {"unavailable": record.unavailable}
+                    draft, record, context, as_of, total_drafted, replace(shared, unavailable=record.unavailable)
                 )
             ]
         elif draft.kind == "calcium_medication":
@@ -93,21 +101,21 @@ class VitaminDOrders:
         return [card for card in found if card is not None]
 
     def _duplicate(
-        self, draft: DraftOrder, record: Record, patient_id: str, as_of: datetime, shared: dict[str, Any]
+        self, draft: DraftOrder, record: Record, patient_id: str, as_of: datetime, shared: CardInput
     ) -> Card | None:
         latest = record.vitamin_d.latest
         window = self._content.thresholds.windows.repeat_test_days
         if latest is None or latest.effective is None or not within(latest, as_of, window):
             return None
-        return self._cards.render(
-            "vitd-duplicate-order",
-            patient_id,
-            suggestions=self._remove(draft, "vitd-duplicate-order"),
+        inputs = DuplicateOrder(
+            **vars(shared),
             latest=self._cards.view(latest),
             history=[self._cards.view(r) for r in record.vitamin_d.history],
             days_ago=age_in_days(latest, as_of),
             window_days=window,
-            **shared,
+        )
+        return self._cards.render(
+            "vitd-duplicate-order", patient_id, inputs, suggestions=self._remove(draft, "vitd-duplicate-order")
         )
 
     def _dihydroxy(
@@ -117,7 +125,7 @@ class VitaminDOrders:
         context: OrderSignContext,
         as_of: datetime,
         total_drafted: bool,
-        shared: dict[str, Any],
+        shared: CardInput,
     ) -> Card | None:
         """A 1,25-dihydroxyvitamin D order, unless it is the right test: CKD stage 4-5 or dialysis,
         a calcium above range (a hypercalcaemia work-up), a granulomatous disease or
@@ -142,17 +150,15 @@ class VitaminDOrders:
             ]
         else:
             suggestions = self._remove(draft, "vitd-order-1-25", label="delete_label")
-        return self._cards.render(
-            "vitd-order-1-25",
-            context.patientId,
-            suggestions=suggestions,
+        inputs = DihydroxyOrder(
+            **vars(shared),
             recent=self._cards.view(recent) if recent is not None else None,
             drafted=total_drafted,
             pending=pending,
             conditions_unknown=not record.conditions_known,
             calcium_unknown=record.electrolytes is None,
-            **shared,
         )
+        return self._cards.render("vitd-order-1-25", context.patientId, inputs, suggestions=suggestions)
 
     def _remove(self, draft: DraftOrder, kind: str, label: str = "suggestion_label") -> list[Suggestion] | None:
         """The card's suggestion to delete the draft, when the draft has an id to name."""
@@ -160,9 +166,7 @@ class VitaminDOrders:
             return None
         return [self._cards.delete_suggestion(kind, draft.reference, label)]
 
-    def _supplement_caution(
-        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
-    ) -> Card | None:
+    def _supplement_caution(self, draft: DraftOrder, record: Record, patient_id: str, shared: CardInput) -> Card | None:
         """Any vitamin D product while the latest 25(OH)D is high or the deciding calcium is above
         range; critical past very high 25(OH)D or a critical calcium."""
         vitamin_d = record.vitamin_d
@@ -172,51 +176,47 @@ class VitaminDOrders:
             return None
         rows = ([self._cards.view(high)] if high else []) + (self._cards.finding_rows(calcium) if calcium else [])
         assert draft.product is not None
-        return self._cards.render(
-            "vitd-supplement-caution",
-            patient_id,
-            critical=high_status is Status.VERY_HIGH or (calcium is not None and calcium.critical),
-            suggestions=self._remove(draft, "vitd-supplement-caution"),
+        inputs = SupplementCaution(
+            **vars(shared)
+            | {"critical": high_status is Status.VERY_HIGH or (calcium is not None and calcium.critical)},
             medication=draft.product.name,
             vitamin_d=self._cards.view(high) if high else None,
             vitamin_d_status=str(high_status),
             calcium=self._cards.finding_view(calcium, record.context) if calcium else None,
             rows=rows,
-            **shared,
+        )
+        return self._cards.render(
+            "vitd-supplement-caution", patient_id, inputs, suggestions=self._remove(draft, "vitd-supplement-caution")
         )
 
-    def _calcium_caution(
-        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
-    ) -> Card | None:
+    def _calcium_caution(self, draft: DraftOrder, record: Record, patient_id: str, shared: CardInput) -> Card | None:
         """A calcium-only product while the deciding calcium is above range; critical past its
         critical value."""
         calcium = record.electrolytes.hypercalcaemia if record.electrolytes else None
         if calcium is None:
             return None
         assert draft.product is not None
-        return self._cards.render(
-            "calcium-supplement-caution",
-            patient_id,
-            critical=calcium.critical,
-            suggestions=self._remove(draft, "calcium-supplement-caution"),
+        inputs = CalciumCaution(
+            **vars(shared) | {"critical": calcium.critical},
             medication=draft.product.name,
             calcium=self._cards.finding_view(calcium, record.context),
             rows=self._cards.finding_rows(calcium),
-            **shared,
+        )
+        return self._cards.render(
+            "calcium-supplement-caution",
+            patient_id,
+            inputs,
+            suggestions=self._remove(draft, "calcium-supplement-caution"),
         )
 
-    def _duplicate_therapy(
-        self, draft: DraftOrder, record: Record, patient_id: str, shared: dict[str, Any]
-    ) -> Card | None:
+    def _duplicate_therapy(self, draft: DraftOrder, record: Record, patient_id: str, shared: CardInput) -> Card | None:
         """A vitamin D product drafted while another is active on the medication list."""
         active = record.context.vitamin_d_products
         if not active:
             return None
+        inputs = DuplicateTherapy(
+            **vars(shared), medication=draft.product.name if draft.product else "", active=list(active)
+        )
         return self._cards.render(
-            "vitd-duplicate-therapy",
-            patient_id,
-            suggestions=self._remove(draft, "vitd-duplicate-therapy"),
-            medication=draft.product.name if draft.product else "",
-            active=active,
-            **shared,
+            "vitd-duplicate-therapy", patient_id, inputs, suggestions=self._remove(draft, "vitd-duplicate-therapy")
         )

@@ -51,7 +51,7 @@ def assess(content: Content, results: list[LabResult]):
     return assess_electrolytes(
         results,
         as_of=AS_OF,
-        ranges=t.electrolyte_ranges,
+        analytes=content.analytes,
         windows=t.windows,
         payne=t.payne,
         future_allowance=timedelta(hours=24),
@@ -261,9 +261,15 @@ NONE_RECENT = ElectrolyteAssessment((), ("potassium", "magnesium", "calcium"))
     ],
 )
 def test_which_electrolytes_to_check(
-    assessment: ElectrolyteAssessment, cramps: bool, deficient: bool, diuretic: bool, wanted: tuple[str, ...]
+    content: Content,
+    assessment: ElectrolyteAssessment,
+    cramps: bool,
+    deficient: bool,
+    diuretic: bool,
+    wanted: tuple[str, ...],
 ) -> None:
-    assert to_check(assessment, cramps=cramps, deficient=deficient, on_loop_or_thiazide=diuretic) == wanted
+    checked = to_check(assessment, content.analytes, cramps=cramps, deficient=deficient, on_loop_or_thiazide=diuretic)
+    assert checked == wanted
 
 
 def test_an_unreadable_repeat_never_hides_an_abnormal_result_before_it(content: Content) -> None:

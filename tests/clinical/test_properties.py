@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards import CardRenderer
+from cds_service.rendering import CardRenderer
 from cds_service.clinical.electrolytes import Range, judge
 from cds_service.clinical.results import LabResult
 from cds_service.clinical.vitamin_d import Status, classify
@@ -43,8 +43,8 @@ FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # full prefetch: never used
 OURS, OTHER = "p1", "p2"
 
 _ROLE_CODES = sorted(CONTENT.code_roles)
-_COMPONENT_CODES = [*CONTENT.codes.vitamin_d.component_d2, *CONTENT.codes.vitamin_d.component_d3]
-_UNITS = sorted({unit for spec in CONTENT.units.values() for unit in spec.factors()})
+_COMPONENT_CODES = [*CONTENT.analytes.vitamin_d.component_d2, *CONTENT.analytes.vitamin_d.component_d3]
+_UNITS = sorted({unit for spec in CONTENT.analytes.units.values() for unit in spec.factors()})
 
 # -- strategies ----------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ observations = st.fixed_dictionaries(
 )
 
 
-_ANALYTE_UNITS = [(a, u) for a, spec in CONTENT.units.items() for u in spec.factors()]
+_ANALYTE_UNITS = [(a, u) for a, spec in CONTENT.analytes.units.items() for u in spec.factors()]
 _analyte_units = st.sampled_from(_ANALYTE_UNITS)
 _last_year = st.dates(min_value=date(2025, 11, 1), max_value=date(2026, 11, 25)).map(lambda d: d.isoformat())
 
@@ -256,7 +256,7 @@ def test_a_value_converted_to_canonical_and_back_is_unchanged(analyte_unit: tupl
     observation = {"resourceType": "Observation", "status": "final", "valueQuantity": quantity}
     observation |= {"code": {"coding": [{"system": LOINC, "code": code}]}, "subject": {"reference": f"Patient/{OURS}"}}
     (result,) = READER.read([observation], OURS).items
-    spec = CONTENT.units[analyte]
+    spec = CONTENT.analytes.units[analyte]
     canonical = value / spec.factors()[unit]
     if spec.plausible is not None and not spec.plausible[0] <= canonical <= spec.plausible[1]:
         assert result.value is None and result.problem is not None and result.problem.startswith("implausible")
@@ -296,7 +296,7 @@ _FLAGS = ["low", None, "high"]
 )
 def test_electrolyte_flags_are_monotonic_in_the_value(a: float, b: float, lo: float | None, hi: float | None) -> None:
     low, high = sorted((a, b))
-    for spec in CONTENT.thresholds.electrolyte_ranges.values():
+    for spec in CONTENT.analytes.ranges.values():
         measure_range = Range(lo, hi, spec.critical_low, spec.critical_high, lo is not None or hi is not None)
         flag_low, critical_low = judge(low, measure_range)
         flag_high, critical_high = judge(high, measure_range)

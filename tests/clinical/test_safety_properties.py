@@ -20,7 +20,7 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.cards import CardRenderer
+from cds_service.rendering import CardRenderer
 from cds_service.content.loader import Content, load_content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest

@@ -1,20 +1,21 @@
-"""Renders card kinds into CDS Hooks cards from the wording, sources and reasons in `cards/`."""
+"""The card renderer: a card kind's typed inputs into a CDS Hooks card, worded by the content's
+templates (`cards/`), with its sources, links, suggestions and override reasons."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
-from .clinical.cramp_context import CrampContext
-from .clinical.electrolytes import Finding, result_range
-from .clinical.results import LabResult
-from .content.loader import Content
-from .content.schema import Profile, SourceSpec, SuggestionSpec
-from .content.wording import beside_cuts, range_bound
-from .protocol import Action, Card, Coding, Link, Source, Suggestion
+from ..clinical.cramp_context import CrampContext
+from ..clinical.electrolytes import Finding, result_range
+from ..clinical.results import LabResult
+from ..content.loader import Content, ContentError
+from ..content.schema import CheckReason, Profile, SourceSpec, SuggestionSpec
+from ..content.wording import beside_cuts, range_bound
+from ..protocol import Action, Card, Coding, Link, Source, Suggestion
+from .inputs import KIND_INPUTS, CardInput, unknown_names, values
+from .views import FindingView, ResultView, date_text
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters
 
@@ -26,51 +27,7 @@ def _single_blank_lines(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class ResultView:
-    """A lab result as cards show it; every text is formatted by the service, none is raw FHIR."""
-
-    name: str
-    code: str
-    shown: str  # as the laboratory reported it, then converted: "45 nmol/L (18 ng/mL)"
-    short: str  # as the laboratory reported it: "45 nmol/L"
-    date: str
-    proxy: bool
-    status_unknown: bool
-    problem: str | None
-    old: bool = False
-    flag: str | None = None  # the laboratory's flag: "H (high)"
-    unit_unreported: bool = False
-
-
-def _date(when: datetime | None) -> str:
-    return when.date().isoformat() if when is not None else "undated"
-
-
-@dataclass(frozen=True)
-class FindingView:
-    name: str
-    abbreviation: str
-    shown: str
-    short: str
-    date: str
-    flag: str
-    critical: bool
-    range: str
-    range_from_laboratory: bool
-    total: str | None  # the total calcium a Payne correction started from
-    albumin: str | None
-    superseded_by: ResultView | None  # a newer result that could not be interpreted
-    electrolyte: str = ""
-    by_laboratory: bool = False  # abnormal by the laboratory's flag alone; the value could not be read
-    lab_flag: str | None = None  # "critically high (HH)"
-    lab_flag_code: str | None = None
-    problem: str | None = None
-    estimate: str | None = None  # a corrected calcium too unreliable to decide, shown beside the measured
-    medicines: tuple[str, ...] = ()  # active medicines known to move it this way
-
-
-def _evidence(values: dict[str, Any]) -> str:
+def _evidence(values: dict[str, object]) -> str:
     """The results a card shows (each as the card shows it, with its date), in one text: a newer
     result, or one read differently, changes it; the same results in another order do not."""
     found: set[str] = set()
@@ -94,20 +51,18 @@ class CardRenderer:
         self._content = content
         self._catalogue = content.catalogue
         self._profile = profile
-        self._names = content.catalogue.analyte_names
-        self._abbreviations = content.catalogue.analyte_abbreviations
-        self._decimals = {analyte: spec.decimals for analyte, spec in content.units.items()}
+        analytes = content.analytes
+        self._measures = analytes.measures
+        self._decimals = {analyte: spec.decimals for analyte, spec in analytes.units.items()}
+        self._canonical = {analyte: spec.canonical for analyte, spec in analytes.units.items()}
         reason_system = self._catalogue.systems.override_reason
-        reasons = {
-            r.code: Coding(system=reason_system, code=r.code, display=r.display)
-            for r in self._catalogue.override_reasons
-        }
         self._override_reasons = {
-            kind: [reasons[code] for code in spec.override_reasons] for kind, spec in self._catalogue.cards.items()
+            kind: [Coding(system=reason_system, code=r.code, display=r.display) for r in self._catalogue.reasons(kind)]
+            for kind in self._catalogue.cards
         }
-        self._orderables = content.codes.orderable
-        self._ranges = content.thresholds.electrolyte_ranges
-        self._units_agree = {a: len(set(spec.factors().values())) == 1 for a, spec in content.units.items()}
+        self._orderables = analytes.orderables
+        self._ranges = analytes.ranges
+        self._units_agree = {a: len(set(spec.factors().values())) == 1 for a, spec in analytes.units.items()}
         payne = content.thresholds.payne
         self._cuts: dict[str, tuple[float, ...]] = {
             "vitamin_d": (
@@ -116,7 +71,12 @@ class CardRenderer:
                 profile.high_above,
                 profile.very_high_above,
             ),
-            "albumin": (payne.reliable_albumin, payne.reference_albumin),
+            payne.albumin: (payne.reliable_albumin, payne.reference_albumin),
+        }
+        # What every template may name besides its kind's inputs (rendering/inputs.py).
+        self._globals = {
+            "profile": profile,
+            "checked": {reason: self.analyte_names(analytes.checked(reason)) for reason in get_args(CheckReason)},
         }
         # What a kind's cards share whatever the patient: their source and links, built once.
         self._sources = {
@@ -135,6 +95,22 @@ class CardRenderer:
             ]
             for kind, spec in self._catalogue.cards.items()
         }
+        self._check_inputs()
+
+    def _check_inputs(self) -> None:
+        """Each kind's templates name only what its inputs give (rendering/inputs.py)."""
+        for kind in self._catalogue.cards:
+            if kind not in KIND_INPUTS:
+                raise ContentError(f"catalogue.yaml: cards.{kind} is no card kind the service decides")
+            detail = self._content.details[kind]
+            env = detail.environment
+            assert env.loader is not None and detail.name is not None
+            sources = [self._catalogue.cards[kind].summary, env.loader.get_source(env, detail.name)[0]]
+            if unknown := unknown_names(kind, env, sources):
+                raise ContentError(
+                    f"cards.{kind}: its templates name {', '.join(unknown)}, which "
+                    f"{KIND_INPUTS[kind].__name__} (cds_service/rendering/inputs.py) does not give"
+                )
 
     def view(self, result: LabResult, *, old: bool = False) -> ResultView:
         """The result as the laboratory reported it first, at its precision, then converted and
@@ -160,7 +136,7 @@ class CardRenderer:
             code=result.code,
             shown=shown,
             short=short,
-            date=_date(result.effective),
+            date=date_text(result.effective),
             proxy=result.role == "proxy",
             status_unknown=result.status == "unknown",
             problem=result.problem,
@@ -184,7 +160,7 @@ class CardRenderer:
         return beside_cuts(value, self._decimals[analyte], cuts)
 
     def finding_view(self, finding: Finding, context: CrampContext | None = None) -> FindingView:
-        unit = finding.unit or self._content.units[finding.result.analyte].canonical
+        unit = finding.unit or self._canonical[finding.result.analyte]
         as_measured = self.view(finding.result)
         r = finding.range
         cuts = tuple(c for c in (r.low, r.high, r.critical_low, r.critical_high) if c is not None)
@@ -194,7 +170,7 @@ class CardRenderer:
         elif finding.albumin is None or finding.estimate is not None:
             short, shown = as_measured.short, as_measured.shown
         else:
-            short = shown = f"{self._rounded(finding.value, 'calcium', cuts)} {unit}"
+            short = shown = f"{self._rounded(finding.value, finding.result.analyte, cuts)} {unit}"
         places = self._decimals[finding.result.analyte]  # a range as laboratories write it: 3.5-5.0
         low, high = (range_bound(b, places) if b is not None else None for b in (r.low, r.high))
         if low is not None and high is not None:
@@ -207,11 +183,11 @@ class CardRenderer:
         direction = finding.flag if finding.flag in ("low", "high") else None
         medicines = context.causes.get((finding.electrolyte, direction), ()) if context and direction else ()
         return FindingView(
-            name=self._names[finding.measure],
-            abbreviation=self._abbreviations[finding.measure],
+            name=self._measures[finding.measure].name,
+            abbreviation=self._measures[finding.measure].abbreviation,
             shown=shown,
             short=short,
-            date=_date(finding.result.effective),
+            date=date_text(finding.result.effective),
             flag=finding.flag or "normal",
             critical=finding.critical,
             range=span,
@@ -224,7 +200,7 @@ class CardRenderer:
             lab_flag=f"{lab.display} ({lab.code})" if lab is not None else None,
             lab_flag_code=lab.code if lab is not None else None,
             problem=finding.result.problem,
-            estimate=f"{self._rounded(finding.estimate, 'calcium', cuts)} {unit}"
+            estimate=f"{self._rounded(finding.estimate, finding.result.analyte, cuts)} {unit}"
             if finding.estimate is not None
             else None,
             medicines=medicines,
@@ -236,50 +212,41 @@ class CardRenderer:
         return [self.view(r) for r in (finding.superseded_by, finding.result, finding.albumin) if r is not None]
 
     def analyte_names(self, analytes: Iterable[str]) -> list[str]:
-        return [self._names[a] for a in analytes]
+        return [self._measures[a].name for a in analytes]
 
     def _source(self, ref: str) -> SourceSpec:
-        return self._catalogue.sources[self._profile.source if ref == "profile" else ref]
+        return self._content.source(ref, self._profile)
 
     def render(
         self,
         kind: str,
         patient_id: str,
+        inputs: CardInput,
         *,
-        critical: bool = False,
         hypercalcaemia: bool = False,
         order_for: Iterable[str] = (),
         suggestions: list[Suggestion] | None = None,
         cite: Iterable[str] = (),
-        **values: Any,
     ) -> Card:
-        """One card of `kind`; `order_for` names the analytes whose orders to suggest,
-        `suggestions` adds those a service built itself (around a draft order), and `cite` the
-        sources of what this card says beyond its kind's own links."""
+        """One card of `kind` from its inputs; `order_for` names the analytes whose orders to
+        suggest, `suggestions` adds those a service built itself (around a draft order), and `cite`
+        the sources of what this card says beyond its kind's own links."""
+        if not isinstance(inputs, KIND_INPUTS[kind]):
+            raise TypeError(f"{kind} is rendered from {KIND_INPUTS[kind].__name__}, not {type(inputs).__name__}")
         spec = self._catalogue.cards[kind]
-        values = {
-            "unavailable": [],
-            "context": CrampContext(),
-            "age_unknown": False,
-            "evidence": False,
-            "show_cramps": True,
-            "vitamin_d_unreadable": [],
-            **values,
-            "profile": self._profile,
-            "critical": critical,
-        }
+        variables = values(inputs) | self._globals
         suggestions = [
             self._order_suggestion(s, patient_id) for s in self._order_choice(spec.suggestions, set(order_for))
         ] + (suggestions or [])
         indicator = spec.indicator
-        if critical and spec.indicator_critical:
+        if inputs.critical and spec.indicator_critical:
             indicator = spec.indicator_critical
         elif hypercalcaemia and spec.indicator_hypercalcaemia:
             indicator = spec.indicator_hypercalcaemia
         card = Card(
             uuid=uuid.uuid4(),
-            summary=self._summary(kind, values),
-            detail=_single_blank_lines(self._content.details[kind].render(values)).strip() or None,
+            summary=self._summary(kind, variables),
+            detail=_single_blank_lines(self._content.details[kind].render(variables)).strip() or None,
             indicator=indicator,
             source=self._sources[kind],
             suggestions=suggestions or None,
@@ -287,7 +254,7 @@ class CardRenderer:
             overrideReasons=self._override_reasons[kind],
             links=self._with_links(kind, cite) or None,
         )
-        return card.built_on(lambda: _evidence(values))
+        return card.built_on(lambda: _evidence(variables))
 
     def _with_links(self, kind: str, cite: Iterable[str]) -> list[Link]:
         links = list(self._links[kind])
@@ -297,9 +264,9 @@ class CardRenderer:
                 links.append(Link(label=source.label, url=source.url, type="absolute"))
         return links
 
-    def _summary(self, kind: str, values: dict[str, Any]) -> str:
+    def _summary(self, kind: str, variables: dict[str, object]) -> str:
         """On one line, and cut to the CDS Hooks limit should a long value stretch it."""
-        summary = " ".join(self._content.summaries[kind].render(values).split())
+        summary = " ".join(self._content.summaries[kind].render(variables).split())
         if len(summary) > SUMMARY_LIMIT:
             summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
         return summary
@@ -357,7 +324,7 @@ class CardRenderer:
             "status": "draft",
             "intent": "order",
             "code": {
-                "coding": [{"system": self._content.codes.system, "code": test.code, "display": test.display}],
+                "coding": [{"system": self._content.analytes.system, "code": test.code, "display": test.display}],
                 "text": test.display,
             },
             "subject": subject,
