@@ -42,7 +42,6 @@ from cds_service.fhir.models import Quantity, read_as
 from cds_service.fhir.units import UnitTable
 from cds_service.settings import Settings
 
-ELECTROLYTES = ("potassium", "magnesium", "calcium")
 _TABLE_HEAD = "| Test | LOINC | Result | Date | Note |\n| --- | --- | --- | --- | --- |\n"
 _PROSE = "." * 300  # where the catalogue's prose would be: its length, not its words
 
@@ -70,11 +69,11 @@ class Sketch:
     def __init__(self, content: Content, profile: str = "endocrine-2011") -> None:
         self.content = content
         self.roles = content.code_roles
-        self.system = content.codes.system
-        self.units = UnitTable(content.units)
+        self.system = content.analytes.system
+        self.units = UnitTable(content.analytes.units)
         self.profile = content.profile(profile)
         self.windows = content.thresholds.windows
-        self.statuses = frozenset(content.codes.usable_statuses)
+        self.statuses = frozenset(content.analytes.usable_statuses)
 
     def labs(self, body: dict[str, Any], patient: str) -> list[Result]:
         out: list[Result] = []
@@ -147,7 +146,7 @@ class Sketch:
         p = self.profile
         status = "deficient" if vitamin_d[0].value < p.deficient_below else "insufficient"
         recent = timedelta(days=self.windows.electrolyte_recent_days)
-        missing = tuple(a for a in ELECTROLYTES if not any(as_of - r.when <= recent for r in by.get(a, [])))
+        missing = tuple(a for a in self.content.analytes.judged if not any(as_of - r.when <= recent for r in by.get(a, [])))
         return Decision(status, tuple(vitamin_d), missing)
 
     def cards(self, decision: Decision, context: CrampContext, patient: str, as_of: datetime) -> list[dict[str, Any]]:
@@ -180,7 +179,7 @@ class Sketch:
             **text,
             "indicator": spec.indicator,
             "source": {"label": kind, "topic": {"system": "urn:kind", "code": kind}},
-            "overrideReasons": [{"code": code} for code in spec.override_reasons],
+            "overrideReasons": [{"code": r.code} for r in self.content.catalogue.reasons(kind)],
             "links": [{"label": link, "url": "https://example.org", "type": "absolute"} for link in spec.links],
         }
 

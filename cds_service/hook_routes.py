@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from .errors import ERROR_RESPONSES, bad_request
 from .fhir.prefetch import PrefetchUnavailable
 from .issuing import issue
+from .store.feedback import ReasonNotOffered
 from .json_bodies import OrjsonResponse
 from .metrics import FEEDBACK, HOOK_CALLS, HOOK_SECONDS
 from .protocol import (
@@ -116,7 +117,11 @@ def _observe(
 def _add_feedback(app: FastAPI, service: CdsService, clock: Clock) -> None:
     async def feedback(body: FeedbackRequest, request: Request) -> OrjsonResponse:
         received = clock()
-        new = await request.app.state.store.store(service.id, body.feedback, received)
+        try:
+            new = await request.app.state.store.store(service.id, body.feedback, received)
+        except ReasonNotOffered as exc:
+            logger.info("feedback refused", extra={"service": service.id, "status": 400})
+            return bad_request("feedback.overrideReason.reason", str(exc))
         for entry in body.feedback:
             FEEDBACK.labels(entry.outcome).inc()
         logger.info("feedback", extra={"service": service.id, "entries": len(body.feedback), "new": new, "status": 200})

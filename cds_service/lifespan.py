@@ -26,9 +26,11 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def _store(engine: AsyncEngine, content: Content, settings: Settings) -> FeedbackStore:
-    reasons = content.catalogue
-    snooze_days = {(reasons.systems.override_reason, r.code): r.snooze_days for r in reasons.override_reasons}
-    return FeedbackStore(engine, content.version, settings.threshold_profile, snooze_days)
+    catalogue = content.catalogue
+    system = catalogue.systems.override_reason
+    snooze_days = {(system, r.code): r.snooze_days for r in catalogue.override_reasons}
+    offered = {kind: frozenset(r.code for r in catalogue.reasons(kind)) for kind in catalogue.cards}
+    return FeedbackStore(engine, content.version, settings.threshold_profile, snooze_days, offered, system)
 
 
 def lifespan(settings: Settings, content: Content, issuers: dict[str, IssuerSpec] | None) -> Lifespan:

@@ -89,10 +89,10 @@ def test_report_command(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> No
     result = CliRunner().invoke(cli, ["report", "--json", "--since", "2026-11-01"])
     (kind,) = json.loads(result.stdout)["kinds"]
     assert kind["kind"] == "vitd-deficient" and kind["issued"] == 1 and kind["overridden"] == 1
-    assert kind["override_reasons"] == {"Patient declined": 1} and kind["acceptance_rate"] == 0
+    assert kind["override_reasons"] == {"patient-declined": 1} and kind["acceptance_rate"] == 0
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal's width
     table = CliRunner().invoke(cli, ["report"])
-    assert table.exit_code == 0 and "vitd-deficient" in table.stdout and "Patient declined (1)" in table.stdout
+    assert table.exit_code == 0 and "vitd-deficient" in table.stdout and "patient-declined (1)" in table.stdout
     later = CliRunner().invoke(cli, ["report", "--json", "--since", "2026-11-30"])
     assert json.loads(later.stdout)["kinds"] == []
 

@@ -32,6 +32,10 @@ _FLUSH_INTERVAL_S = 0.5
 _MAX_PENDING = 100_000  # if the database stays away this long, the oldest records go first
 
 
+class ReasonNotOffered(ValueError):
+    """An override reason the card's kind does not offer: the EHR showed the clinician another list."""
+
+
 class FeedbackStore:
     def __init__(
         self,
@@ -39,9 +43,14 @@ class FeedbackStore:
         content_version: str,
         profile: str,
         snooze_days: Mapping[tuple[str, str], int] | None = None,
+        reasons: Mapping[str, frozenset[str]] | None = None,
+        reason_system: str = "",
     ) -> None:
-        """`snooze_days`: per override reason (system, code), the days its override snoozes a card."""
+        """`snooze_days`: per override reason (system, code), the days its override snoozes a card;
+        `reasons`: per card kind, the codes (of `reason_system`) of the override reasons it offers."""
         self._engine = engine
+        self._reasons = reasons
+        self._reason_system = reason_system
         self._content_version = content_version
         self._profile = profile
         self._snooze_days = {reason: days for reason, days in (snooze_days or {}).items() if days > 0}
@@ -142,7 +151,8 @@ class FeedbackStore:
         """Store every entry in one transaction (all or nothing); the same entry sent again is kept
         once. Entries about cards this service did not issue are kept and flagged. An override for
         a reason that snoozes, of a card issued under a pseudonym, snoozes its kind for that patient
-        and those results. Returns how many entries were new."""
+        and those results. Returns how many entries were new; raises ReasonNotOffered, storing
+        nothing, when an override of a card it issued gives a reason its kind does not offer."""
         await self.flush()  # so that feedback on a card issued a moment ago finds it
         uuids = {str(e.card) for e in entries}
         async with self._engine.begin() as conn:
@@ -154,6 +164,7 @@ class FeedbackStore:
                     ).where(issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service)
                 )
             }
+            self._check_reasons(entries, known)
             rows = [self._row(service, e, received_at, str(e.card) in known) for e in entries]
             result = await conn.execute(
                 self._insert(feedback)
@@ -173,6 +184,21 @@ class FeedbackStore:
                     snoozing,
                 )
             return new
+
+    def _check_reasons(self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any]) -> None:
+        if self._reasons is None:
+            return
+        for entry in entries:
+            card = known.get(str(entry.card))
+            coding = entry.overrideReason.reason if entry.overrideReason else None
+            if card is None or coding is None:
+                continue
+            offered = self._reasons.get(card.kind, frozenset())
+            if coding.system not in (None, self._reason_system) or coding.code not in offered:
+                raise ReasonNotOffered(
+                    f"override reason {coding.code!r} is not one a {card.kind} card offers "
+                    f"(offered: {', '.join(sorted(offered)) or 'none'})"
+                )
 
     def _snoozes(
         self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any], received_at: datetime

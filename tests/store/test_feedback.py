@@ -34,7 +34,11 @@ def accepted(card: dict[str, Any], when: str = WHEN) -> dict[str, Any]:
 
 
 def overridden(card: dict[str, Any], code: str = "already-addressed", when: str = WHEN) -> dict[str, Any]:
-    reason = next(r for r in card["overrideReasons"] if r["code"] == code)
+    """An override of `card` for one of the reasons it offers (the test names a reason it does not:
+    the assertion says which)."""
+    offered = {r["code"]: r for r in card["overrideReasons"]}
+    assert code in offered, f"a {card['source']['topic']['code']} card offers {sorted(offered)}, not {code!r}"
+    reason = offered[code]
     return {
         "card": card["uuid"],
         "outcome": "overridden",
@@ -150,6 +154,46 @@ async def test_a_malformed_entry_is_400_and_nothing_is_stored(
     assert await count(database_url, feedback) == 0
 
 
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ({"system": "urn:vitamin-d-cramps:override-reason", "code": "both-intended"}, "'both-intended'"),
+        ({"code": "clinically-indicated"}, "'clinically-indicated'"),  # no system: read as this service's
+        ({"system": "http://example.org/ehr-reasons", "code": "patient-declined"}, "'patient-declined'"),
+        ({"code": "no-such-reason", "display": "Already addressed"}, "'no-such-reason'"),
+    ],
+)
+async def test_a_reason_the_cards_kind_does_not_offer_is_400_naming_it(
+    make_app: AppFactory, database_url: str, reason: dict[str, str], named: str
+) -> None:
+    """The reasons are declared once with their kinds (catalogue.yaml): a vitd-deficient card does
+    not offer "Both products are intended", and its override for that reason is refused, the
+    batch with it, so that the report never counts a reason the clinician was not offered."""
+    async with make_client(make_app(database_url=database_url)) as client:
+        cards = await issue(client)
+        good = overridden(cards["vitd-deficient"], "patient-declined")
+        wrong = {**good, "overrideReason": {"reason": reason}, "outcomeTimestamp": "2026-11-25T10:05:00Z"}
+        response = await client.post(FEEDBACK, json={"feedback": [good, wrong]})
+    assert response.status_code == 400
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert named in diagnostics and "vitd-deficient" in diagnostics and "patient-declined" in diagnostics
+    assert await count(database_url, feedback) == 0
+
+
+async def test_the_report_counts_reasons_by_code(make_app: AppFactory, database_url: str) -> None:
+    """Two codes sent with one display stay two reasons in the report."""
+    async with make_client(make_app(database_url=database_url)) as client:
+        first, second = await issue(client), await issue(client)
+        entries = [overridden(first["vitd-deficient"], "patient-declined"), overridden(second["vitd-deficient"])]
+        entries[1]["overrideReason"]["reason"] = {**entries[1]["overrideReason"]["reason"], "display": "Patient declined"}
+        assert (await client.post(FEEDBACK, json={"feedback": entries})).status_code == 200
+    engine = open_database(database_url)
+    report = await build_report(engine)
+    await engine.dispose()
+    (deficient,) = [k for k in report.kinds if k.kind == "vitd-deficient"]
+    assert sorted(deficient.override_reasons.items()) == [("already-addressed", 1), ("patient-declined", 1)]
+
+
 @pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": "x"}, []])
 async def test_feedback_body_shape(client: httpx.AsyncClient, body: Any) -> None:
     response = await client.post(FEEDBACK, json=body)
@@ -206,13 +250,10 @@ async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
     d = kinds["vitd-deficient"]
     assert (d.issued, d.accepted, d.overridden, d.no_feedback) == (4, 0, 3, 1)
     assert d.acceptance_rate == 0
-    assert d.override_reasons.most_common() == [
-        ("Already addressed or supplementation in place", 2),
-        ("Patient declined", 1),
-    ]
+    assert d.override_reasons.most_common() == [("already-addressed", 2), ("patient-declined", 1)]
     i = kinds["vitd-insufficient"]
     assert (i.issued, i.accepted, i.overridden, i.no_feedback) == (2, 1, 1, 0)
-    assert i.override_reasons.most_common() == [("Recent result from an outside lab", 1)]
+    assert i.override_reasons.most_common() == [("outside-result", 1)]
     c = kinds["electrolytes-check"]
     assert (c.issued, c.accepted, c.overridden, c.no_feedback) == (2, 2, 0, 0) and c.acceptance_rate == 1
     assert c.accepted_suggestions.most_common() == [("Order a basic metabolic panel (potassium, calcium)", 2)]
@@ -245,15 +286,36 @@ async def test_a_nul_character_in_feedback_is_400_on_every_database(
 async def test_the_report_prints_hostile_feedback_as_text(
     make_app: AppFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rich markup and terminal escapes in an override display, the card's latest feedback: printed
-    as text, no markup error, no link, no escape sequence."""
+    """Rich markup and terminal escapes in an override reason, the card's latest feedback: refused
+    now (no card offers them), but a store written before reasons were checked may hold them, so the
+    report prints them as text, no markup error, no link, no escape sequence."""
     hostile = ["[/x]", "[link=file:///etc/passwd]click[/link]", "\x1b]8;;file:///etc\x1b\\esc\x07", "[bold]b[/bold]"]
     async with make_client(make_app(database_url=database_url)) as client:
-        for display in hostile:
-            card = (await issue(client))["vitd-deficient"]
+        cards = [(await issue(client))["vitd-deficient"] for _ in hostile]
+        for card, code in zip(cards, hostile, strict=True):
             entry = overridden(card)
-            entry["overrideReason"]["reason"] = {"code": "other", "display": display}
-            assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 200
+            entry["overrideReason"]["reason"] = {"code": code, "display": code}
+            assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 400
+    engine = open_database(database_url)
+    async with engine.begin() as conn:  # as an older version stored them
+        await conn.execute(
+            feedback.insert(),
+            [
+                {
+                    "card_uuid": card["uuid"],
+                    "service": "vitamin-d-cramps",
+                    "outcome": "overridden",
+                    "accepted_suggestions": [],
+                    "override_code": code,
+                    "override_display": code,
+                    "outcome_timestamp": datetime(2026, 11, 25, 10),
+                    "received_at": datetime(2026, 11, 25, 10),
+                    "known_card": True,
+                }
+                for card, code in zip(cards, hostile, strict=True)
+            ],
+        )
+    await engine.dispose()
     monkeypatch.setenv("CDS_DATABASE_URL", database_url)
     monkeypatch.setenv("COLUMNS", "400")
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["report"])  # the command runs its own loop
