@@ -32,9 +32,10 @@ from rich.table import Table
 
 from . import logs
 from .app import create_app
-from .content.loader import ContentError
+from .content.loader import ContentError, load_content
 from .demo import example_request, patients, transaction
 from .patient_run import PatientRunError, run_patient_view
+from .rendering import CardRenderer
 from .settings import Settings
 from .store.database import migrate, open_database
 from .store.report import Report, build_report
@@ -112,6 +113,29 @@ def serve(
         uvicorn.run(
             "cds_service.cli:worker_app", factory=True, workers=workers, timeout_graceful_shutdown=grace, **common
         )
+
+
+@cli.command("check-content")
+def check_content(
+    content_dir: Annotated[
+        Path | None,
+        typer.Option("--content-dir", help="the folder to check (default: CDS_CONTENT_DIR, else the packaged cards/)"),
+    ] = None,
+) -> None:
+    """Check a content folder as the service does at start, under every threshold profile: each
+    file, the cross-references between them, and each card kind's templates against its inputs."""
+    try:
+        content = load_content(content_dir or Settings().content_dir)
+        for name in content.thresholds.vitamin_d_profiles:
+            CardRenderer(content, content.profile(name))
+    except ContentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"content {content.version}: {len(content.analytes.analytes)} analytes, "
+        f"{len(content.catalogue.cards)} card kinds, {len(content.thresholds.vitamin_d_profiles)} profiles, "
+        f"{len(content.catalogue.override_reasons)} override reasons: ok"
+    )
 
 
 @cli.command()

@@ -161,7 +161,9 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     (
         "a range outside the plausible values",
-        lambda d: edit(d / "analytes.yaml", "{low: 3.5, high: 5.0, critical_low: 2.5, critical_high: 6.0}", "{low: 3.5, high: 15}"),
+        lambda d: edit(
+            d / "analytes.yaml", "{low: 3.5, high: 5.0, critical_low: 2.5, critical_high: 6.0}", "{low: 3.5, high: 15}"
+        ),
         "analytes.yaml",
         "range bound 15 is outside the plausible values",
     ),
@@ -180,9 +182,19 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     (
         "a card kind without override reasons",
-        lambda d: edit(d / "catalogue.yaml", "kinds: [vitd-duplicate-therapy]", "kinds: [vitd-high]")
-        or edit(d / "catalogue.yaml", "calcium-supplement-caution, vitd-duplicate-therapy]", "calcium-supplement-caution]")
-        or edit(d / "catalogue.yaml", "            calcium-supplement-caution, vitd-duplicate-therapy]", "            calcium-supplement-caution]"),
+        lambda d: (
+            edit(d / "catalogue.yaml", "kinds: [vitd-duplicate-therapy]", "kinds: [vitd-high]")
+            or edit(
+                d / "catalogue.yaml",
+                "calcium-supplement-caution, vitd-duplicate-therapy]",
+                "calcium-supplement-caution]",
+            )
+            or edit(
+                d / "catalogue.yaml",
+                "            calcium-supplement-caution, vitd-duplicate-therapy]",
+                "            calcium-supplement-caution]",
+            )
+        ),
         "catalogue.yaml",
         "no override reason is offered by vitd-duplicate-therapy",
     ),
@@ -248,6 +260,16 @@ def test_a_broken_content_file_stops_the_command(content_copy: Path, monkeypatch
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 2
     assert "thresholds.yaml" in result.output and "cut-points must increase" in result.output
+
+
+def test_check_content_names_a_template_value_its_kind_is_not_given(content_copy: Path) -> None:
+    """A template naming a value the service does not give its kind stops the check (and the
+    start), naming the kind, the value and the inputs class; the packaged content passes."""
+    assert CliRunner().invoke(cli, ["check-content"]).exit_code == 0
+    edit(content_copy / "templates" / "vitd-duplicate-therapy.md", "{{ medication | capitalize }}", "{{ drug }}")
+    result = CliRunner().invoke(cli, ["check-content", "--content-dir", str(content_copy)])
+    assert result.exit_code == 2
+    assert "cards.vitd-duplicate-therapy: its templates name drug, which DuplicateTherapy" in result.output
 
 
 def test_an_unknown_profile_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:

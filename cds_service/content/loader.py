@@ -139,7 +139,9 @@ def load_content(directory: Path | None = None) -> Content:
     if unknown := sorted({s for c in medicines.electrolyte_causes for s in c.sources} - set(catalogue.sources)):
         raise ContentError(f"{medicines_path}: electrolyte_causes cite unknown source {', '.join(unknown)}")
     if unjudged := sorted({c.analyte for c in medicines.electrolyte_causes} - set(analytes.judged)):
-        raise ContentError(f"{medicines_path}: electrolyte_causes names analyte {', '.join(unjudged)}, which no range judges")
+        raise ContentError(
+            f"{medicines_path}: electrolyte_causes names analyte {', '.join(unjudged)}, which no range judges"
+        )
     summaries, details = _templates(directory, catalogue)
     return Content(
         analytes=analytes,

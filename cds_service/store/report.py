@@ -174,7 +174,9 @@ class _Tally:
                         report.accepted_suggestions[self.labels.get(suggestion, "unknown suggestion")] += 1
                 else:
                     report.overridden += 1
-                    report.override_reasons[row.override_code or "no reason given"] += 1  # by code: two codes never merge
+                    report.override_reasons[row.override_code or "no reason given"] += (
+                        1  # by code: two codes never merge
+                    )
         return unknown
 
     def calls(self, rows: list[tuple[str, date, int]]) -> tuple[Counter[str], dict[date, Counter[str]]]:

@@ -185,7 +185,10 @@ async def test_the_report_counts_reasons_by_code(make_app: AppFactory, database_
     async with make_client(make_app(database_url=database_url)) as client:
         first, second = await issue(client), await issue(client)
         entries = [overridden(first["vitd-deficient"], "patient-declined"), overridden(second["vitd-deficient"])]
-        entries[1]["overrideReason"]["reason"] = {**entries[1]["overrideReason"]["reason"], "display": "Patient declined"}
+        entries[1]["overrideReason"]["reason"] = {
+            **entries[1]["overrideReason"]["reason"],
+            "display": "Patient declined",
+        }
         assert (await client.post(FEEDBACK, json={"feedback": entries})).status_code == 200
     engine = open_database(database_url)
     report = await build_report(engine)
