@@ -146,7 +146,8 @@ class Sketch:
         p = self.profile
         status = "deficient" if vitamin_d[0].value < p.deficient_below else "insufficient"
         recent = timedelta(days=self.windows.electrolyte_recent_days)
-        missing = tuple(a for a in self.content.analytes.judged if not any(as_of - r.when <= recent for r in by.get(a, [])))
+        judged = self.content.analytes.judged
+        missing = tuple(a for a in judged if not any(as_of - r.when <= recent for r in by.get(a, [])))
         return Decision(status, tuple(vitamin_d), missing)
 
     def cards(self, decision: Decision, context: CrampContext, patient: str, as_of: datetime) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from .errors import ERROR_RESPONSES, bad_request
 from .fhir.prefetch import PrefetchUnavailable
 from .issuing import issue
-from .store.feedback import ReasonNotOffered
 from .json_bodies import OrjsonResponse
 from .metrics import FEEDBACK, HOOK_CALLS, HOOK_SECONDS
 from .protocol import (
@@ -25,6 +24,7 @@ from .protocol import (
     operation_outcome,
 )
 from .services.base import CdsService, Clock, definition, kind_of
+from .store.feedback import ReasonNotOffered
 
 logger = logging.getLogger("cds_service")
 

@@ -15,9 +15,9 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from cds_service import escaping
+from cds_service.content.loader import Content
 from cds_service.rendering import CardRenderer
 from cds_service.rendering.inputs import DuplicateTherapy
-from cds_service.content.loader import Content
 from tests.builders import (
     ICD10,
     LOINC,

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from bench.lower_bound import Sketch, measure
 from bench.workloads import workloads
-from cds_service.rendering import CardRenderer
 from cds_service.content.loader import Content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest
+from cds_service.rendering import CardRenderer
 from cds_service.services.record import RecordReader
 from cds_service.services.vitamin_d_cramps import VitaminDCramps
 from cds_service.settings import Settings

@@ -11,6 +11,7 @@ import jinja2
 from jinja2 import meta, nodes
 
 from ..clinical.cramp_context import CrampContext
+from ..content.schema import CARD_KINDS
 from .views import FindingView, ResultView
 
 # What every template may name besides its kind's inputs: set by the renderer for every card.
@@ -139,6 +140,10 @@ KIND_INPUTS: Mapping[str, type[CardInput]] = {
     "calcium-supplement-caution": CalciumCaution,
     "vitd-duplicate-therapy": DuplicateTherapy,
 }
+
+
+if set(KIND_INPUTS) != set(CARD_KINDS):  # pragma: no cover - a kind added to one list and not the other
+    raise ImportError(f"KIND_INPUTS and CARD_KINDS differ: {sorted(set(KIND_INPUTS) ^ set(CARD_KINDS))}")
 
 
 def values(inputs: CardInput) -> dict[str, object]:

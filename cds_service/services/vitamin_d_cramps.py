@@ -9,6 +9,7 @@ from ..clinical.electrolytes import Finding
 from ..clinical.patient import is_minor
 from ..clinical.results import within
 from ..clinical.vitamin_d import Status
+from ..content.wording import and_list
 from ..fhir.client import FhirClient
 from ..protocol import Card, HookRequest, PatientViewContext
 from ..rendering import CardRenderer
@@ -44,13 +45,6 @@ class VitaminDCramps:
     hook = "patient-view"
     context_model = PatientViewContext
     title = "Vitamin D and leg cramps"
-    description = (
-        "Classifies the latest serum 25-hydroxyvitamin D of an adult and suggests a supplementation review "
-        "when it is low (never with high calcium, in pregnancy, or once treatment has begun) or a review "
-        "when it is high, flags potassium, magnesium and calcium out of range, and suggests checking "
-        "them when leg cramps are documented, or calcium with vitamin D deficiency, and no recent "
-        "result or pending order exists."
-    )
 
     def __init__(self, record: RecordReader, cards: CardRenderer, silent: frozenset[str]) -> None:
         self._record = record
@@ -58,6 +52,16 @@ class VitaminDCramps:
         self._profile = record.profile
         self._cards = cards
         self._silent = silent  # the card kinds that run silent
+        analytes = self._content.analytes
+        judged = and_list(analytes.analytes[a].name for a in analytes.judged)
+        self.description = (
+            "Classifies the latest serum 25-hydroxyvitamin D of an adult and suggests a supplementation review "
+            "when it is low (never with high calcium, in pregnancy, or once treatment has begun) or a review "
+            f"when it is high, flags {judged} out of range, and suggests checking "
+            f"{and_list(analytes.analytes[a].name for a in analytes.checked('cramps'))} when leg cramps are "
+            f"documented, or {and_list(analytes.analytes[a].name for a in analytes.checked('deficient'))} with "
+            "vitamin D deficiency, and no recent result or pending order exists."
+        )
         self.prefetch = record.prefetch(
             PATIENT_KEY, VITAMIN_D_KEY, ELECTROLYTES_KEY, CONDITIONS_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY
         )

@@ -71,15 +71,17 @@ TREATED = CrampContext(
     vitamin_d_started=AS_OF - timedelta(days=2),  # after the result of 5 days ago
 )
 
+KMC = ("potassium", "magnesium", "calcium")
 # (name, vitamin D, electrolytes, context, minor, pending, silent) -> [(kind, evidence, show_cramps, order_for)]
 CASES = [
     ("deficient, nothing else", Status.DEFICIENT, ALL_RECENT, CrampContext(), False, (), (),
      [("vitd-deficient", True, True, ())]),
     ("deficient, no calcium recent: the check card, which the evidence does not join", Status.DEFICIENT, NONE_RECENT,
-     CrampContext(), False, (), (), [("vitd-deficient", True, False, ()), ("electrolytes-check", False, False, ("calcium",))]),
+     CrampContext(), False, (), (),
+     [("vitd-deficient", True, False, ()), ("electrolytes-check", False, False, ("calcium",))]),
     ("cramps and deficient: the evidence on the check card, whose reason is the cramps", Status.DEFICIENT, NONE_RECENT,
      CRAMPS, False, (), (),
-     [("vitd-deficient", False, False, ()), ("electrolytes-check", True, False, ("potassium", "magnesium", "calcium"))]),
+     [("vitd-deficient", False, False, ()), ("electrolytes-check", True, False, KMC)]),
     ("cramps, sufficient: the check card carries evidence and the cramp context", Status.SUFFICIENT, NONE_RECENT,
      CRAMPS, False, (), (), [("electrolytes-check", True, True, ("potassium", "magnesium", "calcium"))]),
     ("cramps, sufficient, all pending: no card", Status.SUFFICIENT, NONE_RECENT, CRAMPS, False,
@@ -88,7 +90,8 @@ CASES = [
      [("electrolytes-check", True, True, ("potassium", "magnesium"))]),
     ("insufficient without cramps: no check", Status.INSUFFICIENT, NONE_RECENT, CrampContext(), False, (), (),
      [("vitd-insufficient", True, True, ())]),
-    ("deficient, treatment begun after the result: no status card", Status.DEFICIENT, ALL_RECENT, TREATED, False, (), (), []),
+    ("deficient, treatment begun after the result: no status card", Status.DEFICIENT, ALL_RECENT, TREATED, False,
+     (), (), []),
     ("high", Status.HIGH, ALL_RECENT, CrampContext(), False, (), (), [("vitd-high", False, True, ())]),
     ("high with a high calcium: both cards, the cramp context on the status card", Status.HIGH, HIGH_CALCIUM,
      CRAMPS, False, (), (), [("vitd-high", False, True, ()), ("electrolytes-abnormal", False, False, ())]),

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.rendering import CardRenderer
 from cds_service.clinical.electrolytes import Range, judge
 from cds_service.clinical.results import LabResult
 from cds_service.clinical.vitamin_d import Status, classify
@@ -27,6 +26,7 @@ from cds_service.content.loader import Content, load_content
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.labs import LabReader
 from cds_service.protocol import HookRequest
+from cds_service.rendering import CardRenderer
 from cds_service.services.record import RecordReader
 from cds_service.services.vitamin_d_cramps import VitaminDCramps
 from cds_service.settings import Settings

@@ -20,10 +20,10 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.rendering import CardRenderer
 from cds_service.content.loader import Content, load_content
 from cds_service.fhir.client import FhirClient
 from cds_service.protocol import HookRequest
+from cds_service.rendering import CardRenderer
 from cds_service.services.record import RecordReader
 from cds_service.services.vitamin_d_cramps import VitaminDCramps
 from cds_service.services.vitamin_d_orders import VitaminDOrders
