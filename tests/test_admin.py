@@ -8,14 +8,17 @@ import csv
 import io
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
+from sqlalchemy import create_engine
 
 from cds_service.admin import gate
+from cds_service.store.schema import feedback
 from tests.builders import hook_request, obs
 from tests.conftest import AppFactory, make_client
 from tests.servers import service
@@ -34,15 +37,39 @@ def chart(patient: str = "p1") -> dict[str, Any]:
     return hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10", patient=patient)], [], patient=patient)
 
 
-def seed(client: httpx.Client) -> None:
-    """Six charts opened, two of their vitamin D cards overridden, one with a hostile reason text."""
+HOSTILE = "<script>alert(1)</script>=1+1"
+
+
+def seed(client: httpx.Client, database: Path) -> None:
+    """Six charts opened, two of their vitamin D cards overridden, one with a hostile reason. The
+    service refuses a reason the card does not offer; a store written before it did may hold one,
+    so that override is written to the database directly, as such a version stored it."""
     for i in range(6):
         cards = {c["source"]["topic"]["code"]: c for c in client.post(SERVICE, json=chart(f"p{i}")).json()["cards"]}
         if i < 2:
             entry = overridden(cards["vitd-deficient"], "already-addressed", WHEN)
             if i == 1:
-                entry["overrideReason"]["reason"] = {"code": "x", "display": "<script>alert(1)</script>=1+1"}
-            assert client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}).status_code == 200
+                entry["overrideReason"]["reason"] = {"code": HOSTILE, "display": HOSTILE}
+                assert client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}).status_code == 400
+                engine = create_engine(f"sqlite:///{database}")
+                with engine.begin() as conn:
+                    conn.execute(
+                        feedback.insert(),
+                        {
+                            "card_uuid": entry["card"],
+                            "service": "vitamin-d-cramps",
+                            "outcome": "overridden",
+                            "accepted_suggestions": [],
+                            "override_code": HOSTILE,
+                            "override_display": HOSTILE,
+                            "outcome_timestamp": datetime(2026, 11, 25, 10),
+                            "received_at": datetime(2026, 11, 25, 10),
+                            "known_card": True,
+                        },
+                    )
+                engine.dispose()
+            else:
+                assert client.post(f"{SERVICE}/feedback", json={"feedback": [entry]}).status_code == 200
 
 
 async def test_off_without_the_setting(client: httpx.AsyncClient) -> None:
@@ -152,7 +179,7 @@ def test_the_exports_and_the_report_agree(tmp_path: Path) -> None:
         "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.sqlite'}",
     }
     with service("serve", settings) as (base, _), httpx.Client(base_url=base, timeout=10) as client:
-        seed(client)
+        seed(client, tmp_path / "a.sqlite")
         data = client.get("/admin/report.json", headers=BEARER).json()
         table = client.get("/admin/report.csv", headers=BEARER)
     kinds = {k["kind"]: k for k in data["kinds"]}
@@ -177,7 +204,7 @@ def admin_server(tmp_path: Path) -> Iterator[str]:
         "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'admin.sqlite'}",
     }
     with service("serve", settings) as (base, _), httpx.Client(base_url=base, timeout=10) as client:
-        seed(client)
+        seed(client, tmp_path / "admin.sqlite")
         yield base
 
 

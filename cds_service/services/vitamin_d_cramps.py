@@ -53,14 +53,16 @@ class VitaminDCramps:
         self._cards = cards
         self._silent = silent  # the card kinds that run silent
         analytes = self._content.analytes
-        judged = and_list(analytes.analytes[a].name for a in analytes.judged)
-        self.description = (
+        flagged, with_cramps, with_deficiency = (
+            and_list(cards.analyte_names(keys))
+            for keys in (analytes.judged, analytes.checked("cramps"), analytes.checked("deficient"))
+        )
+        self.description = (  # the analytes as the content lists them
             "Classifies the latest serum 25-hydroxyvitamin D of an adult and suggests a supplementation review "
             "when it is low (never with high calcium, in pregnancy, or once treatment has begun) or a review "
-            f"when it is high, flags {judged} out of range, and suggests checking "
-            f"{and_list(analytes.analytes[a].name for a in analytes.checked('cramps'))} when leg cramps are "
-            f"documented, or {and_list(analytes.analytes[a].name for a in analytes.checked('deficient'))} with "
-            "vitamin D deficiency, and no recent result or pending order exists."
+            f"when it is high, flags {flagged} out of range, and suggests checking {with_cramps} when leg cramps "
+            f"are documented, or {with_deficiency} with vitamin D deficiency, and no recent result or pending "
+            "order exists."
         )
         self.prefetch = record.prefetch(
             PATIENT_KEY, VITAMIN_D_KEY, ELECTROLYTES_KEY, CONDITIONS_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY

@@ -117,14 +117,17 @@ async def test_two_replicas_agree(make_app: AppFactory, database_url: str) -> No
         assert "vitd-deficient" not in await open_chart(one, chart())
 
 
-@pytest.mark.parametrize("reason", ["outside-result-elsewhere", None])
-async def test_no_snooze_without_a_snoozing_reason(make_app: AppFactory, database_url: str, reason: str | None) -> None:
+@pytest.mark.parametrize(("reason", "status"), [("outside-result-elsewhere", 400), (None, 200)])
+async def test_no_snooze_without_a_snoozing_reason(
+    make_app: AppFactory, database_url: str, reason: str | None, status: int
+) -> None:
+    """Without a reason, or with one the card does not offer (refused), the card is not snoozed."""
     async with make_client(make_app(database_url=database_url, pseudonym_key=KEY)) as client:
         card = (await open_chart(client, chart()))["vitd-deficient"]
         entry: dict[str, Any] = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": WHEN}
         if reason is not None:
             entry["overrideReason"] = {"reason": {"system": card["overrideReasons"][0]["system"], "code": reason}}
-        assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == 200
+        assert (await client.post(FEEDBACK, json={"feedback": [entry]})).status_code == status
         assert "vitd-deficient" in await open_chart(client, chart())
 
 
