@@ -117,15 +117,19 @@ def _observe(
 def _add_feedback(app: FastAPI, service: CdsService, clock: Clock) -> None:
     async def feedback(body: FeedbackRequest, request: Request) -> OrjsonResponse:
         received = clock()
+        issuer = getattr(request.state, "issuer", None)
         try:
-            new = await request.app.state.store.store(service.id, body.feedback, received)
+            stored = await request.app.state.store.store(service.id, body.feedback, received, issuer)
         except ReasonNotOffered as exc:
             logger.info("feedback refused", extra={"service": service.id, "status": 400})
             return bad_request("feedback.overrideReason.reason", str(exc))
         for entry in body.feedback:
             FEEDBACK.labels(entry.outcome).inc()
-        logger.info("feedback", extra={"service": service.id, "entries": len(body.feedback), "new": new, "status": 200})
-        return OrjsonResponse({"received": len(body.feedback), "new": new})
+        answer: dict[str, int] = {"received": len(body.feedback), "new": stored.new}
+        if stored.foreign:  # said, so that an EHR knows its feedback acted on nothing
+            answer["issued_to_another_ehr"] = stored.foreign
+        logger.info("feedback", extra={"service": service.id, **answer, "status": 200})
+        return OrjsonResponse(answer)
 
     app.add_api_route(
         f"/cds-services/{service.id}/feedback",

@@ -53,9 +53,10 @@ async def issue(
     shown, snoozed, subject, evidence = await _snooze(request, hook_request, outcome.cards, now)
     store: FeedbackStore = request.app.state.store
     store.count_call(service, now)
-    store.record_cards(service, shown, now, subject=subject, evidence=evidence)
-    store.record_cards(service, outcome.silent, now, silent=True)
-    store.record_cards(service, snoozed, now, snoozed=True)
+    issuer = getattr(request.state, "issuer", None)
+    store.record_cards(service, shown, now, subject=subject, evidence=evidence, issuer=issuer)
+    store.record_cards(service, outcome.silent, now, silent=True, issuer=issuer)
+    store.record_cards(service, snoozed, now, snoozed=True, issuer=issuer)
     log = dict(outcome.log)
     for counter, cards, name in (
         (CARDS, shown, None),

@@ -107,14 +107,22 @@ class PatientViewContext(_Wire):
     encounterId: NonEmpty | None = None
 
 
+# The draft orders an order hook reads: more than a clinician signs at once (an admission order set
+# is some tens), few enough that the cards they can draw stay a readable answer (docs/settings.md).
+DRAFT_LIMIT = 250
+
+
 class OrderSignContext(PatientViewContext):
     draftOrders: dict[str, Any]
 
     @field_validator("draftOrders")
     @classmethod
     def _bundle(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if value.get("resourceType") != "Bundle" or not isinstance(value.get("entry", []), list):
+        entries = value.get("entry", [])
+        if value.get("resourceType") != "Bundle" or not isinstance(entries, list):
             raise ValueError("must be a FHIR Bundle")
+        if len(entries) > DRAFT_LIMIT:
+            raise ValueError(f"holds {len(entries)} entries; at most {DRAFT_LIMIT} draft orders are read")
         return value
 
 
@@ -126,21 +134,26 @@ class AcceptedSuggestion(_Wire):
     id: UUID
 
 
+# Feedback is bounded before the database sees it (the same on SQLite and PostgreSQL), each field to
+# what the feedback table holds; a longer value is a 400 naming the field (docs/feedback.md).
+USER_COMMENT_LIMIT = 4000
+
+
 class FeedbackCoding(_Wire):
-    system: Text | None = None
-    code: Annotated[Text, StringConstraints(min_length=1)]
-    display: Text | None = None
+    system: Annotated[Text, StringConstraints(max_length=500)] | None = None
+    code: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    display: Annotated[Text, StringConstraints(max_length=500)] | None = None
 
 
 class OverrideReason(_Wire):
     reason: FeedbackCoding | None = None
-    userComment: Text | None = None
+    userComment: Annotated[Text, StringConstraints(max_length=USER_COMMENT_LIMIT)] | None = None
 
 
 class FeedbackEntry(_Wire):
     card: UUID
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    acceptedSuggestions: Annotated[list[AcceptedSuggestion], Field(max_length=100)] | None = None
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: AwareDatetime
 
@@ -261,6 +274,8 @@ class Discovery(_Response):
 class FeedbackAnswer(_Response):
     received: int  # entries in the request
     new: int  # entries not stored before (a repeated entry is stored once)
+    # entries about cards issued to another EHR's call: kept and flagged, acting on nothing (no snooze)
+    issued_to_another_ehr: int | None = None
 
 
 class Status(_Response):

@@ -8,7 +8,7 @@ import csv
 import io
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from cds_service.admin import gate
 from cds_service.store.schema import feedback
 from tests.builders import hook_request, obs
-from tests.conftest import AppFactory, make_client
+from tests.conftest import AS_OF, AppFactory, make_client
 from tests.servers import service
 from tests.store.test_feedback import overridden
 
@@ -118,6 +118,34 @@ async def test_the_login_form_sets_a_cookie_that_is_not_the_token(make_app: AppF
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_signing_out_ends_the_session_everywhere(make_app: AppFactory, tmp_path: Path) -> None:
+    """The session cookie, copied before sign-out, opens nothing afterwards, on this process or a
+    replica sharing the database; a session of another sign-in stays open, and one past its time
+    closes."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'sessions.sqlite'}"
+    async with (
+        make_client(make_app(admin_token=TOKEN, database_url=database)) as one,
+        make_client(make_app(admin_token=TOKEN, database_url=database)) as two,
+    ):
+        for client in (one, two):
+            assert (await client.post("/admin/login", content=f"token={TOKEN}", headers=FORM)).status_code == 303
+        copied = one.cookies[gate.COOKIE]
+        other = two.cookies[gate.COOKIE]
+        assert copied != other
+        two.cookies.set(gate.COOKIE, copied, path="/admin")
+        assert (await two.get("/admin")).status_code == 200  # the session is the database's, not the process's
+        await one.post("/admin/logout")
+        for client in (one, two):
+            client.cookies.set(gate.COOKIE, copied, path="/admin")
+            assert (await client.get("/admin")).status_code == 401
+        two.cookies.set(gate.COOKIE, other, path="/admin")
+        assert (await two.get("/admin")).status_code == 200
+    later = make_app(admin_token=TOKEN, database_url=database, as_of=AS_OF + gate.SESSION + timedelta(minutes=1))
+    async with make_client(later) as client:
+        client.cookies.set(gate.COOKIE, other, path="/admin")
+        assert (await client.get("/admin")).status_code == 401
 
 
 async def test_wrong_tokens_past_the_limit_make_every_try_wait(

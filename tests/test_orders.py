@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cds_service.protocol import DRAFT_LIMIT
 from tests.builders import (
     LOINC,
     RXNORM,
@@ -332,3 +333,22 @@ async def test_vitamin_d_is_cautioned_past_a_high_level_an_unreadable_repeat_fol
     request = order_request([CHOLECALCIFEROL], vitamin_d=vitamin_d, electrolytes=normal_electrolytes())
     card = only_card(await client.post(SIGN, json=request))
     assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "critical"
+
+
+@pytest.mark.parametrize(("url", "hook"), [(SIGN, "order-sign"), (SELECT, "order-select")])
+async def test_the_drafts_an_order_hook_reads_are_bounded(client: httpx.AsyncClient, url: str, hook: str) -> None:
+    """5,000 vitamin D drafts while 25(OH)D is very high drew 10,000 cards (14 MB): past the limit
+    the call is a 400 naming the draft orders and the limit; at the limit every draft is read."""
+    high = [obs("62292-8", 180, "ng/mL", "2026-11-20")]
+
+    def drafts(n: int) -> list[dict[str, Any]]:
+        return [
+            medication("cholecalciferol 1000 UNT Oral Tablet", "316965", status="draft", id=f"mr-{i}") for i in range(n)
+        ]
+
+    over = await client.post(url, json=order_request(drafts(DRAFT_LIMIT + 1), hook=hook, vitamin_d=high))
+    assert over.status_code == 400
+    issue = over.json()["issue"][0]
+    assert issue["expression"] == ["context.draftOrders"] and f"at most {DRAFT_LIMIT}" in issue["diagnostics"]
+    at_limit = await client.post(url, json=order_request(drafts(DRAFT_LIMIT), hook=hook, vitamin_d=high))
+    assert kinds(at_limit).count("vitd-supplement-caution") == DRAFT_LIMIT

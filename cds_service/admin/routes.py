@@ -1,7 +1,7 @@
 """/admin: the governance page, its login, and the report's exports (JSON, CSV).
 
-The token is accepted as a bearer token, or once through the login form, which then sets a
-cookie holding an HMAC of the token (never the token); both are compared in constant time. Every
+The token is accepted as a bearer token (compared in constant time), or once through the login
+form, which opens a server-side session (admin/gate.py) that signing out ends. Every
 answer is `no-store`, and the page carries a content security policy that allows no script.
 """
 
@@ -22,7 +22,7 @@ from ..protocol import operation_outcome
 from ..services.base import Clock
 from ..store.report import Report, as_csv, as_json, build_report
 from .charts import weekly
-from .gate import COOKIE, Gate, Verdict
+from .gate import COOKIE, SESSION, Gate, Verdict
 
 _DEFAULT_WEEKS = 12
 _HEADERS = {
@@ -53,13 +53,13 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
     gate = Gate(token)
     router = APIRouter(prefix="/admin", include_in_schema=False)
 
-    def refusal(request: Request, html: bool) -> Response | None:
+    async def refusal(request: Request, html: bool) -> Response | None:
         """None when the admin token came with the request; otherwise the answer, 429 once the
         wrong tries have used up the window (the right token too then waits: a guess must not
         be told apart by its answer)."""
         if (wait := gate.wait_s()) is not None:
             return _too_many(wait, html)
-        verdict = gate.check(request)
+        verdict = await gate.check(request, clock())
         if verdict is Verdict.GOOD:
             return None
         return _login(401) if html else _refused()
@@ -71,7 +71,7 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
 
     @router.get("")
     async def page(request: Request) -> Response:
-        if (refused := refusal(request, html=True)) is not None:
+        if (refused := await refusal(request, html=True)) is not None:
             return refused
         try:
             report, since, until = await report_for(request)
@@ -91,18 +91,28 @@ def add_admin(app: FastAPI, token: str, clock: Clock, public_base_url: str | Non
             return _login(401, "That is not the admin token.")
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
         secure = request.url.scheme == "https" or (public_base_url or "").startswith("https://")
-        answer.set_cookie(COOKIE, gate.session, httponly=True, samesite="strict", secure=secure, path="/admin")
+        session = await gate.open_session(request.app.state.engine, clock())
+        answer.set_cookie(
+            COOKIE,
+            session,
+            max_age=int(SESSION.total_seconds()),
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+            path="/admin",
+        )
         return answer
 
     @router.post("/logout")
-    async def sign_out() -> Response:
+    async def sign_out(request: Request) -> Response:
+        await gate.close_session(request.app.state.engine, request.cookies.get(COOKIE))
         answer = RedirectResponse("/admin", 303, headers=_HEADERS)
         answer.delete_cookie(COOKIE, path="/admin")
         return answer
 
     async def exported(request: Request, answer: Callable[[Report, date, date], Response]) -> Response:
         """The report an export asks for, as `answer` writes it, or the answer that refuses it."""
-        if (refused := refusal(request, html=False)) is not None:
+        if (refused := await refusal(request, html=False)) is not None:
             return refused
         try:
             return answer(*await report_for(request))

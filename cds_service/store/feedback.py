@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import case, select
@@ -30,6 +30,11 @@ logger = logging.getLogger("cds_service")
 
 _FLUSH_INTERVAL_S = 0.5
 _MAX_PENDING = 100_000  # if the database stays away this long, the oldest records go first
+
+
+class Stored(NamedTuple):
+    new: int  # entries not stored before
+    foreign: int  # entries about cards issued to another EHR: kept, acting on nothing
 
 
 class ReasonNotOffered(ValueError):
@@ -73,9 +78,11 @@ class FeedbackStore:
         snoozed: bool = False,
         subject: str | None = None,
         evidence: Mapping[UUID, str] | None = None,
+        issuer: str | None = None,
     ) -> None:
         """Queue what the service said (or would have said: `silent`, `snoozed`), by card uuid: no
-        patient and no value, only their keyed pseudonyms (`subject`, `evidence`) when snoozing is on."""
+        patient and no value, only their keyed pseudonyms (`subject`, `evidence`) when snoozing is
+        on; and the EHR (`issuer`) whose call received them."""
         self._pending += [
             {
                 "card_uuid": str(card.uuid),
@@ -90,6 +97,7 @@ class FeedbackStore:
                 "snoozed": snoozed,
                 "subject": subject,
                 "evidence": evidence.get(card.uuid) if evidence else None,
+                "issuer": issuer,
             }
             for card in cards
         ]
@@ -147,23 +155,32 @@ class FeedbackStore:
         async with self._engine.connect() as conn:
             return {(kind, evidence) for kind, evidence in await conn.execute(query)}
 
-    async def store(self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime) -> int:
+    async def store(
+        self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime, issuer: str | None = None
+    ) -> Stored:
         """Store every entry in one transaction (all or nothing); the same entry sent again is kept
-        once. Entries about cards this service did not issue are kept and flagged. An override for
-        a reason that snoozes, of a card issued under a pseudonym, snoozes its kind for that patient
-        and those results. Returns how many entries were new; raises ReasonNotOffered, storing
-        nothing, when an override of a card it issued gives a reason its kind does not offer."""
+        once. Entries about cards this service did not issue to this `issuer` (the caller's EHR) are
+        kept and flagged, and act on nothing. An override for a reason that snoozes, of a card
+        issued under a pseudonym, snoozes its kind for that patient and those results. Raises
+        ReasonNotOffered, storing nothing, when an override of a card it issued gives a reason its
+        kind does not offer."""
         await self.flush()  # so that feedback on a card issued a moment ago finds it
         uuids = {str(e.card) for e in entries}
         async with self._engine.begin() as conn:
-            known = {
+            issued = {
                 row.card_uuid: row
                 for row in await conn.execute(
                     select(
-                        issued_cards.c.card_uuid, issued_cards.c.kind, issued_cards.c.subject, issued_cards.c.evidence
+                        issued_cards.c.card_uuid,
+                        issued_cards.c.kind,
+                        issued_cards.c.subject,
+                        issued_cards.c.evidence,
+                        issued_cards.c.issuer,
                     ).where(issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service)
                 )
             }
+            known = {uuid: row for uuid, row in issued.items() if row.issuer == issuer}
+            foreign = sum(str(e.card) in issued and str(e.card) not in known for e in entries)
             self._check_reasons(entries, known)
             rows = [self._row(service, e, received_at, str(e.card) in known) for e in entries]
             result = await conn.execute(
@@ -183,7 +200,7 @@ class FeedbackStore:
                     ),
                     snoozing,
                 )
-            return new
+            return Stored(new, foreign)
 
     def _check_reasons(self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any]) -> None:
         if self._reasons is None:

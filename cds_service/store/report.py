@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .schema import feedback, hook_calls, issued_cards
@@ -103,10 +103,31 @@ async def build_report(engine: AsyncEngine, since: date | None = None, until: da
     if end is not None:
         cards = cards.where(issued_cards.c.issued_at < end)
         calls_query = calls_query.where(hook_calls.c.day <= until)
+    # Only the feedback the range can count, and only the columns the tally reads (a user comment
+    # never leaves the database for a report): about the cards issued in the range, or, about no
+    # card issued, received in it.
+    received: list[ColumnElement[bool]] = [feedback.c.known_card.is_(False)]
+    if start is not None:
+        received.append(feedback.c.received_at >= start)
+    if end is not None:
+        received.append(feedback.c.received_at < end)
+    about = feedback.c.card_uuid.in_(cards.with_only_columns(issued_cards.c.card_uuid).scalar_subquery())
+    answers_query = (
+        select(
+            feedback.c.card_uuid,
+            feedback.c.outcome,
+            feedback.c.accepted_suggestions,
+            feedback.c.override_code,
+            feedback.c.known_card,
+            feedback.c.received_at,
+        )
+        .where(or_(about, and_(*received)) if start is not None or end is not None else true())
+        .order_by(feedback.c.outcome_timestamp, feedback.c.id)
+    )
     async with engine.connect() as conn:
         calls = [(service, day, int(n)) for service, day, n in await conn.execute(calls_query)]
         issued = list(await conn.execute(cards))
-        answers = list(await conn.execute(select(feedback).order_by(feedback.c.outcome_timestamp, feedback.c.id)))
+        answers = list(await conn.execute(answers_query))
     return _tally(issued, answers, calls, start, end)
 
 

@@ -45,6 +45,9 @@ issued_cards = Table(
     # digest of the results it was built on (pseudonyms.py), so that an override can snooze it.
     Column("subject", String(64)),
     Column("evidence", String(64)),
+    # The trusted EHR (the JWT's iss) whose call received the card; None with authentication off.
+    # Feedback about the card from another issuer does not act on it.
+    Column("issuer", Text),
 )
 
 # A card kind not shown again to one patient (pseudonym) while the results it was built on stay
@@ -85,4 +88,13 @@ feedback = Table(
     Column("received_at", DateTime(), nullable=False),  # UTC
     Column("known_card", Boolean, nullable=False),  # the service issued this card
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_entry"),
+)
+
+# Sessions of the governance page's login form (admin/gate.py): the SHA-256 of each session's
+# random cookie, until it expires or its holder signs out, shared by every worker and replica.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("expires_at", DateTime(), nullable=False),  # UTC
 )

@@ -70,7 +70,7 @@ async def test_feedback_finds_a_card_issued_a_moment_ago(tmp_path: Path) -> None
     entry = FeedbackEntry.model_validate(
         {"card": str(issued.uuid), "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
     )
-    assert await store.store("svc", [entry], NOW) == 1
+    assert (await store.store("svc", [entry], NOW)).new == 1
     async with engine.connect() as conn:
         known = (await conn.execute(select(feedback.c.known_card))).scalar_one()
     assert known is True
