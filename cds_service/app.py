@@ -56,12 +56,15 @@ def create_app(
         version=__version__,
         default_response_class=OrjsonResponse,
         lifespan=lifespan(settings, content, issuers),
+        docs_url=None,  # served by openapi.add_docs, from the service itself
+        redoc_url=None,
     )
     app.router.route_class = JsonRoute
     _add_middleware(app, settings, jwt=issuers is not None)
     add_error_handlers(app)
     add_hook_routes(app, services, clock)
     openapi.install(app, services.values())
+    openapi.add_docs(app)
     add_probes(app, content.version)
     if demo:
         add_demo(app, content, settings.threshold_profile)

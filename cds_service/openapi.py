@@ -11,11 +11,16 @@ against it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from .fhir.labs import Observation
 from .services.base import CdsService
@@ -109,3 +114,33 @@ def install(app: FastAPI, services: Iterable[CdsService]) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# /docs: Swagger UI (5.x, which reads OpenAPI 3.1) from the pinned fastapi-offline package, served by
+# the service itself, so
+# that nothing on its origin (which also serves /admin) loads a script from elsewhere, and the page
+# works in a hospital network without internet.
+_DOCS_ASSETS = "/docs/assets"
+_DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+    "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def add_docs(app: FastAPI) -> None:
+    async def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        )
+        return HTMLResponse(bytes(page.body), headers=_DOCS_HEADERS)
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    assets = Path(str(resources.files("fastapi_offline") / "static"))
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
