@@ -23,6 +23,26 @@ SNOOZED_CARDS = Counter(
     "cds_snoozed_cards_total", "Cards not shown: an override snoozed their kind for the patient", ["kind", "indicator"]
 )
 FHIR_QUERIES = Counter("cds_fhir_queries_total", "FHIR queries made for missing prefetch", ["outcome"])
+# Every value the outcome label of cds_fhir_queries_total may take: a fixed set, whatever a FHIR
+# server answers (a status code becomes its class, never its number: a server could otherwise make
+# some 900 series).
+FHIR_OUTCOMES = frozenset(
+    {
+        "ok",
+        "2xx",  # an HTTP answer other than 200, by class
+        "3xx",
+        "4xx",
+        "5xx",
+        "other_status",  # a status outside 200-599 (a server may send 600 or 999)
+        "timeout",  # the query's timeout or the hook call's deadline
+        "connection_error",
+        "tls_error",
+        "refused",  # the address policy, or a redirect, next link or query off the fhirServer
+        "too_large",  # past the byte, JSON value or entry bound
+        "invalid_answer",  # not JSON, not the FHIR resource asked for, a looping next link
+        "other",
+    }
+)
 FHIR_SECONDS = Histogram(
     "cds_fhir_query_duration_seconds", "Time of one FHIR query, all its pages", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4)
 )
@@ -34,6 +54,16 @@ def reason_label(reason: str) -> str:
     """A failure's reason as a label: the words before any ": ", after which a reason may carry
     text from elsewhere (an exception's message), which must never multiply a metric's series."""
     return reason.split(": ", 1)[0]
+
+
+def status_class(status: int) -> str:
+    """An HTTP status as a label value: its class, "2xx" to "5xx", or "other_status"."""
+    return f"{status // 100}xx" if 200 <= status <= 599 else "other_status"
+
+
+def fhir_outcome(outcome: str) -> str:
+    """The outcome label of a FHIR query: the value given if it is one of FHIR_OUTCOMES, else "other"."""
+    return outcome if outcome in FHIR_OUTCOMES else "other"
 
 
 def exposition() -> bytes:

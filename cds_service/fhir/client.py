@@ -8,6 +8,10 @@ name has) and again by its socket factory for the one address each connection is
 neither an IP literal nor a DNS answer that changes between the check and the connection gets past.
 `CDS_FHIR_ALLOW_INSECURE` lifts the https and address rules for tests and local work; the host
 allowlist always holds.
+
+What a server answers is bounded before it is decoded: the inflated bytes (CDS_FHIR_MAX_BYTES) and
+the JSON values a body may hold are counted as it streams in, and a page may hold at most
+MAX_PAGE_ENTRIES entries. Next links and redirects are checked on the exact path that would be sent.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+from urllib.parse import unquote
 
 import aiohttp
 import certifi
@@ -30,7 +35,7 @@ from aiohttp.abc import ResolveResult
 from yarl import URL
 
 from ..json_bodies import decode
-from ..metrics import FHIR_QUERIES, FHIR_SECONDS, reason_label
+from ..metrics import FHIR_QUERIES, FHIR_SECONDS, fhir_outcome, status_class
 from ..settings import Settings
 
 logger = logging.getLogger("cds_service")
@@ -43,21 +48,37 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _JSON_TYPES = frozenset(
     {"application/fhir+json", "application/json", "application/json+fhir", "application/jwk-set+json"}
 )
+# A page holds at most this many entries (the service asks for 100 at most, with _include some 200);
+# a page with more is refused, not cut: whatever it held would have cost its memory to decode.
+MAX_PAGE_ENTRIES = 1000
+# The JSON values (objects, arrays and items) a body may hold, counted on the inflated bytes as they
+# stream in, before anything is decoded: 250 a page entry (the richest entries of the vendor and
+# SMART samples hold 70). Decoded, an empty object costs some 70 bytes for its 3 of JSON, so 20 MB
+# of `{},` took 589 MB; 250,000 values decode to 35 MB at most (objects of one Decimal each, the
+# costliest shape measured), 9 MB as empty objects.
+MAX_JSON_VALUES = 250 * MAX_PAGE_ENTRIES
 
 
 class FhirUnavailable(Exception):
-    """A query gave no usable data. `reason` is safe to log: no URL, no PHI, no token."""
+    """A query gave no usable data. `reason` is safe to log: no URL, no PHI, no token. `outcome` is
+    its metric label, one of metrics.FHIR_OUTCOMES: never text from the answer."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, outcome: str = "invalid_answer") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.outcome = outcome
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, wait_s: float = _RETRY_BACKOFF_S) -> None:
+    def __init__(self, reason: str, outcome: str, wait_s: float = _RETRY_BACKOFF_S) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.outcome = outcome
         self.wait_s = wait_s
+
+
+def _http_status(status: int) -> FhirUnavailable:
+    return FhirUnavailable(f"HTTP {status}", status_class(status))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -151,14 +172,35 @@ class FhirServer:
         return URL(f"{str(self.base).rstrip('/')}/{query}")
 
     def owns(self, url: URL) -> bool:
-        """Same scheme, host and port, and under the base path."""
+        """Same scheme, host and port, and under the base path: the decoded path, and the path as it
+        is sent (`raw_path`, percent-encoded), in which nothing past the base may be a slash or a dot
+        segment once a server decodes it (`..%2F`, `%2E%2E`, `..%5C`, `..;`), since a server or a
+        proxy that decodes before it routes would take the request out of the base path."""
         base_path = self.base.path.rstrip("/") + "/"
+        raw_base = self.base.raw_path.rstrip("/") + "/"
+        raw_path = url.raw_path + "/"
         return (
             url.scheme == self.base.scheme
             and url.host == self.base.host
             and url.port == self.base.port
             and (url.path + "/").startswith(base_path)
+            and raw_path.startswith(raw_base)
+            and all(_plain_segment(segment) for segment in raw_path[len(raw_base) :].split("/"))
         )
+
+
+def _plain_segment(raw: str) -> bool:
+    """A path segment as sent that stays one segment, and not `.` or `..`, however many times it is
+    percent-decoded (some servers decode twice) and whatever `;` parameters it carries (Tomcat reads
+    `..;x` as `..`)."""
+    for _ in range(3):
+        if "/" in raw or "\\" in raw or raw.split(";", 1)[0] in (".", ".."):
+            return False
+        decoded = unquote(raw)
+        if decoded == raw:
+            return True
+        raw = decoded
+    return False  # still encoded after three decodings: no path of a FHIR server looks like this
 
 
 @dataclass
@@ -183,12 +225,12 @@ class FhirClient:
     def server(self, url: str | None, token: str | None) -> FhirServer:
         """The server to read from, if the policy allows it; FhirUnavailable says why not."""
         if url is None:
-            raise FhirUnavailable("no fhirServer in the request")
+            raise FhirUnavailable("no fhirServer in the request", "refused")
         parsed = self._checked_url(url, "fhirServer")
         if parsed.query_string or parsed.fragment:
-            raise FhirUnavailable("fhirServer refused: query or fragment in the URL")
+            raise FhirUnavailable("fhirServer refused: query or fragment in the URL", "refused")
         if self._allowed_hosts and str(parsed.host).lower() not in self._allowed_hosts:
-            raise FhirUnavailable("fhirServer refused: host not on the allowlist")
+            raise FhirUnavailable("fhirServer refused: host not on the allowlist", "refused")
         return FhirServer(parsed, token)
 
     def _checked_url(self, url: str, what: str) -> URL:
@@ -198,12 +240,12 @@ class FhirClient:
             raise FhirUnavailable(f"{what} is not a URL") from None
         allowed_schemes = {"https", "http"} if self._insecure else {"https"}
         if parsed.scheme not in allowed_schemes or not parsed.host:
-            raise FhirUnavailable(f"{what} refused: not an https URL")
+            raise FhirUnavailable(f"{what} refused: not an https URL", "refused")
         if parsed.user is not None or parsed.password is not None:
-            raise FhirUnavailable(f"{what} refused: credentials in the URL")
+            raise FhirUnavailable(f"{what} refused: credentials in the URL", "refused")
         host = parsed.host.rstrip(".")
         if len(host) > 253 or any(not 0 < len(label) <= 63 for label in host.split(".")):
-            raise FhirUnavailable(f"{what} refused: not a valid host name")
+            raise FhirUnavailable(f"{what} refused: not a valid host name", "refused")
         return parsed
 
     async def get_document(self, url: str) -> dict[str, Any]:
@@ -223,7 +265,7 @@ class FhirClient:
         try:
             result = await self._get(server, query, deadline)
         except FhirUnavailable as exc:
-            FHIR_QUERIES.labels(reason_label(exc.reason)).inc()
+            FHIR_QUERIES.labels(fhir_outcome(exc.outcome)).inc()
             raise
         finally:
             FHIR_SECONDS.observe(time.perf_counter() - started)
@@ -232,35 +274,38 @@ class FhirClient:
 
     async def _get(self, server: FhirServer, query: str, deadline: Deadline) -> dict[str, Any]:
         url = server.url(query)
+        if not server.owns(url):  # an id that a server would decode into another path (`..%2F`)
+            raise FhirUnavailable("the query leaves the fhirServer", "refused")
         first = await self._fetch(server, url, deadline)
         if "?" not in query:
             expected = query.split("/", 1)[0]
             if first.get("resourceType") != expected:
                 raise FhirUnavailable(f"the server did not answer with a {expected}")
             return first
-        return await self._pages(server, first, {str(url)}, deadline)
+        return await self._pages(server, first, {str(url)}, deadline, fetched=True)
 
     async def rest_of(self, server: FhirServer, bundle: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """A searchset Bundle given in part (a prefetch with a `next` link) with the pages that
         follow it, under the same server, page and resource bounds as a search."""
-        return await self._pages(server, bundle, set(), deadline)
+        return await self._pages(server, bundle, set(), deadline, fetched=False)
 
     async def _pages(
-        self, server: FhirServer, first: dict[str, Any], seen: set[str], deadline: Deadline
+        self, server: FhirServer, first: dict[str, Any], seen: set[str], deadline: Deadline, fetched: bool
     ) -> dict[str, Any]:
-        """One Bundle of the entries of `first` and of the pages its `next` links lead to."""
-        entries = _entries(first)
+        """One Bundle of the entries of `first` (a page fetched, or a prefetched Bundle given) and
+        of the pages its `next` links lead to."""
+        entries = _entries(first, bounded=fetched)
         pages = 1
         while (next_url := _next_link(first, server)) is not None:
             if pages >= self._max_pages or len(entries) >= self._max_resources:
                 break
             if not server.owns(next_url):
-                raise FhirUnavailable("a next link points to another server")
+                raise FhirUnavailable("a next link points to another server", "refused")
             if str(next_url) in seen:
                 raise FhirUnavailable("next links loop")
             seen.add(str(next_url))
             first = await self._fetch(server, next_url, deadline)
-            entries += _entries(first)
+            entries += _entries(first, bounded=True)
             pages += 1
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries[: self._max_resources]}
 
@@ -271,15 +316,15 @@ class FhirClient:
         for attempt in (1, 2):
             budget = min(self._timeout, deadline.remaining())
             if budget <= 0:
-                raise FhirUnavailable("the hook call's deadline passed")
+                raise FhirUnavailable("the hook call's deadline passed", "timeout")
             try:
                 async with asyncio.timeout(budget):
                     return await self._get_json(server, url)
             except TimeoutError:
-                raise FhirUnavailable("timed out") from None
+                raise FhirUnavailable("timed out", "timeout") from None
             except _Retryable as exc:
                 if attempt == 2 or deadline.remaining() < exc.wait_s + 0.05:
-                    raise FhirUnavailable(exc.reason) from None
+                    raise FhirUnavailable(exc.reason, exc.outcome) from None
                 await asyncio.sleep(exc.wait_s)
         raise AssertionError("unreachable")
 
@@ -294,69 +339,99 @@ class FhirClient:
                     if status in _REDIRECT_STATUSES:
                         url = _joined(url, response.headers.get("Location", ""), "a redirect")
                         if not server.owns(url):
-                            raise FhirUnavailable("redirected to another server")
+                            raise FhirUnavailable("redirected to another server", "refused")
                         continue
                     if status in _RETRY_STATUSES:
-                        raise _Retryable(f"HTTP {status}")
+                        raise _Retryable(f"HTTP {status}", status_class(status))
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     if status == 429 and retry_after is not None:
-                        raise _Retryable("HTTP 429", retry_after)
+                        raise _Retryable("HTTP 429", status_class(status), retry_after)
                     if status != 200:
-                        raise FhirUnavailable(f"HTTP {status}")
+                        raise _http_status(status)
                     media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if media_type not in _JSON_TYPES:
                         raise FhirUnavailable("the answer is not JSON")
                     body = await _bounded_body(response, self._max_bytes)
             except AddressRefused:
-                raise FhirUnavailable("fhirServer refused: not a public address") from None
+                raise FhirUnavailable("fhirServer refused: not a public address", "refused") from None
             except aiohttp.ClientConnectorCertificateError:  # the same certificate again: no retry
-                raise FhirUnavailable("TLS certificate not trusted") from None
+                raise FhirUnavailable("TLS certificate not trusted", "tls_error") from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
-                raise _Retryable("connection error") from None
+                raise _Retryable("connection error", "connection_error") from None
             except aiohttp.ClientError:
                 raise FhirUnavailable("HTTP error") from None
-            try:
-                data = decode(body)
+            try:  # msgspec decodes any bytes-like object: the body is not copied to bytes first
+                data = decode(cast(bytes, body))
             except json.JSONDecodeError:
                 raise FhirUnavailable("the answer is not JSON") from None
             if not isinstance(data, dict):
                 raise FhirUnavailable("the answer is not a FHIR resource")
             return data
-        raise FhirUnavailable("too many redirects")
+        raise FhirUnavailable("too many redirects", "3xx")
 
 
 _INFLATE_STEP = 2**20
 
 
-async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, inflated by hand so that the size limit holds after inflation as well as before:
-    a few hundred kilobytes of gzip can inflate to gigabytes."""
+class _BoundedBody:
+    """A body as it streams in, inflated piece by piece, its bytes and JSON values counted on each
+    inflated piece before the next is read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.values = 0
+
+    def add(self, piece: bytes) -> None:
+        self.data += piece
+        if len(self.data) > self.limit:
+            raise FhirUnavailable("the answer is too large", "too_large")
+        # Every value but the first of an array or object follows a comma, and every object or array
+        # opens with a bracket: their count bounds the values decoding would make, and
+        # bytes.count runs at memory speed. (Commas and brackets inside strings count too: an
+        # overestimate, by a few per entry.)
+        self.values += piece.count(b",") + piece.count(b"{") + piece.count(b"[")
+        if self.values > MAX_JSON_VALUES:
+            raise FhirUnavailable("the answer holds too many JSON values", "too_large")
+
+    def room(self) -> int:
+        """The inflated bytes the next step may give: past the limit by one at most, a megabyte."""
+        return min(self.limit + 1 - len(self.data), _INFLATE_STEP)
+
+
+async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytearray:
+    """The body, inflated by hand so that the size limit holds after inflation as well as before (a
+    few hundred kilobytes of gzip can inflate to gigabytes), and refused as soon as it holds more
+    JSON values than MAX_JSON_VALUES (20 KB of gzip can inflate to millions of empty entries, each
+    costing 80 bytes decoded), before anything is decoded."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise FhirUnavailable("the answer's content encoding is not supported")
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding != "identity" else None
-    body = bytearray()
+    body = _BoundedBody(limit)
     async for raw in response.content.iter_any():
         if inflate is None:
-            body += raw
-        else:
-            try:  # a megabyte at a time, so no step holds more than the body and one megabyte
-                body += inflate.decompress(raw, min(limit + 1 - len(body), _INFLATE_STEP))
-                while inflate.unconsumed_tail and len(body) <= limit:
-                    body += inflate.decompress(inflate.unconsumed_tail, min(limit + 1 - len(body), _INFLATE_STEP))
-            except zlib.error:
-                raise FhirUnavailable("the answer is not valid gzip") from None
-        if len(body) > limit:
-            raise FhirUnavailable("the answer is too large")
-    return bytes(body)
+            body.add(raw)
+            continue
+        try:  # a megabyte at a time, so no step holds more than the body and one megabyte
+            body.add(inflate.decompress(raw, body.room()))
+            while inflate.unconsumed_tail:
+                body.add(inflate.decompress(inflate.unconsumed_tail, body.room()))
+        except zlib.error:
+            raise FhirUnavailable("the answer is not valid gzip") from None
+    return body.data  # decoded as it is: a copy would double the memory
 
 
-def _entries(bundle: dict[str, Any]) -> list[Any]:
+def _entries(bundle: dict[str, Any], bounded: bool) -> list[Any]:
+    """The entries of a searchset Bundle; a page read from a server (`bounded`) holds at most
+    MAX_PAGE_ENTRIES (a Bundle the EHR prefetched is the EHR's own)."""
     if bundle.get("resourceType") != "Bundle":
         raise FhirUnavailable("the answer to a search is not a Bundle")
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise FhirUnavailable("the Bundle's entry is not an array")
+    if bounded and len(entries) > MAX_PAGE_ENTRIES:
+        raise FhirUnavailable("the answer holds too many entries", "too_large")
     return entries
 
 

@@ -6,6 +6,7 @@ fallback when neither can be had."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,9 @@ from .facts import medication_key, medications_by_reference
 
 # A request may name many Medications; reading each is one query to the EHR: bounded.
 MAX_READS = 20
+# A FHIR id (FHIR R4 `id`: letters, digits, `-` and `.`, 64 at most), not dots alone: only such a
+# reference is read, so that no id becomes another path on the server (`..`, `%2F`).
+_FHIR_ID = re.compile(r"(?!\.+$)[A-Za-z0-9\-.]{1,64}")
 
 
 def bare_references(resources: Iterable[Any]) -> list[str]:
@@ -28,7 +32,8 @@ def bare_references(resources: Iterable[Any]) -> list[str]:
         target = reference.get("reference") if isinstance(reference, dict) else None
         if isinstance(target, str) and target and not target.startswith("#"):
             key = medication_key(target)
-            if key.startswith("Medication/") and key not in held:
+            readable = key.startswith("Medication/") and _FHIR_ID.fullmatch(key.removeprefix("Medication/"))
+            if readable and key not in held:
                 wanted[key] = None
     return list(wanted)[:MAX_READS]
 
