@@ -1,0 +1,45 @@
+"""The HTTP/1.1 protocol the service runs under uvicorn: its httptools protocol, with the size of a
+request's header block bounded before it is parsed. uvicorn's httptools parser has no header limit
+(a 48 MB junk header cost 90 MB before any middleware saw the request): past HEADER_LIMIT bytes of
+a header block not yet complete, the connection is answered 431 and closed."""
+
+from __future__ import annotations
+
+import logging
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+logger = logging.getLogger("cds_service")
+
+# The request line and headers of one request. A hook call's are a few hundred bytes, a JWT up to
+# 16 KB (trust/verifier.py refuses more); a reverse proxy's own limit is usually lower (docs/deployment.md).
+HEADER_LIMIT = 64 * 1024
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """Counts the bytes fed while a request's headers are incomplete; the parser buffers at most
+    HEADER_LIMIT and one read more."""
+
+    _header_bytes = 0
+    _in_body = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_body or self.transport.is_closing():
+            return
+        self._header_bytes += len(data)
+        if self._header_bytes > HEADER_LIMIT:
+            logger.warning("request headers over the limit", extra={"limit": HEADER_LIMIT, "status": 431})
+            self.transport.write(
+                STATUS_LINE[431] + b"content-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_body = False  # the next request on the connection starts its count afresh
+        self._header_bytes = 0
