@@ -21,7 +21,7 @@ from .middleware import BodySizeLimit, ErrorGuard
 from .probes import add_probes
 from .services.base import Clock
 from .services.registry import build_services
-from .settings import Settings
+from .settings import Settings, jwt_needs
 from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
 from .trust.middleware import RequireJwt
 
@@ -39,6 +39,8 @@ def _trusted_issuers(settings: Settings) -> dict[str, IssuerSpec] | None:
         return None
     if settings.trusted_issuers_file is None:
         raise IssuerConfigError("CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE (or CDS_AUTH=off for development)")
+    if settings.public_base_url is None:  # aud is never built from a request's Host header
+        raise IssuerConfigError(jwt_needs("CDS_PUBLIC_BASE_URL"))
     return load_issuers(settings.trusted_issuers_file)
 
 

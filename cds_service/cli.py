@@ -24,6 +24,7 @@ import orjson
 import typer
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -34,6 +35,7 @@ from . import logs
 from .app import create_app
 from .content.loader import ContentError, load_content
 from .demo import example_request, patients, transaction
+from .http_protocol import BoundedHttpToolsProtocol
 from .patient_run import PatientRunError, run_patient_view
 from .rendering import CardRenderer
 from .settings import Settings
@@ -41,6 +43,7 @@ from .store.database import migrate, open_database
 from .store.report import Report, build_report
 from .store.report import as_json as report_json
 from .trust.issuers import IssuerConfigError
+from .validation import message
 
 logger = logging.getLogger("cds_service")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Vitamin D and leg cramps CDS Hooks service.")
@@ -75,8 +78,12 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
     setting fails fast."""
     try:
         settings = Settings(**overrides)
+        settings.check_serving()
         logs.configure(settings.log_format)
         return _serving(create_app(settings, demo=demo), settings), settings
+    except ValidationError as exc:  # named by variable, never with the value given (it may be a secret)
+        typer.echo(f"error: settings: {_settings_problems(exc)}", err=True)
+        raise typer.Exit(2) from None
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -86,6 +93,15 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
     except ValueError as exc:  # a setting that does not validate
         typer.echo(f"error: settings: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """Each setting that does not validate, by its variable's name, with pydantic's message and not
+    the value (pydantic's own text would repeat it, and a secret with it)."""
+    return "; ".join(
+        f"{'CDS_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: {message(e)}"
+        for e in exc.errors()
+    )
 
 
 @cli.command()
@@ -106,7 +122,13 @@ def serve(
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker process writes its metrics here, and /metrics adds them up.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
-    common: dict[str, Any] = {"host": host, "port": port, "log_config": None, "access_log": access_log}
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": access_log,
+        "http": BoundedHttpToolsProtocol,
+    }
     if workers == 1:
         uvicorn.run(app, timeout_graceful_shutdown=grace, **common)
     else:  # each worker process builds its own app from the same settings
@@ -166,7 +188,7 @@ def demo(
         f"API docs:   {base}/docs",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None, http=BoundedHttpToolsProtocol)
 
 
 @cli.command()
@@ -323,6 +345,7 @@ async def _migrate(url: str) -> None:
 def worker_app() -> FastAPI:
     """The app of one worker process when `serve --workers` runs several."""
     settings = Settings()
+    settings.check_serving()  # `serve` checked them already; a worker started otherwise checks again
     logs.configure(settings.log_format)
     return _serving(create_app(settings), settings)
 

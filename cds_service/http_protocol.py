@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .protocol import operation_outcome
 
 logger = logging.getLogger("cds_service")
 
 # The request line and headers of one request. A hook call's are a few hundred bytes, a JWT up to
 # 16 KB (trust/verifier.py refuses more); a reverse proxy's own limit is usually lower (docs/deployment.md).
 HEADER_LIMIT = 64 * 1024
+_BODY = orjson.dumps(operation_outcome("too-costly", f"request headers over {HEADER_LIMIT} bytes"))
+_ANSWER = (
+    STATUS_LINE[431]
+    + b"content-type: application/json\r\ncontent-length: "
+    + str(len(_BODY)).encode()
+    + b"\r\nconnection: close\r\n\r\n"
+    + _BODY
+)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -30,9 +41,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes += len(data)
         if self._header_bytes > HEADER_LIMIT:
             logger.warning("request headers over the limit", extra={"limit": HEADER_LIMIT, "status": 431})
-            self.transport.write(
-                STATUS_LINE[431] + b"content-length: 0\r\nconnection: close\r\n\r\n"
-            )
+            self.transport.write(_ANSWER)
             self.transport.close()
 
     def on_headers_complete(self) -> None:

@@ -16,7 +16,9 @@ logger = logging.getLogger("cds_service")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# A token starts where no token character stands before it: a match is tried from one place per
+# token-like run, so that "eyJ" repeated without a dot costs linear time, not the run's square.
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|id_token|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"',}\s]+")
 _URL = re.compile(r"\b(https?://[^/\s\"'<>]+)[^\s\"'<>]*")

@@ -26,6 +26,11 @@ from .fhir.labs import Observation
 from .services.base import CdsService
 
 _REF = "#/components/schemas/{name}"
+# Any request whose header block passes the limit gets it, before any route (http_protocol.py).
+_HEADERS_TOO_LARGE = {
+    "description": "request headers over the size limit",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -99,6 +104,7 @@ def install(app: FastAPI, services: Iterable[CdsService]) -> None:
         for operations in document["paths"].values():
             for operation in operations.values():
                 operation["responses"].pop("422", None)
+                operation["responses"]["431"] = _HEADERS_TOO_LARGE
         for name in ("HTTPValidationError", "ValidationError", "HookRequest"):
             schemas.pop(name, None)
         schemas |= _fhir_components()

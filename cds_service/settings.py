@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,7 +59,9 @@ class Settings(BaseSettings):
         None, description="JSON or YAML list of the EHRs trusted, with their keys"
     )
     public_base_url: str | None = Field(
-        None, description="the service's external base URL (behind a proxy), for the JWT aud check"
+        None,
+        description="the service's base URL as the EHRs call it (https://cds.example.org); every JWT's aud "
+        "is this URL joined with the path called. Required with auth=jwt",
     )
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS384"],
@@ -88,6 +91,21 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL with a host and no credentials, query or fragment; stored without
+        its trailing slash, so that the path called is appended to it as it is."""
+        value = (value or "").strip()
+        if not value:  # CDS_PUBLIC_BASE_URL= is unset
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("CDS_PUBLIC_BASE_URL must be an absolute http or https URL (https://cds.example.org)")
+        if parts.username is not None or parts.password is not None or "?" in value or "#" in value:
+            raise ValueError("CDS_PUBLIC_BASE_URL must hold no user name, password, query or fragment")
+        return value.rstrip("/")
+
     @field_validator("fhir_allowed_hosts")
     @classmethod
     def _host_names(cls, value: list[str]) -> list[str]:
@@ -102,3 +120,36 @@ class Settings(BaseSettings):
         if refused := [alg for alg in value if alg not in allowed]:
             raise ValueError(f"not a signature algorithm this service checks (ES, RS, PS): {', '.join(refused)}")
         return value
+
+    def check_serving(self) -> None:
+        """What serving needs beyond settings that each validate, checked before a server starts
+        (`serve` and each of its workers; the JWT middleware checks it again): ValueError naming
+        the settings missing and why. Not a validator, since the commands that serve no one
+        (`report`, `evaluate`, `check-content`) read the same settings and need neither."""
+        if self.auth != "jwt":
+            return
+        missing = [
+            name
+            for name, value in (
+                ("CDS_TRUSTED_ISSUERS_FILE", self.trusted_issuers_file),
+                ("CDS_PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(jwt_needs(*missing))
+
+
+def jwt_needs(*missing: str) -> str:
+    """The message that refuses to start CDS_AUTH=jwt without these settings, saying why each."""
+    why = " ".join(f"{name}: {_WHY[name]}." for name in missing)
+    return f"CDS_AUTH=jwt needs {' and '.join(missing)}. {why} (CDS_AUTH=off, for development only, does not.)"
+
+
+# Why CDS_AUTH=jwt needs each: said when a server refuses to start without it.
+_WHY = {
+    "CDS_TRUSTED_ISSUERS_FILE": "the EHRs trusted and their keys",
+    "CDS_PUBLIC_BASE_URL": "the service's base URL as the EHRs call it (https://cds.example.org), which every "
+    "token's aud must name, joined with the path called; aud is never taken from the request's Host header, "
+    "since that would let a token minted for another service be replayed here",
+}

@@ -562,7 +562,12 @@ async def test_cors_preflight_needs_no_token(make_app: AppFactory, tmp_path: Any
         "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
     }
     issuers.write_text(json.dumps({"issuers": [{"iss": "https://a.example", "jwks": {"keys": [key]}}]}))
-    app = make_app(auth="jwt", trusted_issuers_file=issuers, cors_origins=["https://sandbox.cds-hooks.org"])
+    app = make_app(
+        auth="jwt",
+        public_base_url="http://cds.test",
+        trusted_issuers_file=issuers,
+        cors_origins=["https://sandbox.cds-hooks.org"],
+    )
     async with make_client(app) as c:
         preflight = await c.options(
             URL,

@@ -104,7 +104,7 @@ def issuers_file(tmp_path: Path, keys: Keys, jwks_server: JwksServer) -> Path:
 
 @pytest.fixture
 async def client(make_app: AppFactory, issuers_file: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(auth="jwt", trusted_issuers_file=issuers_file, fhir_allow_insecure=True)
+    app = make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=issuers_file, fhir_allow_insecure=True)
     async with make_client(app) as c:
         yield c
 
@@ -501,7 +501,8 @@ async def test_a_failing_key_set_is_fetched_at_most_once_a_minute(keys: Keys) ->
 async def test_an_unreachable_jwks_is_401_not_500(make_app: AppFactory, tmp_path: Path, keys: Keys) -> None:
     path = tmp_path / "issuers.json"
     path.write_text(json.dumps({"issuers": [{"iss": SANDBOX, "jwks_url": "http://127.0.0.1:9/jwks"}]}))
-    async with make_client(make_app(auth="jwt", trusted_issuers_file=path, fhir_allow_insecure=True)) as c:
+    app = make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=path, fhir_allow_insecure=True)
+    async with make_client(app) as c:
         token = sandbox_token(keys, "x", h_jku=...)
         assert_unauthorized(await c.post(SERVICE, json=hook(), headers=bearer(token)))
 
@@ -511,7 +512,8 @@ async def test_jwks_url_follows_the_address_rules(
 ) -> None:
     path = tmp_path / "issuers.json"
     path.write_text(json.dumps({"issuers": [{"iss": SANDBOX, "jwks_url": jwks_server.url}]}))
-    async with make_client(make_app(auth="jwt", trusted_issuers_file=path)) as c:  # insecure not allowed
+    app = make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=path)  # insecure not allowed
+    async with make_client(app) as c:
         token = sandbox_token(keys, "x", h_jku=...)
         assert_unauthorized(await c.post(SERVICE, json=hook(), headers=bearer(token)))
     assert jwks_server.fetches == 0
@@ -591,7 +593,7 @@ async def test_an_issuer_with_pinned_keys_is_never_fetched(
         path = tmp_path / "issuers.json"
         issuer = {"iss": SANDBOX, "jwks": public_jwks(keys.es384), "jku": [jku.get(v, v) for v in listed]}
         path.write_text(json.dumps({"issuers": [issuer]}))
-        app = make_app(auth="jwt", trusted_issuers_file=path, fhir_allow_insecure=True)
+        app = make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=path, fhir_allow_insecure=True)
         token = sandbox_token(keys, jku.get(named, named) if named else "", **({} if named else {"h_jku": ...}))
         async with make_client(app) as c:
             answer = await c.post(SERVICE, json=hook(), headers=bearer(token))

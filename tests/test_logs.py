@@ -55,7 +55,9 @@ async def test_no_token_or_patient_value_reaches_the_log(
     key = ECKey.generate_key("P-384", parameters={"kid": "k1"})
     issuers = tmp_path / "issuers.json"
     issuers.write_text(json.dumps({"issuers": [{"iss": ISS, "jwks": {"keys": [key.as_dict(private=False)]}}]}))
-    app = make_app(auth="jwt", trusted_issuers_file=issuers, fhir_allow_insecure=True)
+    app = make_app(
+        auth="jwt", public_base_url="http://cds.test", trusted_issuers_file=issuers, fhir_allow_insecure=True
+    )
     vitamin_d = obs("62292-8", 13.7, "ng/mL", "2026-11-10", patient=PATIENT, id="vitd-secret-id")
     electrolytes = obs("2823-3", 3.14, "mmol/L", "2026-11-10", patient=PATIENT)
 

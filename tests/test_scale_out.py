@@ -69,6 +69,7 @@ def two_workers(
     client.flushdb()
     settings = {
         "CDS_AUTH": "jwt",
+        "CDS_PUBLIC_BASE_URL": "http://127.0.0.1:{port}",
         "CDS_TRUSTED_ISSUERS_FILE": str(issuers),
         "CDS_REDIS_URL": url,
         "CDS_FHIR_ALLOW_INSECURE": "true",  # the JWKS is served over http on loopback

@@ -17,7 +17,7 @@ import msgspec
 
 from ..clinical.cramp_context import ConditionFact, MedicationFact
 from ..content.schema import ContextRules, dotless
-from .labs import parse_fhir_datetime
+from .labs import DateOutOfRange, parse_fhir_datetime
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
 
@@ -34,12 +34,15 @@ class _Patient(Lite):
     birthDate: str | None = None
 
 
+# Bounded quantifiers only: linear in any text.
 _BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?", re.ASCII)
 
 
 def birth_date(resource: Any, patient_id: str) -> date | None:
     """The patient's birth date, or the latest day a partial one allows ("1961" is 1961-12-31), so
-    that an age computed from it is never older than the patient may be; None when unknown."""
+    that an age computed from it is never older than the patient may be; None when unknown, and for
+    a day with no day before or after it (0001-01-01, 9999-12-31), no date, as for every FHIR date
+    (labs.parse_fhir_datetime)."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
         return None
     try:
@@ -54,11 +57,13 @@ def birth_date(resource: Any, patient_id: str) -> date | None:
     year = int(match["y"])
     try:
         if match["d"] is not None:
-            return date(year, int(match["m"]), int(match["d"]))
-        month = int(match["m"] or 12)
-        return date(year, month, calendar.monthrange(year, month)[1])
+            born = date(year, int(match["m"]), int(match["d"]))
+        else:
+            month = int(match["m"] or 12)
+            born = date(year, month, calendar.monthrange(year, month)[1])
     except ValueError:  # no such month or day
         return None
+    return born if date.min < born < date.max else None
 
 
 # A medicine's names are read as far as a name goes: its first 32 texts, each to 1,000 characters
@@ -82,9 +87,18 @@ def medication_key(reference: str) -> str:
     return "/".join(parts[-2:])
 
 
-def _authored(text: str | None) -> datetime | None:
+def _authored(text: str | None, *, deciding: bool = False) -> datetime | None:
+    """A date the rules read from a Condition or MedicationRequest; None when absent or unreadable
+    (the resource is then undated: a medicine is still taken, its start unknown). Where the date
+    decides whether the resource counts at all (`deciding`: an encounter diagnosis), one that UTC
+    cannot hold (0001-01-01T00:00:00+14:00) makes the resource malformed: DateOutOfRange is raised,
+    for the reader to skip and count it (rulebook, "Dates and windows")."""
     try:
         return parse_fhir_datetime(text) if text is not None else None
+    except DateOutOfRange:
+        if deciding:
+            raise
+        return None
     except ValueError:
         return None
 
@@ -146,8 +160,15 @@ class ContextReader:
                 for c in (condition.code.coding if condition.code else [])
                 if c.system and c.code
             )
-            # No clinicalStatus (Epic's encounter diagnoses): the clinical core decides by its date.
-            recorded = None if status else _authored(condition.recordedDate or condition.onsetDateTime)
+            # No clinicalStatus (Epic's encounter diagnoses): the clinical core decides by its date,
+            # and a date of it that UTC cannot hold makes it malformed.
+            recorded = None
+            if not status:
+                try:
+                    recorded = _authored(condition.recordedDate or condition.onsetDateTime, deciding=True)
+                except DateOutOfRange:
+                    tally.malformed += 1
+                    continue
             facts.append(ConditionFact(codes, undated_status=not status, recorded=recorded))
         return tally.read(facts)
 
@@ -163,7 +184,7 @@ class ContextReader:
                 r.medicationReference,
                 r.contained,
                 self._systems.rxnorm,
-                _authored(r.authoredOn),
+                _authored(r.authoredOn),  # a date no calendar holds: still taken, its start unknown
                 included,
                 r.routes(),
             )

@@ -1,8 +1,10 @@
 """The issuers' key sets: fetched on first use and again for an unknown `kid`, at most once a
-minute per URL, shared by every worker and replica through Redis when it is configured."""
+minute per URL and one fetch at a time, shared by every worker and replica through Redis when it
+is configured."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +28,11 @@ class _CachedKeys:
 
 class KeyStore:
     """Key sets by URL, fetched on first use and again when a token names an unknown `kid`, at most
-    once a minute per URL (so unknown kids cannot make the service hammer an EHR). With shared
-    state (Redis) the minute and the fetched document are shared by every worker and replica."""
+    once a minute per URL (so unknown kids cannot make the service hammer an EHR). One fetch at a
+    time per URL in a process: calls that need a fetch already under way wait for it and use what it
+    brought (a lock per URL, and the need looked at again once it is held), so fifty tokens arriving
+    together make one fetch, not fifty. With shared state (Redis) the minute and the fetched
+    document are shared by every worker and replica, and one worker fetches for all."""
 
     def __init__(
         self, fhir: FhirClient, clock: Callable[[], float] = time.time, shared: SharedState | None = None
@@ -36,17 +41,30 @@ class KeyStore:
         self._clock = clock
         self._shared = shared
         self._cache: dict[str, _CachedKeys] = {}
+        # One per URL, and URLs come only from the issuers file (jwks_url, or a jku it lists).
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     async def key(self, url: str, kid: str) -> Any:
         cached = self._cache.get(url)
-        if cached is None or (lacks(cached.keys, kid) and self._clock() - cached.fetched_at >= _REFRESH_INTERVAL_S):
-            try:
-                cached = await (self._refresh_shared(url, kid, cached) if self._shared else self._fetch(url, cached))
-            except SharedStateUnavailable as exc:
-                raise Unauthorized(f"key set unavailable: {exc}") from None
+        if self._due(cached, kid):
+            async with self._fetching.setdefault(url, asyncio.Lock()):
+                cached = self._cache.get(url)  # what a fetch this call waited for brought, if one did
+                if self._due(cached, kid):
+                    try:
+                        cached = await (
+                            self._refresh_shared(url, kid, cached) if self._shared else self._fetch(url, cached)
+                        )
+                    except SharedStateUnavailable as exc:
+                        raise Unauthorized(f"key set unavailable: {exc}") from None
+        assert cached is not None  # fetched, or a failure recorded, under the lock
         if lacks(cached.keys, kid):
             raise Unauthorized("unknown kid")
         return cached.keys.get_by_kid(kid)
+
+    def _due(self, cached: _CachedKeys | None, kid: str) -> bool:
+        """Whether a call for `kid` must fetch: nothing yet, or `kid` unknown and the last fetch (or
+        failed fetch) a minute old."""
+        return cached is None or (lacks(cached.keys, kid) and self._clock() - cached.fetched_at >= _REFRESH_INTERVAL_S)
 
     async def _refresh_shared(self, url: str, kid: str, previous: _CachedKeys | None) -> _CachedKeys:
         """The shared document when it is newer than ours and either names `kid` or is less than

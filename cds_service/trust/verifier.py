@@ -21,6 +21,12 @@ from .issuers import IssuerSpec
 from .keys import KeyStore, lacks
 from .replay import ReplayCache
 
+# The longest Authorization header read, checked before anything of it is decoded: a CDS Hooks JWT
+# is well under 2 KB (an RS384 one with jku and kid about 1 KB), and base64 and JSON decoding cost
+# many times a token's size (an unsigned 8 MB token once cost 212 MB before its 401). It bounds the
+# header and payload too: together at most 12 KB of JSON once base64 is undone.
+MAX_AUTHORIZATION_BYTES = 16 * 1024
+
 _KEY_TYPES = {"ES": ECKey, "RS": RSAKey, "PS": RSAKey}
 _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
@@ -77,6 +83,8 @@ class Verifier:
         """The token's claims, if the caller is trusted for `audience`; Unauthorized otherwise."""
         if not authorization:
             raise Unauthorized("no Authorization header")
+        if len(authorization) > MAX_AUTHORIZATION_BYTES:  # the middleware checked the bytes; this, any caller
+            raise Unauthorized("Authorization header too long")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("not a Bearer token")
