@@ -50,10 +50,51 @@ FEEDBACK = Counter("cds_feedback_total", "Feedback entries stored", ["outcome"])
 JWT_REJECTIONS = Counter("cds_jwt_rejections_total", "Calls refused for their JWT", ["reason"])
 
 
+_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "jti", "sub", "tenant")
+# Why a token is refused (trust/), as metric label values: a fixed set (tests/test_metrics.py checks
+# that every reason trust/ writes is in it); a reason outside it is counted as "other".
+JWT_REASONS = frozenset(
+    {
+        "no Authorization header",
+        "Authorization header too long",
+        "not a Bearer token",
+        "not a compact JWS",
+        "header is not base64url JSON",
+        "payload is not base64url JSON",
+        "header is not a JSON object",
+        "payload is not a JSON object",
+        "typ is not JWT",
+        "alg not allowed",
+        "crit header not supported",
+        "no kid",
+        "issuer not trusted",
+        "key type does not match alg",
+        "key curve does not match alg",
+        "bad signature",
+        "jku not on the issuer's list",
+        "unknown kid",
+        "key set unavailable",
+        "key set is not a JWKS",
+        "expired",
+        "aud is not the URL called",
+        "iat in the future",
+        "not yet valid (nbf)",
+        "lifetime too long",
+        "tenant does not match",
+        "replay check unavailable",
+        "jti replayed",
+        *(f"no {claim}" for claim in _CLAIMS),
+        *(f"{claim} is not valid" for claim in _CLAIMS),
+        *(f"{claim} is not a finite number" for claim in ("exp", "iat", "nbf")),
+    }
+)
+
+
 def reason_label(reason: str) -> str:
-    """A failure's reason as a label: the words before any ": ", after which a reason may carry
-    text from elsewhere (an exception's message), which must never multiply a metric's series."""
-    return reason.split(": ", 1)[0]
+    """A refusal's reason as a label: the words before any ": " (after which a reason may carry an
+    exception's text), one of JWT_REASONS, else "other": input never multiplies a metric's series."""
+    label = reason.split(": ", 1)[0]
+    return label if label in JWT_REASONS else "other"
 
 
 def status_class(status: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cds_service.metrics import reason_label
+from cds_service.metrics import JWT_REASONS, reason_label
 from cds_service.store.database import open_database
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
 from tests.conftest import AppFactory, make_client
@@ -113,9 +113,23 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     [
         ("replay check unavailable: Error 111 connecting to 10.0.0.5:6379", "replay check unavailable"),
         ("key set unavailable: the answer is too large", "key set unavailable"),
-        ("HTTP 503", "HTTP 503"),
+        ("HTTP 503", "other"),
         ("jti replayed", "jti replayed"),
+        ("no exp", "no exp"),
+        ("<script> is not valid", "other"),
     ],
 )
 def test_a_reason_becomes_a_label_without_the_text_it_carries(reason: str, label: str) -> None:
     assert reason_label(reason) == label
+
+
+def test_every_reason_trust_writes_is_a_known_label() -> None:
+    """Each literal reason of an Unauthorized in trust/ (the words before any ": ") is one of the
+    fixed label values, so that no refusal is counted as "other" by mistake."""
+    root = Path(__file__).resolve().parents[1] / "cds_service" / "trust"
+    written = {
+        literal.split(": ", 1)[0]
+        for path in root.glob("*.py")
+        for literal in re.findall(r'Unauthorized\(f?"([^"{]+)', path.read_text(encoding="utf-8"))
+    }
+    assert len(written) > 20 and written <= JWT_REASONS, sorted(written - JWT_REASONS)
