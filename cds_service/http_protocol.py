@@ -28,14 +28,20 @@ _ANSWER = (
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Counts the bytes fed while a request's headers are incomplete; the parser buffers at most
-    HEADER_LIMIT and one read more."""
+    """Counts the bytes of each read that ends with a request's headers still incomplete (a read
+    that completes the headers or a request is not counted: it holds a body); the parser buffers
+    at most HEADER_LIMIT and one read more."""
 
     _header_bytes = 0
     _in_body = False
+    _progressed = False  # this read completed a request's headers or the request
 
     def data_received(self, data: bytes) -> None:
+        self._progressed = False
         super().data_received(data)
+        if self._progressed:
+            self._header_bytes = 0
+            return
         if self._in_body or self.transport.is_closing():
             return
         self._header_bytes += len(data)
@@ -45,10 +51,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._in_body = True
+        self._in_body = self._progressed = True
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_body = False  # the next request on the connection starts its count afresh
-        self._header_bytes = 0
+        self._in_body = False
+        self._progressed = True

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from cds_service.http_protocol import HEADER_LIMIT
+from tests.builders import hook_request, obs
 from tests.servers import service
 
 
@@ -56,3 +57,8 @@ def test_a_huge_header_block_is_refused_before_it_is_parsed(tmp_path: Path) -> N
         with httpx.Client(base_url=base, timeout=10) as client:  # one connection, kept alive
             for _ in range(5):  # each request's count starts afresh
                 assert client.get("/healthz", headers=under).status_code == 200
+            # A body is no header: 2 MB of hook request, in one read or many, is served.
+            padding = [obs("2823-3", 4.0, "mmol/L", "2026-11-01", note=[{"text": "n" * 1000}])] * 2000
+            for _ in range(2):
+                answer = client.post("/cds-services/vitamin-d-cramps", json=hook_request([], padding))
+                assert answer.status_code == 200, answer.text[:200]
