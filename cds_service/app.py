@@ -62,6 +62,9 @@ def create_app(
         redoc_url=None,
     )
     app.router.route_class = JsonRoute
+    # No redirect from a trailing slash: its Location would be built from the request's Host header,
+    # and a 307 makes a client send its body (patient data) to that host.
+    app.router.redirect_slashes = False
     _add_middleware(app, settings, jwt=issuers is not None)
     add_error_handlers(app)
     add_hook_routes(app, services, clock)

@@ -28,33 +28,34 @@ _ANSWER = (
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """Counts the bytes of each read that ends with a request's headers still incomplete (a read
-    that completes the headers or a request is not counted: it holds a body); the parser buffers
-    at most HEADER_LIMIT and one read more."""
+    """Counts a request's header bytes as they arrive, up to the blank line that ends them, and
+    refuses a read that would take them past HEADER_LIMIT before the parser sees it: the parser
+    never holds more. A body is never counted."""
 
     _header_bytes = 0
     _in_body = False
-    _progressed = False  # this read completed a request's headers or the request
+    _tail = b""  # the last bytes of the previous read: a blank line may straddle two reads
 
     def data_received(self, data: bytes) -> None:
-        self._progressed = False
+        if not self._in_body:
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            header_part = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            if self._header_bytes + header_part > HEADER_LIMIT:
+                logger.warning("request headers over the limit", extra={"limit": HEADER_LIMIT, "status": 431})
+                self.transport.write(_ANSWER)
+                self.transport.close()
+                return
+            self._header_bytes += header_part
+            self._tail = seen[-3:]
         super().data_received(data)
-        if self._progressed:
-            self._header_bytes = 0
-            return
-        if self._in_body or self.transport.is_closing():
-            return
-        self._header_bytes += len(data)
-        if self._header_bytes > HEADER_LIMIT:
-            logger.warning("request headers over the limit", extra={"limit": HEADER_LIMIT, "status": 431})
-            self.transport.write(_ANSWER)
-            self.transport.close()
 
     def on_headers_complete(self) -> None:
-        self._in_body = self._progressed = True
+        self._in_body = True
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_body = False
-        self._progressed = True
+        self._in_body = False  # the next request on the connection starts its count afresh
+        self._header_bytes = 0
+        self._tail = b""

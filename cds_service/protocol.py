@@ -157,6 +157,15 @@ class FeedbackEntry(_Wire):
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: AwareDatetime
 
+    @field_validator("outcomeTimestamp", mode="before")
+    @classmethod
+    def _instant_text(cls, value: object) -> object:
+        """A FHIR instant is text with a date and a time ("2026-11-25T10:00:00Z"): a number, or
+        digits alone, is not one (pydantic would read either as Unix seconds)."""
+        if not isinstance(value, str) or "T" not in value:
+            raise ValueError("must be an instant, such as 2026-11-25T10:00:00Z")
+        return value
+
     @field_validator("outcomeTimestamp")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
@@ -274,7 +283,7 @@ class Discovery(_Response):
 class FeedbackAnswer(_Response):
     received: int  # entries in the request
     new: int  # entries not stored before (a repeated entry is stored once)
-    # entries about cards issued to another EHR's call: kept and flagged, acting on nothing (no snooze)
+    # entries about cards issued to another EHR's call: not stored, acting on nothing (no snooze)
     issued_to_another_ehr: int | None = None
 
 

@@ -621,3 +621,12 @@ async def test_an_unreadable_repeat_never_hides_a_very_high_25ohd(client: httpx.
     assert (
         "could not be interpreted (no unit): this is the latest readable result, not the current state" in c["detail"]
     )
+
+
+async def test_a_trailing_slash_is_not_redirected_to_the_host_the_client_named(client: httpx.AsyncClient) -> None:
+    """A 307 to a Location built from the Host header would make the client re-send the body
+    (patient data) to that host: a trailing slash is simply no route."""
+    answer = await client.post(
+        "/cds-services/vitamin-d-cramps/", json=hook_request([]), headers={"Host": "evil.example"}
+    )
+    assert answer.status_code == 404 and "location" not in answer.headers

@@ -25,6 +25,7 @@ from .charts import weekly
 from .gate import COOKIE, SESSION, Gate, Verdict
 
 _DEFAULT_WEEKS = 12
+_EARLIEST, _LATEST = date(1970, 1, 1), date(9998, 12, 31)
 _HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -159,15 +160,23 @@ def _range(request: Request, today: date) -> tuple[date, date]:
     """`since` and `until` (YYYY-MM-DD, both included); the last twelve weeks by default."""
     try:
         until = date.fromisoformat(request.query_params.get("until") or today.isoformat())
-        default_since = until - timedelta(weeks=_DEFAULT_WEEKS) + timedelta(days=1)
-        since = date.fromisoformat(request.query_params.get("since") or default_since.isoformat())
+        given = request.query_params.get("since")
+        since = date.fromisoformat(given) if given else _weeks_before(until)
     except ValueError:
         raise _Range("since and until must be dates, YYYY-MM-DD") from None
+    if not (_EARLIEST <= since <= _LATEST and _EARLIEST <= until <= _LATEST):  # weeks and day ends stay dates
+        raise _Range(f"since and until between {_EARLIEST} and {_LATEST}")
     if since > until:
         raise _Range("since must not be after until")
     if until - since > timedelta(days=3 * 366):
         raise _Range("a range of at most three years")
     return since, until
+
+
+def _weeks_before(until: date) -> date:
+    """The default start: _DEFAULT_WEEKS weeks ending with `until`, never before _EARLIEST."""
+    span = timedelta(weeks=_DEFAULT_WEEKS) - timedelta(days=1)
+    return until - span if until - _EARLIEST > span else _EARLIEST
 
 
 def _pct(value: float | None) -> str:

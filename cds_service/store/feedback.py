@@ -34,7 +34,7 @@ _MAX_PENDING = 100_000  # if the database stays away this long, the oldest recor
 
 class Stored(NamedTuple):
     new: int  # entries not stored before
-    foreign: int  # entries about cards issued to another EHR: kept, acting on nothing
+    foreign: int  # entries about cards issued to another EHR: not stored, acting on nothing
 
 
 class ReasonNotOffered(ValueError):
@@ -159,8 +159,9 @@ class FeedbackStore:
         self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime, issuer: str | None = None
     ) -> Stored:
         """Store every entry in one transaction (all or nothing); the same entry sent again is kept
-        once. Entries about cards this service did not issue to this `issuer` (the caller's EHR) are
-        kept and flagged, and act on nothing. An override for a reason that snoozes, of a card
+        once. Entries about cards this service did not issue are kept and flagged; those about a
+        card issued to another `issuer` (EHR) than the caller's are counted, not stored, and act on
+        nothing. An override for a reason that snoozes, of a card
         issued under a pseudonym, snoozes its kind for that patient and those results. Raises
         ReasonNotOffered, storing nothing, when an override of a card it issued gives a reason its
         kind does not offer."""
@@ -180,16 +181,20 @@ class FeedbackStore:
                 )
             }
             known = {uuid: row for uuid, row in issued.items() if row.issuer == issuer}
-            foreign = sum(str(e.card) in issued and str(e.card) not in known for e in entries)
-            self._check_reasons(entries, known)
-            rows = [self._row(service, e, received_at, str(e.card) in known) for e in entries]
-            result = await conn.execute(
-                self._insert(feedback)
-                .on_conflict_do_nothing(index_elements=["card_uuid", "outcome", "outcome_timestamp"])
-                .returning(feedback.c.id),
-                rows,
-            )
-            new = len(result.all())
+            # About a card issued to another EHR: not stored, so that it can neither act nor take
+            # the place of the receiving EHR's own entry (stored once per card, outcome and time).
+            theirs = [e for e in entries if str(e.card) not in issued or str(e.card) in known]
+            self._check_reasons(theirs, known)
+            rows = [self._row(service, e, received_at, str(e.card) in known) for e in theirs]
+            new = 0
+            if rows:
+                result = await conn.execute(
+                    self._insert(feedback)
+                    .on_conflict_do_nothing(index_elements=["card_uuid", "outcome", "outcome_timestamp"])
+                    .returning(feedback.c.id),
+                    rows,
+                )
+                new = len(result.all())
             if snoozing := self._snoozes(entries, known, received_at):
                 insert = self._insert(snoozes)
                 later = case((snoozes.c.until > insert.excluded.until, snoozes.c.until), else_=insert.excluded.until)
@@ -200,7 +205,7 @@ class FeedbackStore:
                     ),
                     snoozing,
                 )
-            return Stored(new, foreign)
+            return Stored(new, len(entries) - len(theirs))
 
     def _check_reasons(self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any]) -> None:
         if self._reasons is None:

@@ -52,6 +52,7 @@ _CLAIM_REASONS = {
     "jti": "no jti",
 }
 _TIMES = ("exp", "iat", "nbf")
+_JTI_MAX = 256  # characters of a jti (a UUID is 36): the replay cache holds 100,000 of them
 
 
 def _invalid(claims: dict[str, Any], claim: str) -> str:
@@ -168,6 +169,8 @@ class Verifier:
             raise Unauthorized("lifetime too long")
         if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
             raise Unauthorized("tenant does not match")
+        if not isinstance(claims["jti"], str) or len(claims["jti"]) > _JTI_MAX:
+            raise Unauthorized("jti is not valid")  # the replay cache keeps each jti: bounded in size
         try:
             first = await self._replays.first_use(issuer.iss, claims["jti"], exp + self._leeway, now)
         except SharedStateUnavailable as exc:

@@ -94,7 +94,7 @@ async def test_another_ehrs_override_does_not_snooze_the_card(
     make_app: AppFactory, database_url: str, tmp_path: Path, keys: Keys
 ) -> None:
     """EHR B overrides the card EHR A's call received (its uuid seen in a log, say): the override is
-    answered, kept and flagged, and said to concern a card issued to another EHR; A's patient still
+    answered, not stored, and said to concern a card issued to another EHR; A's patient still
     gets the card. A's own override of it snoozes it."""
     app = make_app(
         database_url=database_url,
@@ -118,17 +118,18 @@ async def test_another_ehrs_override_does_not_snooze_the_card(
         entry = overridden(card, "already-addressed", WHEN)
         by_b = await client.post(FEEDBACK, json={"feedback": [entry]}, headers=headers(EHR_B, FEEDBACK))
         assert by_b.status_code == 200
-        assert by_b.json() == {"received": 1, "new": 1, "issued_to_another_ehr": 1}
+        assert by_b.json() == {"received": 1, "new": 0, "issued_to_another_ehr": 1}
         assert "vitd-deficient" in await chart_of_a()
         by_a = await client.post(FEEDBACK, json={"feedback": [entry]}, headers=headers(EHR_A, FEEDBACK))
-        assert by_a.status_code == 200 and by_a.json() == {"received": 1, "new": 0}  # the same entry again
+        # B's entry took no place: A's, the same entry, is stored as new
+        assert by_a.status_code == 200 and by_a.json() == {"received": 1, "new": 1}
         assert "vitd-deficient" not in await chart_of_a()  # A's own override snoozes it
     engine = open_database(database_url)
     async with engine.connect() as conn:
         kept = (await conn.execute(select(feedback.c.known_card))).scalars().all()
         snoozed = (await conn.execute(select(func.count()).select_from(snoozes))).scalar_one()
     await engine.dispose()
-    assert kept == [False] and snoozed == 1  # B's entry kept, flagged as about no card of B's
+    assert kept == [True] and snoozed == 1  # only A's entry kept
 
 
 # --- the report reads its range ----------------------------------------------------------------------

@@ -138,6 +138,8 @@ async def test_unknown_cards_are_stored_and_flagged(make_app: AppFactory, databa
         ({"outcomeTimestamp": "0001-01-01T08:19:00+19:00"}, "feedback[1].outcomeTimestamp"),  # before year 1 in UTC
         ({"outcomeTimestamp": "9999-12-31T23:00:00-05:00"}, "feedback[1].outcomeTimestamp"),  # after 9999 in UTC
         ({"card": "not-a-uuid"}, "feedback[1].card"),
+        ({"outcomeTimestamp": 12345}, "feedback[1].outcomeTimestamp"),  # pydantic read it as Unix seconds
+        ({"outcomeTimestamp": "2026"}, "feedback[1].outcomeTimestamp"),
         ({"overrideReason": {"reason": {"code": "x"}}}, "feedback[1]"),  # accepted with a reason
     ],
 )
