@@ -48,16 +48,21 @@ def public_jwks(*keys: ECKey | RSAKey) -> dict[str, Any]:
 
 
 class JwksServer:
-    """A JWKS document served over HTTP on loopback, counting how often it is fetched."""
+    """A JWKS document served over HTTP on loopback, counting how often it is fetched (from any
+    thread); `delay_s`: how long each answer takes, so that calls arriving together all find a
+    fetch under way."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], delay_s: float = 0.0) -> None:
         self.document = document
         self.fetches = 0
+        counting = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                outer.fetches += 1
+                with counting:
+                    outer.fetches += 1
+                time.sleep(delay_s)
                 body = json.dumps(outer.document).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

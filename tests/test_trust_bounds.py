@@ -10,11 +10,9 @@ import asyncio
 import json
 import shutil
 import threading
-import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,7 +36,7 @@ from cds_service.trust.middleware import RequireJwt
 from cds_service.trust.verifier import MAX_AUTHORIZATION_BYTES, Verifier
 from tests.conftest import AppFactory, Keys, make_client
 from tests.servers import service
-from tests.test_auth import SANDBOX, assert_unauthorized, b64, bearer, hook, public_jwks, sandbox_token
+from tests.test_auth import SANDBOX, JwksServer, assert_unauthorized, b64, bearer, hook, public_jwks, sandbox_token
 
 pytestmark = pytest.mark.anyio
 PATH = "/cds-services/vitamin-d-cramps"
@@ -46,44 +44,9 @@ PUBLIC = "https://cds.hospital.example/vitd"
 MiB = 1024 * 1024
 
 
-class CountingJwks:
-    """A key set served over HTTP on loopback that takes `delay_s` to answer, so that calls arriving
-    together all find its fetch under way; counts the fetches, from any thread."""
-
-    def __init__(self, document: dict[str, Any], delay_s: float = 0.3) -> None:
-        self.document = document
-        self.fetches = 0
-        counting = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                with counting:
-                    outer.fetches += 1
-                time.sleep(delay_s)
-                body = json.dumps(outer.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def jwks(keys: Keys) -> Iterator[CountingJwks]:
-    server = CountingJwks(public_jwks(keys.es384))
+def jwks(keys: Keys) -> Iterator[JwksServer]:
+    server = JwksServer(public_jwks(keys.es384), delay_s=0.3)
     yield server
     server.close()
 
@@ -95,7 +58,7 @@ def issuers_file(tmp_path: Path, jwks_url: str) -> Path:
 
 
 @pytest.fixture
-async def client(make_app: AppFactory, tmp_path: Path, jwks: CountingJwks) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_app: AppFactory, tmp_path: Path, jwks: JwksServer) -> AsyncIterator[httpx.AsyncClient]:
     app = make_app(
         auth="jwt",
         public_base_url=PUBLIC,
@@ -213,7 +176,7 @@ async def test_the_check_of_an_8_mb_header_allocates_next_to_nothing() -> None:
 
 
 async def test_the_bound_is_16_kb_and_the_reason_says_too_long(
-    client: httpx.AsyncClient, keys: Keys, jwks: CountingJwks, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, keys: Keys, jwks: JwksServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert MAX_AUTHORIZATION_BYTES == 16 * 1024
     over = expensive_token(MAX_AUTHORIZATION_BYTES - len("Bearer ") + 1)
@@ -228,7 +191,7 @@ async def test_the_bound_is_16_kb_and_the_reason_says_too_long(
 
 
 async def test_a_large_but_bounded_real_token_still_passes(
-    client: httpx.AsyncClient, keys: Keys, jwks: CountingJwks
+    client: httpx.AsyncClient, keys: Keys, jwks: JwksServer
 ) -> None:
     """Claims an EHR may add (a fhirUser, a long sub) fit well within the bound."""
     token = sandbox_token(keys, jwks.url, aud=f"{PUBLIC}{PATH}", sub="x" * 4000)
@@ -292,7 +255,7 @@ def test_public_base_url_is_kept_without_its_trailing_slash() -> None:
 
 
 async def test_a_token_for_the_host_header_is_refused(
-    client: httpx.AsyncClient, keys: Keys, jwks: CountingJwks, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, keys: Keys, jwks: JwksServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The attack: a token minted for another host's service, replayed with that Host. The Host is
     not the audience; the configured URL is, whatever Host or X-Forwarded-Host the request carries."""
@@ -311,7 +274,7 @@ async def test_a_token_for_the_host_header_is_refused(
 # --- 3. one key-set fetch at a time per URL ------------------------------------------------------
 
 
-def test_fifty_tokens_at_once_make_the_real_service_fetch_once(tmp_path: Path, keys: Keys, jwks: CountingJwks) -> None:
+def test_fifty_tokens_at_once_make_the_real_service_fetch_once(tmp_path: Path, keys: Keys, jwks: JwksServer) -> None:
     settings = {
         "CDS_AUTH": "jwt",
         "CDS_TRUSTED_ISSUERS_FILE": str(issuers_file(tmp_path, jwks.url)),
@@ -334,7 +297,7 @@ def test_fifty_tokens_at_once_make_the_real_service_fetch_once(tmp_path: Path, k
     assert jwks.fetches == 1
 
 
-async def test_callers_waiting_on_a_fetch_use_what_it_brought(keys: Keys, jwks: CountingJwks) -> None:
+async def test_callers_waiting_on_a_fetch_use_what_it_brought(keys: Keys, jwks: JwksServer) -> None:
     """In one process, without Redis: the first fetch, a refetch for a kid the set lacks a minute
     on, and one that fails, each made once for fifty callers together."""
     settings = Settings(auth="off", fhir_allow_insecure=True)
@@ -360,7 +323,7 @@ _bounds_redis = factories.redis_proc(port=None)
 
 
 async def test_with_redis_fifty_callers_in_two_workers_fetch_once(
-    request: pytest.FixtureRequest, jwks: CountingJwks
+    request: pytest.FixtureRequest, jwks: JwksServer
 ) -> None:
     """Each worker waits on its own fetch in-process, and the workers on one another through Redis."""
     if shutil.which("redis-server") is None:
