@@ -82,3 +82,25 @@ def test_a_gzip_bomb_page_costs_the_process_little_memory(tmp_path: Path, fhir_r
     deficient = {c["source"]["topic"]["code"]: c for c in answer.json()["cards"]}["vitd-deficient"]
     assert "could not be read from the EHR's FHIR server" in deficient["detail"]  # said, not hidden
     assert grown_mb < 40, grown_mb  # was +589 MB
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+def test_dates_of_a_megabyte_are_not_kept_by_the_process(tmp_path: Path) -> None:
+    """60 dates of 1 MB kept 65 MB for the life of the process (a cache keyed by any date text):
+    now a text longer than any FHIR date is refused unread, and the process keeps nothing of it."""
+    settings = {"CDS_AUTH": "off", "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'd.sqlite'}"}
+    with service("serve", settings) as (base, process), httpx.Client(base_url=base, timeout=30) as client:
+        normal = hook_request([obs("62292-8", 12, "ng/mL")], [])
+        for _ in range(5):  # the service warm, its caches and pools in place
+            assert client.post(URL, json=normal).status_code == 200
+        before = _rss_kb(process.pid)
+        for i in range(60):
+            date = f"2026-11-{i % 28 + 1:02d}T00:00:00." + "0" * 1_000_000 + "Z"  # a valid date, once
+            answer = client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL", date)], []))
+            assert answer.status_code == 200
+        kept_mb = (_rss_kb(process.pid) - before) / 1024
+    assert kept_mb < 12, kept_mb  # the unbounded cache kept 27 MB here (65 MB in the attack run)
