@@ -7,7 +7,8 @@ and against a small model of the fields read here (fhir/models.py says why).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache, partial
 from typing import Any, Literal, NamedTuple
@@ -182,15 +183,20 @@ class LabReader:
             for code, spec in interpretation.flags.items()
         }
 
-    def read(self, resources: Iterable[Any], patient_id: str) -> Read[LabResult]:
+    def read(
+        self, resources: Iterable[Any], patient_id: str, since: Mapping[str, date] | None = None
+    ) -> Read[LabResult]:
         """The patient's results, each resource once: by id, or without one, by what it says (the
-        same result twice would be listed twice on a card)."""
+        same result twice would be listed twice on a card). `since` gives, per analyte, the first
+        UTC day any rule looks at: an older result of it is not read (rulebook, "Reading results")."""
         tally = Tally()
         results: list[LabResult] = []
         by_id: dict[str, list[LabResult]] = {}
         seen: set[LabResult] = set()
         resources = list(resources)
         selected = [r for r in resources if self._selected(r)]
+        if since:
+            selected = self._unread_old(selected, since)
         tally.ignored += len(resources) - len(selected)
         for obs, value_malformed in self._observations(selected, patient_id, tally):
             try:
@@ -255,6 +261,43 @@ class LabReader:
             yield obs, value_malformed
 
     # -- selection on raw JSON ------------------------------------------------------------------
+
+    def _unread_old(self, selected: list[Any], since: Mapping[str, date]) -> list[Any]:
+        """The selected resources but those dated, beyond doubt, before the first day a rule looks
+        at their analyte. A resource whose id another one shares is always read: a correction can
+        move a result's date, and only the version that stands may be judged."""
+        ids = Counter(raw.get("id") for raw in selected)
+        return [
+            raw
+            for raw in selected
+            if (resource_id := raw.get("id")) is not None and ids[resource_id] > 1 or not self._old(raw, since)
+        ]
+
+    def _old(self, raw: dict[str, Any], since: Mapping[str, date]) -> bool:
+        """Dated before `since` for its analyte, read from the raw JSON as _effective reads the
+        validated resource. False whenever that is not certain (no analyte, no date, an unreadable
+        one): such a resource is read in full, and counted if malformed."""
+        matched = next((c for c in self._codes(raw.get("code")) if c in self._roles), None)
+        if matched is None or (first_day := since.get(self._roles[matched].analyte)) is None:
+            return False
+        period = raw.get("effectivePeriod")
+        if period is not None and not isinstance(period, dict):
+            return False
+        texts = (
+            raw.get("effectiveDateTime"),
+            period.get("end") if period else None,
+            period.get("start") if period else None,
+            raw.get("effectiveInstant"),
+            raw.get("issued"),
+        )
+        text = next((t for t in texts if t is not None), None)
+        if not isinstance(text, str):
+            return False
+        try:
+            when = parse_fhir_datetime(text)
+        except ValueError:
+            return False
+        return when.astimezone(UTC).date() < first_day
 
     def _codes(self, concept: Any) -> list[str]:
         if not isinstance(concept, dict) or not isinstance(codings := concept.get("coding"), list):

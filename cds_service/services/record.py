@@ -4,7 +4,7 @@ assessments, so that patient-view and the ordering hooks judge the same data the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ..clinical.cramp_context import CrampContext, assess_context
@@ -55,6 +55,11 @@ class RecordReader:
         self._labs = LabReader(content)
         self._context = ContextReader(content.context)
         self._pending = PendingOrderReader(content)
+        # Only the 25(OH)D tests have a history on the cards; every other analyte is judged on its
+        # results of the recent window alone (rulebook, "Reading results").
+        analytes = content.analytes
+        self._recent_only = [a for a in analytes.analytes if a not in analytes.vitamin_d.tests]
+        self._recent_days = content.thresholds.windows.electrolyte_recent_days
 
     def prefetch(self, *names: str) -> tuple[PrefetchKey, ...]:
         return tuple(self.keys[name] for name in names)
@@ -78,7 +83,7 @@ class RecordReader:
             found, empty = data.resources(key)
             lab_resources += found
             empty_entries += empty
-        labs = self._labs.read(lab_resources, patient_id)
+        labs = self._labs.read(lab_resources, patient_id, self._since(as_of))
         conditions = self._context.conditions(data.resources(CONDITIONS_KEY)[0], patient_id)
         listed = data.resources(MEDICATIONS_KEY)[0]
         listed += await read_referenced(bare_references(listed), request, fhir, deadline)
@@ -97,6 +102,12 @@ class RecordReader:
             unavailable=[u.key.purpose for u in data.unavailable if u.key.name != PATIENT_KEY],
             log=_log(data, len(labs.items), empty_entries, (labs, conditions, medications, pending)),
         )
+
+    def _since(self, as_of: datetime) -> dict[str, date]:
+        """The first UTC day a rule looks at, per analyte judged on recent results only; a day
+        early, so that only a result no window reaches goes unread."""
+        first_day = as_of.astimezone(UTC).date() - timedelta(days=self._recent_days + 1)
+        return dict.fromkeys(self._recent_only, first_day)
 
     def _vitamin_d(self, labs: tuple[LabResult, ...], as_of: datetime) -> VitaminDAssessment:
         windows = self.content.thresholds.windows

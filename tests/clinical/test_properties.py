@@ -39,6 +39,17 @@ SETTINGS = Settings(auth="off")
 _RECORD = RecordReader(CONTENT, SETTINGS)
 SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile), frozenset())
 READER = LabReader(CONTENT)
+
+
+class _EveryResultRead(RecordReader):
+    """The record read without skipping what no window reaches: what the service must equal."""
+
+    def _since(self, as_of: Any) -> dict[str, date]:
+        return {}
+
+
+_EVERYTHING = _EveryResultRead(CONTENT, SETTINGS)
+EVERY_RESULT_READ = VitaminDCramps(_EVERYTHING, CardRenderer(CONTENT, _EVERYTHING.profile), frozenset())
 FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # full prefetch: never used
 OURS, OTHER = "p1", "p2"
 
@@ -197,7 +208,7 @@ records = st.lists(st.one_of(plausible(), observations, _about(OURS)), max_size=
 # -- the pipeline --------------------------------------------------------------------------------
 
 
-def cards_for(resources: list[Any]) -> list[dict[str, Any]]:
+def cards_for(resources: list[Any], service: VitaminDCramps = SERVICE) -> list[dict[str, Any]]:
     """The cards for a record whose resources all come in every prefetch key (a sloppy EHR)."""
     labs = [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "Observation"]
     request = hook_request(
@@ -207,7 +218,7 @@ def cards_for(resources: list[Any]) -> list[dict[str, Any]]:
         medications=[r for r in resources if r.get("resourceType") == "MedicationRequest"],
         patient=OURS,
     )
-    outcome = asyncio.run(SERVICE.answer(HookRequest.model_validate(request), AS_OF, FHIR))
+    outcome = asyncio.run(service.answer(HookRequest.model_validate(request), AS_OF, FHIR))
     body = {"cards": [card.model_dump(mode="json", exclude_none=True) for card in outcome.cards]}
     check_response(body, OURS)
     return without_uuids(body["cards"])  # type: ignore[no-any-return]
@@ -216,6 +227,14 @@ def cards_for(resources: list[Any]) -> list[dict[str, Any]]:
 @given(records)
 def test_any_record_is_read_and_decided_within_the_rules(resources: list[dict[str, Any]]) -> None:
     cards_for(resources)
+
+
+@settings(max_examples=300)
+@given(records)
+def test_results_no_window_reaches_are_never_missed_unread(resources: list[dict[str, Any]]) -> None:
+    """The service leaves unread the results of an analyte judged on recent results alone that are
+    older than its window (rulebook, "Reading results"): its cards are those of reading them all."""
+    assert cards_for(resources) == cards_for(resources, EVERY_RESULT_READ)
 
 
 @given(st.lists(observations, max_size=20))

@@ -326,6 +326,31 @@ def test_the_same_resource_twice_counts_once(reader: LabReader) -> None:
     assert [r.resource_id for r in got.items] == ["dup", "other"]
 
 
+def test_results_older_than_any_window_are_not_read(reader: LabReader) -> None:
+    """Per analyte, the first day a rule looks at: an older result of it is left unread (counted as
+    ignored); 25(OH)D, with no such day, is read whatever its age. A resource is read in full
+    whenever its age is not certain from its JSON, and whenever its id is shared."""
+    since = {"potassium": datetime(2026, 9, 1).date()}
+    old_k = obs("2823-3", 4.0, "mmol/L", "2026-08-31", id="old-k")
+    old_by_period = obs("2823-3", 4.0, "mmol/L", None, effectivePeriod={"end": "2026-08-30T23:00:00Z"})
+    late_evening = obs("2823-3", 4.1, "mmol/L", "2026-08-31T22:00:00-03:00")  # 1 September in UTC
+    new_k = obs("2823-3", 4.2, "mmol/L", "2026-09-01")
+    old_d = obs("62292-8", 12, "ng/mL", "2020-01-01")
+    undatable = obs("2823-3", 4.3, "mmol/L", "31/08/2026")  # malformed, and counted as such
+    corrected = obs("2823-3", 3.0, "mmol/L", "2026-08-31", id="moved", status="corrected")
+    original = obs("2823-3", 4.4, "mmol/L", "2026-09-02", id="moved")
+    got = reader.read(
+        [old_k, old_by_period, late_evening, new_k, old_d, undatable, corrected, original], PATIENT, since
+    )
+    assert sorted((r.analyte, r.value) for r in got.items) == [
+        ("potassium", 3.0),  # the correction stands, although dated before the window
+        ("potassium", 4.1),
+        ("potassium", 4.2),
+        ("vitamin_d", 12.0),
+    ]
+    assert (got.ignored, got.malformed) == (3, 1)  # two old, one version replaced; one malformed
+
+
 def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) -> None:
     glucose = obs("2345-7", 99, "mg/dL")
     local = obs("62292-8", 12, "ng/mL")
