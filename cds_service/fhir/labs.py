@@ -194,9 +194,14 @@ class LabReader:
         by_id: dict[str, list[LabResult]] = {}
         seen: set[LabResult] = set()
         resources = list(resources)
-        selected = [r for r in resources if self._selected(r)]
+        selected: list[Any] = []
+        codes: list[str | None] = []  # the code each selected resource is read by; None: its components
+        for raw in resources:
+            if (code := self._selected(raw)) is not False:
+                selected.append(raw)
+                codes.append(code)
         if since:
-            selected = self._unread_old(selected, since)
+            selected = self._unread_old(selected, codes, since)
         tally.ignored += len(resources) - len(selected)
         for obs, value_malformed in self._observations(selected, patient_id, tally):
             try:
@@ -262,42 +267,35 @@ class LabReader:
 
     # -- selection on raw JSON ------------------------------------------------------------------
 
-    def _unread_old(self, selected: list[Any], since: Mapping[str, date]) -> list[Any]:
+    def _unread_old(self, selected: list[Any], codes: list[str | None], since: Mapping[str, date]) -> list[Any]:
         """The selected resources but those dated, beyond doubt, before the first day a rule looks
         at their analyte. A resource whose id another one shares is always read: a correction can
         move a result's date, and only the version that stands may be judged."""
+        old = [
+            code is not None
+            and (first_day := since.get(self._roles[code].analyte)) is not None
+            and _dated_before(raw, first_day)
+            for raw, code in zip(selected, codes, strict=True)
+        ]
+        if not any(old):
+            return selected
         ids = Counter(raw.get("id") for raw in selected)
         return [
             raw
-            for raw in selected
-            if (resource_id := raw.get("id")) is not None and ids[resource_id] > 1 or not self._old(raw, since)
+            for raw, is_old in zip(selected, old, strict=True)
+            if not is_old or (resource_id := raw.get("id")) is not None and ids[resource_id] > 1
         ]
 
-    def _old(self, raw: dict[str, Any], since: Mapping[str, date]) -> bool:
-        """Dated before `since` for its analyte, read from the raw JSON as _effective reads the
-        validated resource. False whenever that is not certain (no analyte, no date, an unreadable
-        one): such a resource is read in full, and counted if malformed."""
-        matched = next((c for c in self._codes(raw.get("code")) if c in self._roles), None)
-        if matched is None or (first_day := since.get(self._roles[matched].analyte)) is None:
-            return False
-        period = raw.get("effectivePeriod")
-        if period is not None and not isinstance(period, dict):
-            return False
-        texts = (
-            raw.get("effectiveDateTime"),
-            period.get("end") if period else None,
-            period.get("start") if period else None,
-            raw.get("effectiveInstant"),
-            raw.get("issued"),
-        )
-        text = next((t for t in texts if t is not None), None)
-        if not isinstance(text, str):
-            return False
-        try:
-            when = parse_fhir_datetime(text)
-        except ValueError:
-            return False
-        return when.astimezone(UTC).date() < first_day
+    def _matched(self, concept: Any) -> str | None:
+        """The first of the concept's LOINC codes that the content gives a role, as _result takes it."""
+        if not isinstance(concept, dict) or not isinstance(codings := concept.get("coding"), list):
+            return None
+        for c in codings:
+            if isinstance(c, dict) and c.get("system") == self._system:
+                code = c.get("code")
+                if isinstance(code, str) and code in self._roles:
+                    return code
+        return None
 
     def _codes(self, concept: Any) -> list[str]:
         if not isinstance(concept, dict) or not isinstance(codings := concept.get("coding"), list):
@@ -308,17 +306,18 @@ class LabReader:
             if isinstance(c, dict) and c.get("system") == self._system and isinstance(c.get("code"), str)
         ]
 
-    def _selected(self, raw: Any) -> bool:
+    def _selected(self, raw: Any) -> str | None | Literal[False]:
+        """The code the resource is read by; None for a total of D2 and D3 components; False for
+        one not read."""
         if not isinstance(raw, dict) or raw.get("resourceType") != "Observation":
             return False
-        for code in self._codes(raw.get("code")):
-            if code in self._roles:
-                return True
+        if (code := self._matched(raw.get("code"))) is not None:
+            return code
         components = raw.get("component")
         if not isinstance(components, list):
             return False
         codes = {code for comp in components if isinstance(comp, dict) for code in self._codes(comp.get("code"))}
-        return bool(codes & self._d2) and bool(codes & self._d3)
+        return None if codes & self._d2 and codes & self._d3 else False
 
     # -- reading a validated Observation ---------------------------------------------------------
 
@@ -585,6 +584,31 @@ def _value_text(text: str) -> tuple[str | None, str, str | None] | None:
     if unit[0] in "0123456789":  # a second number: no unit begins with a digit
         return None
     return comparator, number[0], unit
+
+
+def _dated_before(raw: dict[str, Any], first_day: date) -> bool:
+    """Dated before `first_day` (UTC), read from the raw JSON as _effective reads the validated
+    resource. False whenever that is not certain (no date, an unreadable one): such a resource is
+    read in full, and counted if malformed."""
+    text = raw.get("effectiveDateTime")
+    if text is None:
+        period = raw.get("effectivePeriod")
+        if period is not None and not isinstance(period, dict):
+            return False
+        texts = (
+            period.get("end") if period else None,
+            period.get("start") if period else None,
+            raw.get("effectiveInstant"),
+            raw.get("issued"),
+        )
+        text = next((t for t in texts if t is not None), None)
+    if not isinstance(text, str):
+        return False
+    try:
+        when = parse_fhir_datetime(text)
+    except ValueError:
+        return False
+    return when.astimezone(UTC).date() < first_day
 
 
 def _optional_date(text: str | None) -> datetime | None:
