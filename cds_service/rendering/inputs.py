@@ -146,9 +146,14 @@ if set(KIND_INPUTS) != set(CARD_KINDS):  # pragma: no cover - a kind added to on
     raise ImportError(f"KIND_INPUTS and CARD_KINDS differ: {sorted(set(KIND_INPUTS) ^ set(CARD_KINDS))}")
 
 
+_NAMES: dict[type[CardInput], tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in KIND_INPUTS.values()
+}
+
+
 def values(inputs: CardInput) -> dict[str, object]:
     """The inputs as a template's variables (shallow: views stay views)."""
-    return {f.name: getattr(inputs, f.name) for f in fields(inputs)}
+    return {name: getattr(inputs, name) for name in _NAMES[type(inputs)]}
 
 
 def names_used(env: jinja2.Environment, sources: Iterable[str]) -> set[str]:

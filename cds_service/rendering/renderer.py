@@ -95,6 +95,7 @@ class CardRenderer:
             ]
             for kind, spec in self._catalogue.cards.items()
         }
+        self._chosen: dict[tuple[str, frozenset[str]], list[SuggestionSpec]] = {}
         self._check_inputs()
 
     def _check_inputs(self) -> None:
@@ -236,16 +237,21 @@ class CardRenderer:
         spec = self._catalogue.cards[kind]
         variables = values(inputs) | self._globals
         suggestions = [
-            self._order_suggestion(s, patient_id) for s in self._order_choice(spec.suggestions, set(order_for))
+            self._order_suggestion(s, patient_id) for s in self._order_choice(kind, frozenset(order_for))
         ] + (suggestions or [])
         indicator = spec.indicator
         if inputs.critical and spec.indicator_critical:
             indicator = spec.indicator_critical
         elif hypercalcaemia and spec.indicator_hypercalcaemia:
             indicator = spec.indicator_hypercalcaemia
-        card = Card(
+        summary = self._summary(kind, variables)
+        if not summary:
+            raise ContentError(f"cards.{kind}.summary: rendered empty")
+        # Built, not validated: every part is the renderer's or the content's, checked at start, and
+        # each field meets its model's constraints by construction (tests/rules.py checks answers).
+        card = Card.model_construct(
             uuid=uuid.uuid4(),
-            summary=self._summary(kind, variables),
+            summary=summary,
             detail=_single_blank_lines(self._content.details[kind].render(variables)).strip() or None,
             indicator=indicator,
             source=self._sources[kind],
@@ -271,7 +277,15 @@ class CardRenderer:
             summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
         return summary
 
-    def _order_choice(self, offered: list[SuggestionSpec], wanted: set[str]) -> list[SuggestionSpec]:
+    def _order_choice(self, kind: str, wanted: frozenset[str]) -> list[SuggestionSpec]:
+        """The tests to suggest for the wanted analytes, worked out once per kind and set of
+        analytes (a few dozen sets in all: the content's analytes bound them)."""
+        key = (kind, wanted)
+        if (chosen := self._chosen.get(key)) is None:
+            chosen = self._chosen[key] = self._choose(self._catalogue.cards[kind].suggestions, wanted)
+        return chosen
+
+    def _choose(self, offered: list[SuggestionSpec], wanted: frozenset[str]) -> list[SuggestionSpec]:
         """For each wanted analyte, the offered test that covers the most wanted analytes and the
         fewest others (content order breaks ties): a basic metabolic panel when potassium and
         calcium are wanted, calcium alone when only calcium is."""
@@ -333,9 +347,6 @@ class CardRenderer:
 
     def _order_suggestion(self, spec: SuggestionSpec, patient_id: str) -> Suggestion:
         request = self.service_request(spec.orderable, {"reference": f"Patient/{patient_id}"})
-        return Suggestion(
-            label=spec.label,
-            uuid=uuid.uuid4(),
-            isRecommended=True,
-            actions=[Action(type="create", description=spec.description, resource=request)],
-        )
+        create = Action.model_construct(type="create", description=spec.description, resource=request)
+        # Built, not validated: the content's label and description are checked non-empty at start.
+        return Suggestion.model_construct(label=spec.label, uuid=uuid.uuid4(), isRecommended=True, actions=[create])
