@@ -50,7 +50,7 @@ lint: $(TESTING)
 	$(BIN)/ruff format --check cds_service tests bench
 	$(BIN)/mypy cds_service
 
-# The benchmark of bench/README.md: installs wrk (Debian) where missing; takes about five minutes.
+# The benchmark of bench/README.md: installs wrk (Debian) where missing; takes about fifteen minutes.
 bench: $(TESTING)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y --no-install-recommends wrk)
 	$(BIN)/python -m pytest tests/test_pipeline_benchmark.py --benchmark-enable -q
