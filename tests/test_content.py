@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
 from cds_service.cli import cli
+from cds_service.clinical.results import LabFlag, LabResult
 from cds_service.content.loader import ContentError, load_content, packaged_content_dir
+from cds_service.rendering import CardRenderer
+from cds_service.settings import Settings
 
 
 def test_packaged_content_loads() -> None:
@@ -240,6 +245,12 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str, str]] = [
         "analytes.yaml",
         "orderables.magnesium.covers",
     ),
+    (
+        "a flag note without the flag",
+        lambda d: edit(d / "catalogue.yaml", 'flag: "laboratory flag {flag}"', 'flag: "laboratory flag {code}"'),
+        "catalogue.yaml",
+        "result_notes.flag",
+    ),
 ]
 
 
@@ -277,3 +288,30 @@ def test_an_unknown_profile_stops_the_command(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CDS_AUTH", "off")
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code == 2 and "unknown threshold profile 'who-2030'" in result.output
+
+
+def test_the_note_column_is_worded_by_the_catalogue(content_copy: Path) -> None:
+    """A data table row's Note: each phrase of `result_notes` in its order, the result's problem
+    between the status and its age, joined by "; "."""
+    edit(content_copy / "catalogue.yaml", 'old: "more than a year old"', 'old: "over twelve months old"')
+    content = load_content(content_copy)
+    renderer = CardRenderer(content, content.profile(Settings(auth="off").threshold_profile))
+    flag = LabFlag("H", "high", "high")
+    result = LabResult(
+        "vitamin_d",
+        "proxy",
+        "1989-3",
+        "25(OH)D3",
+        "x",
+        "unknown",
+        datetime(2025, 1, 2, tzinfo=UTC),
+        problem="unit mg not recognised",
+        flag=flag,
+    )
+    assert renderer.view(result, old=True).note == (
+        "laboratory flag H (high); D3-only code, reported as the total; "
+        "the source did not report the result's status; unit mg not recognised; over twelve months old"
+    )
+    assert (
+        renderer.view(msgspec.structs.replace(result, role="total", status="final", problem=None, flag=None)).note == ""
+    )

@@ -14,6 +14,7 @@ from .terms import TermIndex, words
 
 Indicator = Literal["info", "warning", "critical"]
 Positive = Annotated[float, Field(gt=0)]
+Words = Annotated[str, Field(min_length=1)]
 
 # The card kinds the code knows how to decide; the catalogue must word every one of them.
 CARD_KINDS = (
@@ -562,6 +563,16 @@ class Systems(_Strict):
     override_reason: str
 
 
+class ResultNotes(_Strict):
+    """The Note column's wording of a data table row (catalogue.yaml, `result_notes`)."""
+
+    flag: Annotated[str, Field(pattern=r"^[^{}]*\{flag\}[^{}]*$")]  # the flag as {flag}, no other field
+    unit_unreported: Words
+    proxy: Words
+    status_unknown: Words
+    old: Words
+
+
 class OverrideReason(_Strict):
     code: str
     display: str
@@ -598,6 +609,7 @@ class Catalogue(_Strict):
     version: str
     systems: Systems
     override_reasons: list[OverrideReason] = Field(min_length=1)
+    result_notes: ResultNotes
     sources: dict[str, SourceSpec]
     cards: dict[str, CardSpec]
 

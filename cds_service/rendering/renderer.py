@@ -50,6 +50,7 @@ class CardRenderer:
     def __init__(self, content: Content, profile: Profile) -> None:
         self._content = content
         self._catalogue = content.catalogue
+        self._notes = content.catalogue.result_notes
         self._profile = profile
         analytes = content.analytes
         self._measures = analytes.measures
@@ -131,19 +132,30 @@ class CardRenderer:
             shown = f"{short} ({cmp}{converted} {result.unit})"
         else:
             short = shown = f"{cmp}{reported} {result.unit}"
-        flag = result.flag
+        flag = f"{result.flag.code} ({result.flag.display})" if result.flag is not None else None
+        proxy, status_unknown = result.role == "proxy", result.status == "unknown"
+        wording = self._notes
+        notes = (
+            wording.flag.format(flag=flag) if flag else None,
+            wording.unit_unreported if result.unit_unreported else None,
+            wording.proxy if proxy else None,
+            wording.status_unknown if status_unknown else None,
+            result.problem,
+            wording.old if old else None,
+        )
         return ResultView(
             name=result.name,
             code=result.code,
             shown=shown,
             short=short,
             date=date_text(result.effective),
-            proxy=result.role == "proxy",
-            status_unknown=result.status == "unknown",
+            proxy=proxy,
+            status_unknown=status_unknown,
             problem=result.problem,
             old=old,
-            flag=f"{flag.code} ({flag.display})" if flag is not None else None,
+            flag=flag,
             unit_unreported=result.unit_unreported,
+            note="; ".join(n for n in notes if n),
         )
 
     def _cuts_of(self, result: LabResult) -> tuple[float, ...]:

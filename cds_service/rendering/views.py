@@ -21,6 +21,7 @@ class ResultView:
     old: bool = False
     flag: str | None = None  # the laboratory's flag: "H (high)"
     unit_unreported: bool = False
+    note: str = ""  # the data table's Note column, worded by catalogue.yaml's result_notes
 
 
 def date_text(when: datetime | None) -> str:
