@@ -146,15 +146,42 @@ def current(conditions: Sequence[ConditionFact], as_of: datetime, rules: Context
     ]
 
 
-def _causes(
-    scanned: Sequence[Hits], products: Sequence[Product | None], rules: ContextRules
-) -> dict[tuple[str, str], tuple[str, ...]]:
+@dataclass(frozen=True)
+class _Medicine:
+    """What the context takes from one medicine: the same for the same codes, names and routes."""
+
+    product: Product | None
+    cramp: frozenset[str]  # ingredients of the drugs associated with cramps
+    causes: Mapping[str, frozenset[str]]  # by cause list: the ingredients it names
+
+
+def _medicine(medication: MedicationFact, rules: ContextRules) -> _Medicine:
+    """The medicine's product and list entries, worked out once per medicine text."""
+    index = rules.medicine_index
+
+    def work_out() -> _Medicine:
+        hits = _hits(medication, rules)
+        medicines = rules.medicines
+        groups = [medicines.cause_group(c.analyte, c.direction) for c in medicines.electrolyte_causes]
+        return _Medicine(
+            product(medication, rules, hits),
+            frozenset(d.ingredient for d in index.found(hits, "cramp")),
+            {group: frozenset(d.ingredient for d in index.found(hits, group)) for group in groups},
+        )
+
+    if not index.ordinary(medication.rxnorm, medication.names):
+        return work_out()
+    return index.memo((medication.rxnorm, medication.names, medication.routes), work_out)
+
+
+def _causes(medicines_taken: Sequence[_Medicine], rules: ContextRules) -> dict[tuple[str, str], tuple[str, ...]]:
     """Per analyte and direction, the active medicines known to move it so, by name and group."""
     causes: dict[tuple[str, str], tuple[str, ...]] = {}
     medicines = rules.medicines
     for cause in medicines.electrolyte_causes:
         named: dict[str, None] = {}
-        for held in products:
+        for taken in medicines_taken:
+            held = taken.product
             if held is None:
                 continue
             if "vitamin_d" in cause.products and held.vitamin_d:
@@ -162,7 +189,7 @@ def _causes(
             elif "calcium" in cause.products and held.calcium:
                 named[f"{held.name} (calcium)"] = None
         group = medicines.cause_group(cause.analyte, cause.direction)
-        found = {d.ingredient for hits in scanned for d in rules.medicine_index.found(hits, group)}
+        found = {ingredient for taken in medicines_taken for ingredient in taken.causes[group]}
         named.update(
             (f"{d.ingredient} ({d.group})" if d.group else d.ingredient, None)
             for d in cause.drugs
@@ -184,10 +211,10 @@ def assess_context(
     )
     indications, causes = rest[: len(rules.dihydroxy_indications)], rest[len(rules.dihydroxy_indications) :]
     other_causes = [cause.name for cause, found in zip(rules.other_causes, causes, strict=True) if found]
-    scanned = [_hits(m, rules) for m in medications]  # each medicine's names walked once for every list
-    found = {d.ingredient for hits in scanned for d in rules.medicine_index.found(hits, "cramp")}
+    read = [_medicine(m, rules) for m in medications]  # each medicine's names walked once for every list
+    found = {ingredient for medicine in read for ingredient in medicine.cramp}
     taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
-    products = [product(m, rules, hits) for m, hits in zip(medications, scanned, strict=True)]
+    products = [medicine.product for medicine in read]
     on_vitamin_d = [(m, p) for m, p in zip(medications, products, strict=True) if p is not None and p.vitamin_d]
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
     return CrampContext(
@@ -205,5 +232,5 @@ def assess_context(
         supplements=tuple(dict.fromkeys(p.name for p in products if p is not None)),
         vitamin_d_supplements=tuple(dict.fromkeys(p.name for _, p in on_vitamin_d)),
         vitamin_d_started=max(started) if started else None,
-        causes=_causes(scanned, products, rules),
+        causes=_causes(read, rules),
     )

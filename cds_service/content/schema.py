@@ -3,10 +3,10 @@ a mistyped key stops the service at start with the file named, never a chart lat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import cached_property, lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -375,6 +375,8 @@ class Drug(_Strict):
         return self
 
 
+T = TypeVar("T")
+_MEMO_ENTRIES = 4096
 _CACHED_NAMES = 512  # characters of a medicine's names (and of its codes) that an answer is kept for
 _CACHED_CODES = 8  # RxNorm codes of a medicine that an answer is kept for
 
@@ -408,14 +410,30 @@ class MedicineIndex:
             names += [(term, (group, i)) for i, term in enumerate(terms_of_group)]
         self.tree: TermIndex[tuple[str, int]] = TermIndex(names)
         self._cached = lru_cache(maxsize=4096)(self._scan)
+        self._memo: dict[Hashable, Any] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """What the clinical core works out from one medicine's codes and names, kept beside their
+        hits: a chart's medicines recur from call to call. Bounded: emptied when 4,096 are held;
+        callers keep keys of ordinary length (as `scan` does)."""
+        if (held := self._memo.get(key)) is None:
+            if len(self._memo) >= _MEMO_ENTRIES:
+                self._memo.clear()
+            held = self._memo[key] = compute()
+        return cast(T, held)
 
     def scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
         """The hits in a medicine's codes and names (one a line), by list. A chart's medicines recur
         from call to call, so the answers for names and codes of ordinary length are kept (a cache
         bounded in entries and in the size of each key)."""
-        if len(names) > _CACHED_NAMES or len(rxnorm) > _CACHED_CODES or sum(map(len, rxnorm)) > _CACHED_NAMES:
+        if not self.ordinary(rxnorm, names):
             return self._scan(rxnorm, names)
         return self._cached(rxnorm, names)
+
+    @staticmethod
+    def ordinary(rxnorm: frozenset[str], names: str) -> bool:
+        """Codes and names of a length an answer is kept for."""
+        return len(names) <= _CACHED_NAMES and len(rxnorm) <= _CACHED_CODES and sum(map(len, rxnorm)) <= _CACHED_NAMES
 
     def _scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
         hits: dict[str, list[Hit]] = {}

@@ -12,6 +12,7 @@ import pytest
 
 from cds_service.clinical.cramp_context import CrampContext, assess_context, product
 from cds_service.content.loader import Content
+from cds_service.content.schema import _MEMO_ENTRIES
 from cds_service.fhir.facts import ContextReader
 from tests.builders import PATIENT, RXNORM, medication
 
@@ -230,3 +231,19 @@ def test_only_ordinary_medicines_are_kept_in_the_cache(content: Content) -> None
     index.scan(frozenset({"9" * 600}), "vitamin d3")
     assert index._cached.cache_info().currsize == 1
     assert index.scan(frozenset(str(i) for i in range(50)), "Vitamin D3")["vitamin_d"]
+
+
+def test_what_a_medicine_holds_is_kept_for_ordinary_medicines_and_bounded(content: Content) -> None:
+    """The context works a medicine out once per codes, names and routes; a hostile key is never
+    kept, and the memo never holds more than its bound."""
+    index = content.context.medicine_index
+    index._memo.clear()
+    first = context(content, med("furosemide 40 mg"))
+    assert first.drugs and len(index._memo) == 1
+    assert context(content, med("furosemide 40 mg")) == first and len(index._memo) == 1
+    context(content, med("furosemide " + "x " * 400))
+    assert len(index._memo) == 1
+    for i in range(_MEMO_ENTRIES + 10):
+        index.memo(("filler", i), lambda: None)
+    assert len(index._memo) <= _MEMO_ENTRIES
+    assert context(content, med("furosemide 40 mg")) == first  # worked out again, the same
