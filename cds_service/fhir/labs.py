@@ -188,7 +188,8 @@ class LabReader:
     ) -> Read[LabResult]:
         """The patient's results, each resource once: by id, or without one, by what it says (the
         same result twice would be listed twice on a card). `since` gives, per analyte, the first
-        UTC day any rule looks at: an older result of it is not read (rulebook, "Reading results")."""
+        UTC day any rule looks at: an older result of it is not read, only counted (rulebook,
+        "Which results count")."""
         tally = Tally()
         results: list[LabResult] = []
         by_id: dict[str, list[LabResult]] = {}
@@ -200,9 +201,11 @@ class LabReader:
             if (code := self._selected(raw)) is not False:
                 selected.append(raw)
                 codes.append(code)
-        if since:
-            selected = self._unread_old(selected, codes, since)
         tally.ignored += len(resources) - len(selected)
+        if since:
+            kept = self._unread_old(selected, codes, since)
+            tally.old += len(selected) - len(kept)
+            selected = kept
         for obs, value_malformed in self._observations(selected, patient_id, tally):
             try:
                 result = self._result(obs)

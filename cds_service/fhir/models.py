@@ -113,6 +113,7 @@ class Read(Generic[T]):
     malformed: int  # resources skipped because they were not valid
     other_patient: int  # resources about another patient (or none), ignored
     ignored: int = 0  # resources of no interest: another type or code, a status that does not count, a repeat
+    old: int = 0  # results left unread, dated before any window their analyte is judged in
 
 
 @dataclass
@@ -120,9 +121,10 @@ class Tally:
     malformed: int = 0
     other_patient: int = 0
     ignored: int = 0
+    old: int = 0
 
     def read(self, items: Iterable[T]) -> Read[T]:
-        return Read(tuple(items), self.malformed, self.other_patient, self.ignored)
+        return Read(tuple(items), self.malformed, self.other_patient, self.ignored, self.old)
 
 
 def own(resources: Iterable[Any], resource_type: str, model: type[M], patient_id: str, tally: Tally) -> Iterator[M]:

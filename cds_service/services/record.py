@@ -138,6 +138,7 @@ def _log(data: Prefetched, results: int, empty_entries: int, reads: tuple[Read[A
         "results": results,
         "malformed": empty_entries + sum(r.malformed for r in reads),
         "other_patient": sum(r.other_patient for r in reads),
+        "old": sum(r.old for r in reads),  # results no window reaches, left unread
     }
     if data.fetched:
         log["fetched"] = ",".join(data.fetched)

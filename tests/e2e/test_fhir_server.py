@@ -90,13 +90,17 @@ async def test_fetched_equals_prefetched(
 async def test_paging_reads_past_the_first_page(
     make_app: AppFactory, fhir_server: FhirServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """e2e-many has 152 electrolyte results for a page size of 100: both pages are read."""
+    """e2e-many has 152 electrolyte results for a page size of 100: both pages are read (the 150
+    potassium results older than the recent window are counted, and left unread)."""
     caplog.set_level("INFO", logger="cds_service")
     async with make_client(app_at(make_app, "2026-11-25")) as client:
         response = await client.post(URL, json=request("e2e-many", fhir_server, None))
     assert response.status_code == 200
     (line,) = [r for r in caplog.records if r.getMessage() == "hook call"]
-    assert line.results == 152 and line.fetched == "patient,vitaminD,electrolytes,conditions,medications,pendingOrders"
+    assert (line.results, line.old) == (
+        2,
+        150,
+    ) and line.fetched == "patient,vitaminD,electrolytes,conditions,medications,pendingOrders"
 
 
 async def test_partial_prefetch(make_app: AppFactory, fhir_server: FhirServer) -> None:

@@ -328,7 +328,7 @@ def test_the_same_resource_twice_counts_once(reader: LabReader) -> None:
 
 def test_results_older_than_any_window_are_not_read(reader: LabReader) -> None:
     """Per analyte, the first day a rule looks at: an older result of it is left unread (counted as
-    ignored); 25(OH)D, with no such day, is read whatever its age. A resource is read in full
+    old); 25(OH)D, with no such day, is read whatever its age. A resource is read in full
     whenever its age is not certain from its JSON, and whenever its id is shared."""
     since = {"potassium": datetime(2026, 9, 1).date()}
     old_k = obs("2823-3", 4.0, "mmol/L", "2026-08-31", id="old-k")
@@ -348,7 +348,7 @@ def test_results_older_than_any_window_are_not_read(reader: LabReader) -> None:
         ("potassium", 4.2),
         ("vitamin_d", 12.0),
     ]
-    assert (got.ignored, got.malformed) == (3, 1)  # two old, one version replaced; one malformed
+    assert (got.old, got.ignored, got.malformed) == (2, 1, 1)  # two unread; a version replaced; one malformed
 
 
 def test_unrelated_and_non_loinc_observations_are_not_read(reader: LabReader) -> None:
