@@ -242,6 +242,8 @@ def test_what_a_medicine_holds_is_kept_for_ordinary_medicines_and_bounded(conten
     assert first.drugs and len(index._memo) == 1
     assert context(content, med("furosemide 40 mg")) == first and len(index._memo) == 1
     context(content, med("furosemide " + "x " * 400))
+    routes = [{"route": {"coding": [{"code": f"route-{i}-" + "r" * 50}]}} for i in range(20)]
+    context(content, med("furosemide 20 mg", dosageInstruction=routes))
     assert len(index._memo) == 1
     for i in range(_MEMO_ENTRIES + 10):
         index.memo(("filler", i), lambda: None)
