@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from ..content.schema import AnalyteTable, Payne, RangeSpec, Windows, corrected_measure
@@ -134,9 +134,11 @@ def _finding(electrolyte: str, measure: str, result: LabResult, default: RangeSp
 
 
 def _day(result: LabResult) -> date:
-    """The laboratory's calendar day of a dated result."""
+    """The UTC day of a dated result, as every window counts days: two results written in different
+    time zones are placed by the instant they name, so that an older one can never pass for the
+    newer (a total at 23:00-05:00 is newer than one at 01:00Z the next day)."""
     assert result.effective is not None
-    return result.effective.date()
+    return result.effective.astimezone(UTC).date()
 
 
 def _day_order(electrolyte: str, analytes: AnalyteTable) -> dict[tuple[str, str], int]:

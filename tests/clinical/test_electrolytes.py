@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from cds_service.clinical.electrolytes import ElectrolyteAssessment, Range, assess_electrolytes, judge, to_check
@@ -284,3 +285,62 @@ def test_an_unreadable_repeat_never_hides_an_abnormal_result_before_it(content: 
     # a high calcium before an unreadable one still counts as hypercalcaemia (no vitamin D invited)
     hyper = assess(content, [unreadable("calcium", 1, role="total"), lab("calcium", 11.0, 7, role="total")])
     assert hyper.calcium is None and hyper.hypercalcaemia is not None and hyper.hypercalcaemia.value == 11.0
+
+
+def _at(result: LabResult, written: str) -> LabResult:
+    return msgspec.structs.replace(result, effective=datetime.fromisoformat(written))
+
+
+@pytest.mark.parametrize(
+    ("results", "measure", "value", "flag"),
+    [
+        # From an independent check: a high total at 23:00-05:00 (04:00Z) is newer than a normal one
+        # at 01:00Z the next calendar day, and decides (it was hidden, and vitamin D suggested).
+        (
+            [
+                _at(lab("calcium", 11.0, role="total"), "2026-11-20T23:00:00-05:00"),
+                _at(lab("calcium", 9.5, role="total"), "2026-11-21T01:00:00+00:00"),
+            ],
+            "calcium",
+            11.0,
+            "high",
+        ),
+        # An ionized calcium three hours after a total, on the same UTC day, decides.
+        (
+            [
+                _at(lab("calcium_ionized", 1.45), "2026-11-20T23:00:00-05:00"),
+                _at(lab("calcium", 9.5, role="total"), "2026-11-21T01:00:00+00:00"),
+            ],
+            "calcium_ionized",
+            1.45,
+            "high",
+        ),
+        # A total and an ionized of one UTC day, written in different zones: the ionized decides.
+        (
+            [
+                _at(lab("calcium", 11.0, role="total"), "2026-11-21T01:00:00+05:00"),
+                _at(lab("calcium_ionized", 1.20), "2026-11-20T10:00:00+00:00"),
+            ],
+            "calcium_ionized",
+            1.20,
+            None,
+        ),
+    ],
+)
+def test_calcium_days_are_utc_days_whatever_zone_a_time_is_written_in(
+    content: Content, results: list[LabResult], measure: str, value: float, flag: str | None
+) -> None:
+    ca = assess(content, results).calcium
+    assert ca is not None and (ca.measure, ca.value, ca.flag) == (measure, value, flag)
+
+
+def test_payne_albumin_of_the_same_utc_day_corrects(content: Content) -> None:
+    """Albumin three and a half hours before a low total, the same UTC day although written in
+    another zone, corrects it; albumin of another UTC day does not."""
+    total = _at(lab("calcium", 7.9, role="total"), "2026-11-20T23:30:00-05:00")  # 04:30Z on the 21st
+    same_day = _at(lab("albumin", 2.5), "2026-11-21T01:00:00+00:00")
+    (ca,) = assess(content, [total, same_day]).findings
+    assert ca.measure == "calcium_corrected"
+    earlier = _at(lab("albumin", 2.5), "2026-11-20T18:00:00-05:00")  # 23:00Z on the 20th
+    (ca,) = assess(content, [total, earlier]).findings
+    assert ca.measure == "calcium" and ca.flag == "low"
