@@ -36,10 +36,10 @@ def markdown(value: Any) -> Any:
     """A template value as Markdown text; Markup (the templates' own) as it is."""
     if type(value) is str:
         text = value
-    elif isinstance(value, Markup | Undefined):
+    elif isinstance(value, Markup):
         return value
     else:
-        text = str(value)
+        text = str(value)  # an Undefined raises here, as Jinja2's own escaping would
     if _SPECIAL.search(text) is None:  # most values: numbers, dates, names of the content
         return _safe(Markup, text)
     return _safe(Markup, _MARKDOWN.sub(r"\\\1", _CONTROL.sub(" ", text)))

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -175,6 +177,27 @@ def _templates(directory: Path, catalogue: Catalogue) -> tuple[dict[str, jinja2.
     return summaries, details
 
 
+class _CardCodeGenerator(CodeGenerator):
+    """Writes a value of an escaping template as `finalize(value)` alone, not Jinja2's
+    `escape(finalize(value))`: `escaping.markdown` already returns the value escaped, as Markup, and
+    Jinja2's `escape` only copied it again (a sixth of a card's rendering)."""
+
+    def _escaped_by_finalize(self, frame: Frame, finalize: Any) -> bool:
+        return bool(frame.eval_ctx.autoescape) and not frame.eval_ctx.volatile and finalize.src is not None
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._escaped_by_finalize(frame, finalize):
+            self.write(finalize.src)
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if self._escaped_by_finalize(frame, finalize):
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
+
+
 class _CardEnvironment(jinja2.Environment):
     """Templates see their own values and filters, none of Jinja2's default globals (`range`,
     `lipsum`...), and each template's globals as a plain dict: Jinja2 copies them into every
@@ -183,6 +206,8 @@ class _CardEnvironment(jinja2.Environment):
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         return {**self.globals, **(d or {})}
+
+    code_generator_class = _CardCodeGenerator
 
 
 def _environment(directory: Path, *, markdown: bool) -> jinja2.Environment:
