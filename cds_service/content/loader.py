@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+import yaml
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .. import escaping

@@ -45,6 +45,12 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_BACKOFF_S = 0.2
 _MAX_REDIRECTS = 3
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_QUERIES_OK = FHIR_QUERIES.labels("ok")  # the series of nearly every query, looked up once
+# The fhirServer URLs and the queries recur from call to call (the same few per patient), and parsing
+# one with yarl and checking it against its base cost a tenth of a fetched hook call: each is worked
+# out once, up to this length (a longer one is worked out afresh, never kept).
+_KEPT_CHARS = 1024
+_KEPT_SERVERS = 256  # fhirServer URLs kept parsed: the EHRs a service answers, and then some
 _JSON_TYPES = frozenset(
     {"application/fhir+json", "application/json", "application/json+fhir", "application/jwk-set+json"}
 )
@@ -168,25 +174,39 @@ class FhirServer:
     base: URL
     token: str | None = field(default=None, repr=False)
 
-    def url(self, query: str) -> URL:
-        return URL(f"{str(self.base).rstrip('/')}/{query}")
+    def query_url(self, query: str) -> URL | None:
+        """The URL of a query, None when it would leave the base (an id that a server would decode
+        into another path: `..%2F`)."""
+        if len(query) > _KEPT_CHARS:
+            return _query_url.__wrapped__(self.base, query)
+        return _query_url(self.base, query)
 
     def owns(self, url: URL) -> bool:
-        """Same scheme, host and port, and under the base path: the decoded path, and the path as it
-        is sent (`raw_path`, percent-encoded), in which nothing past the base may be a slash or a dot
-        segment once a server decodes it (`..%2F`, `%2E%2E`, `..%5C`, `..;`), since a server or a
-        proxy that decodes before it routes would take the request out of the base path."""
-        base_path = self.base.path.rstrip("/") + "/"
-        raw_base = self.base.raw_path.rstrip("/") + "/"
-        raw_path = url.raw_path + "/"
-        return (
-            url.scheme == self.base.scheme
-            and url.host == self.base.host
-            and url.port == self.base.port
-            and (url.path + "/").startswith(base_path)
-            and raw_path.startswith(raw_base)
-            and all(_plain_segment(segment) for segment in raw_path[len(raw_base) :].split("/"))
-        )
+        return _under(self.base, url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _query_url(base: URL, query: str) -> URL | None:
+    url = URL(f"{str(base).rstrip('/')}/{query}")
+    return url if _under(base, url) else None
+
+
+def _under(base: URL, url: URL) -> bool:
+    """Same scheme, host and port, and under the base path: the decoded path, and the path as it is
+    sent (`raw_path`, percent-encoded), in which nothing past the base may be a slash or a dot
+    segment once a server decodes it (`..%2F`, `%2E%2E`, `..%5C`, `..;`), since a server or a proxy
+    that decodes before it routes would take the request out of the base path."""
+    base_path = base.path.rstrip("/") + "/"
+    raw_base = base.raw_path.rstrip("/") + "/"
+    raw_path = url.raw_path + "/"
+    return (
+        url.scheme == base.scheme
+        and url.host == base.host
+        and url.port == base.port
+        and (url.path + "/").startswith(base_path)
+        and raw_path.startswith(raw_base)
+        and all(_plain_segment(segment) for segment in raw_path[len(raw_base) :].split("/"))
+    )
 
 
 def _plain_segment(raw: str) -> bool:
@@ -221,16 +241,22 @@ class FhirClient:
         self._max_bytes = settings.fhir_max_bytes
         self._allowed_hosts = frozenset(settings.fhir_allowed_hosts)
         self._insecure = settings.fhir_allow_insecure
+        self._servers: dict[str, URL] = {}  # the fhirServer URLs allowed, parsed
 
     def server(self, url: str | None, token: str | None) -> FhirServer:
         """The server to read from, if the policy allows it; FhirUnavailable says why not."""
         if url is None:
             raise FhirUnavailable("no fhirServer in the request", "refused")
-        parsed = self._checked_url(url, "fhirServer")
-        if parsed.query_string or parsed.fragment:
-            raise FhirUnavailable("fhirServer refused: query or fragment in the URL", "refused")
-        if self._allowed_hosts and str(parsed.host).lower() not in self._allowed_hosts:
-            raise FhirUnavailable("fhirServer refused: host not on the allowlist", "refused")
+        if (parsed := self._servers.get(url)) is None:
+            parsed = self._checked_url(url, "fhirServer")
+            if parsed.query_string or parsed.fragment:
+                raise FhirUnavailable("fhirServer refused: query or fragment in the URL", "refused")
+            if self._allowed_hosts and str(parsed.host).lower() not in self._allowed_hosts:
+                raise FhirUnavailable("fhirServer refused: host not on the allowlist", "refused")
+            if len(url) <= _KEPT_CHARS:  # one URL object per server, its parts worked out once
+                if len(self._servers) >= _KEPT_SERVERS:
+                    self._servers.clear()
+                self._servers[url] = parsed
         return FhirServer(parsed, token)
 
     def _checked_url(self, url: str, what: str) -> URL:
@@ -269,12 +295,12 @@ class FhirClient:
             raise
         finally:
             FHIR_SECONDS.observe(time.perf_counter() - started)
-        FHIR_QUERIES.labels("ok").inc()
+        _QUERIES_OK.inc()
         return result
 
     async def _get(self, server: FhirServer, query: str, deadline: Deadline) -> dict[str, Any]:
-        url = server.url(query)
-        if not server.owns(url):  # an id that a server would decode into another path (`..%2F`)
+        url = server.query_url(query)
+        if url is None:
             raise FhirUnavailable("the query leaves the fhirServer", "refused")
         first = await self._fetch(server, url, deadline)
         if "?" not in query:

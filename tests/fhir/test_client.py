@@ -102,6 +102,22 @@ async def test_no_cookie_is_kept_between_queries(fhir: FhirClient, fhir_routes: 
     assert route.call_count == 2 and "cookie" not in route.calls[-1].headers
 
 
+def test_a_query_is_worked_out_once_and_a_refusal_holds_each_time() -> None:
+    """Queries are parsed and checked once per base (client.py, _query_url): the same query gives the
+    same URL, one that leaves the base is refused every time, and a long one is never kept."""
+    server = FhirServer(URL("https://ehr.example.org/fhir/R4"))
+    first = server.query_url("Observation?patient=p1&code=x")
+    assert first is not None and first is server.query_url("Observation?patient=p1&code=x")
+    assert str(first) == "https://ehr.example.org/fhir/R4/Observation?patient=p1&code=x"
+    for _ in range(2):
+        assert server.query_url("Patient/..%2F..%2Fadmin") is None
+    long_id = "p" * (fhir_client._KEPT_CHARS + 1)
+    kept = fhir_client._query_url.cache_info().currsize
+    url = server.query_url(f"Patient/{long_id}")
+    assert url is not None and url.path.endswith(long_id)
+    assert fhir_client._query_url.cache_info().currsize == kept
+
+
 def test_the_token_never_shows_in_a_repr() -> None:
     assert "tok-123" not in repr(FhirServer(URL("https://ehr.example.org/fhir"), "tok-123"))
 
