@@ -181,23 +181,22 @@ def _causes(medicines_taken: Sequence[_Medicine], rules: ContextRules) -> dict[t
     """Per analyte and direction, the active medicines known to move it so, by name and group."""
     causes: dict[tuple[str, str], tuple[str, ...]] = {}
     medicines = rules.medicines
+    held = [taken.product for taken in medicines_taken if taken.product is not None]
     for cause in medicines.electrolyte_causes:
         named: dict[str, None] = {}
-        for taken in medicines_taken:
-            held = taken.product
-            if held is None:
-                continue
-            if "vitamin_d" in cause.products and held.vitamin_d:
-                named[f"{held.name} (vitamin D)"] = None
-            elif "calcium" in cause.products and held.calcium:
-                named[f"{held.name} (calcium)"] = None
+        if cause.products:
+            for product in held:
+                if "vitamin_d" in cause.products and product.vitamin_d:
+                    named[f"{product.name} (vitamin D)"] = None
+                elif "calcium" in cause.products and product.calcium:
+                    named[f"{product.name} (calcium)"] = None
         group = medicines.cause_group(cause.analyte, cause.direction)
-        found = {ingredient for taken in medicines_taken for ingredient in taken.causes[group]}
-        named.update(
-            (f"{d.ingredient} ({d.group})" if d.group else d.ingredient, None)
-            for d in cause.drugs
-            if d.ingredient in found
-        )
+        if found := {ingredient for taken in medicines_taken for ingredient in taken.causes[group]}:
+            named.update(
+                (f"{d.ingredient} ({d.group})" if d.group else d.ingredient, None)
+                for d in cause.drugs
+                if d.ingredient in found
+            )
         if named:
             causes[cause.analyte, cause.direction] = tuple(named)
     return causes
@@ -216,7 +215,7 @@ def assess_context(
     other_causes = [cause.name for cause, found in zip(rules.other_causes, causes, strict=True) if found]
     read = [_medicine(m, rules) for m in medications]  # each medicine's names walked once for every list
     found = {ingredient for medicine in read for ingredient in medicine.cramp}
-    taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found]
+    taken = [drug for drug in rules.cramp_drugs if drug.ingredient in found] if found else []
     products = [medicine.product for medicine in read]
     on_vitamin_d = [(m, p) for m, p in zip(medications, products, strict=True) if p is not None and p.vitamin_d]
     started = [m.authored for m, _ in on_vitamin_d if m.authored is not None]
