@@ -45,6 +45,7 @@ class VitaminDCramps:
     hook = "patient-view"
     context_model = PatientViewContext
     title = "Vitamin D and leg cramps"
+    reads = (PATIENT_KEY, VITAMIN_D_KEY, ELECTROLYTES_KEY, CONDITIONS_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY)
 
     def __init__(self, record: RecordReader, cards: CardRenderer, silent: frozenset[str]) -> None:
         self._record = record
@@ -64,9 +65,7 @@ class VitaminDCramps:
             f"are documented, or {with_deficiency} with vitamin D deficiency, and no recent result or pending "
             "order exists."
         )
-        self.prefetch = record.prefetch(
-            PATIENT_KEY, VITAMIN_D_KEY, ELECTROLYTES_KEY, CONDITIONS_KEY, MEDICATIONS_KEY, PENDING_ORDERS_KEY
-        )
+        self.prefetch = record.prefetch(*self.reads)
 
     async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:
         context = parse_context(self.context_model, request)
