@@ -281,6 +281,13 @@ def main() -> None:
                     results.append(row)
                     print_row(row)
         rss = peak_rss_mb(service.pid)
+        fetch_floor = None
+        if not ONLY or "d-fetched" in ONLY:
+            from bench.fetch_floor import report as fetch_floor_report
+
+            if PINNED:  # in this process, on the servers' core, the stub still on its own
+                os.sched_setaffinity(0, SERVER_CORES)
+            fetch_floor = fetch_floor_report(fast_stub_url)
     from bench.stages import report as stage_report
 
     stages = stage_report()  # in process, once the servers are gone, on the servers' core
@@ -295,6 +302,7 @@ def main() -> None:
         "service_peak_rss_mb": round(rss, 1),
         "results": results,
         "stages_a_typical_cpu_ms": stages,
+        "fetch_d_cpu_ms": fetch_floor,
     }
     if any(r["workload"] == "d-fetched" for r in results):
         report["cpu_per_call_d_to_a"] = cpu_ratios(results)

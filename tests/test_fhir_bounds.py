@@ -91,6 +91,24 @@ async def test_a_plain_page_of_many_empty_entries_is_refused_too(fhir: FhirClien
         await get(fhir, fhir_routes)
 
 
+@pytest.mark.parametrize("zipped", [False, True])
+@pytest.mark.parametrize(
+    ("extra", "reason"), [(1, "the answer holds too many JSON values"), (0, "the answer is not JSON")]
+)
+async def test_values_are_bounded_from_the_first_byte_of_a_body_longer_than_the_bound(
+    fhir: FhirClient, fhir_routes: FhirRoutes, zipped: bool, extra: int, reason: str
+) -> None:
+    """Values are counted only once a body (as it streams in, inflated) is longer than
+    MAX_JSON_VALUES bytes, each counted character being a byte, and then from its first byte: one
+    counted character more than the bound is refused for its values; exactly the bound is not (it
+    fails as what it is, not JSON)."""
+    body = b"[" * (fhir_client.MAX_JSON_VALUES + extra)
+    fhir_routes.get("/Observation").mock(gzipped(body) if zipped else Reply(content=body))
+    with pytest.raises(FhirUnavailable) as exc:
+        await get(fhir, fhir_routes)
+    assert exc.value.reason == reason
+
+
 async def test_a_page_of_more_than_a_thousand_entries_is_refused(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
     fhir_routes.get("/Observation").mock(gzipped(empty_entries(fhir_client.MAX_PAGE_ENTRIES + 1)))
     with pytest.raises(FhirUnavailable) as exc:
