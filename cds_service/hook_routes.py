@@ -13,7 +13,7 @@ from .errors import ERROR_RESPONSES, bad_request
 from .fhir.prefetch import PrefetchUnavailable
 from .issuing import issue
 from .json_bodies import OrjsonResponse
-from .metrics import FEEDBACK, HOOK_CALLS, HOOK_SECONDS
+from .metrics import FEEDBACK, HOOK_CALLS, HOOK_SECONDS, series
 from .protocol import (
     CdsResponse,
     Discovery,
@@ -99,8 +99,8 @@ def _observe(
     service: str, hook_instance: str, status: int, elapsed: float, kinds: list[str], log: dict[str, Any]
 ) -> None:
     """The metrics and the one log line of every hook call, whatever its end."""
-    HOOK_CALLS.labels(service, str(status)).inc()
-    HOOK_SECONDS.labels(service).observe(elapsed)
+    series(HOOK_CALLS, service, str(status)).inc()
+    series(HOOK_SECONDS, service).observe(elapsed)
     logger.info(
         "hook call",
         extra={

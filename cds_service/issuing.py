@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import Request
 
-from .metrics import CARDS, SILENT_CARDS, SNOOZED_CARDS
+from .metrics import CARDS, SILENT_CARDS, SNOOZED_CARDS, series
 from .protocol import Card, HookRequest
 from .pseudonyms import Pseudonyms
 from .services.base import Outcome, kind_of
@@ -64,7 +64,7 @@ async def issue(
         (SNOOZED_CARDS, snoozed, "snoozed"),
     ):
         for card in cards:
-            counter.labels(kind_of(card), card.indicator).inc()
+            series(counter, kind_of(card), card.indicator).inc()
         if name and cards:
             log[name] = ",".join(map(kind_of, cards))
     return shown, log

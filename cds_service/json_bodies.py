@@ -23,9 +23,11 @@ def _number(text: str) -> float | Decimal:
     """A JSON number with a fraction: a float, or a Decimal where the float would lose the digits
     the sender wrote ("1.20", "5.00")."""
     value = float(text)
+    if repr(value) == text:  # most numbers: the float writes them back as sent
+        return value
     if not math.isfinite(value):  # 1e999: a number JSON allows and a float cannot hold
         return Decimal(text)
-    if repr(value) == text or "e" in text or "E" in text:
+    if "e" in text or "E" in text:
         return value
     return Decimal(text)
 

@@ -4,8 +4,11 @@ PROMETHEUS_MULTIPROC_DIR and /metrics adds them up (prometheus-client's multipro
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import REGISTRY
 
 HOOK_CALLS = Counter("cds_hook_calls_total", "Hook calls answered", ["service", "status"])
@@ -88,6 +91,13 @@ JWT_REASONS = frozenset(
         *(f"{claim} is not a finite number" for claim in ("exp", "iat", "nbf")),
     }
 )
+
+
+@lru_cache(maxsize=1024)
+def series(metric: MetricWrapperBase, *values: str) -> Any:
+    """A metric's series for label values of a fixed set (services, statuses, card kinds): looked up
+    once, not at every hook call (`labels` takes a lock and checks its values each time)."""
+    return metric.labels(*values)
 
 
 def reason_label(reason: str) -> str:

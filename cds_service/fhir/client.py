@@ -35,7 +35,7 @@ from aiohttp.abc import ResolveResult
 from yarl import URL
 
 from ..json_bodies import decode
-from ..metrics import FHIR_QUERIES, FHIR_SECONDS, fhir_outcome, status_class
+from ..metrics import FHIR_QUERIES, FHIR_SECONDS, fhir_outcome, series, status_class
 from ..settings import Settings
 
 logger = logging.getLogger("cds_service")
@@ -45,7 +45,6 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_BACKOFF_S = 0.2
 _MAX_REDIRECTS = 3
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_QUERIES_OK = FHIR_QUERIES.labels("ok")  # the series of nearly every query, looked up once
 # The fhirServer URLs and the queries recur from call to call (the same few per patient), and parsing
 # one with yarl and checking it against its base cost a tenth of a fetched hook call: each is worked
 # out once, up to this length (a longer one is worked out afresh, never kept).
@@ -291,11 +290,11 @@ class FhirClient:
         try:
             result = await self._get(server, query, deadline)
         except FhirUnavailable as exc:
-            FHIR_QUERIES.labels(fhir_outcome(exc.outcome)).inc()
+            series(FHIR_QUERIES, fhir_outcome(exc.outcome)).inc()
             raise
         finally:
             FHIR_SECONDS.observe(time.perf_counter() - started)
-        _QUERIES_OK.inc()
+        series(FHIR_QUERIES, "ok").inc()
         return result
 
     async def _get(self, server: FhirServer, query: str, deadline: Deadline) -> dict[str, Any]:
