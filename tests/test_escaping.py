@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+import jinja2
 import pytest
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -105,6 +106,20 @@ def test_markup_the_templates_made_passes_whole() -> None:
 )
 def test_plain_text_keeps_comparators_and_breaks_tags(value: str, written: str) -> None:
     assert escaping.plain(value) == written
+
+
+def test_a_detail_writes_each_value_through_finalize_alone(content: Content) -> None:
+    """The detail environment writes `finalize(value)`, not Jinja2's `escape(finalize(value))`
+    (content/loader.py, _CardCodeGenerator): a value is escaped as Markdown once, a macro's Markup
+    passes whole, and an undefined value still stops the render."""
+    env = next(iter(content.details.values())).environment
+    source = "{% macro b(x) %}**{{ x }}**{% endmacro %}{{ v }} {{ b(v) }} {{ w | and_list }}"
+    compiled = env.compile(source, raw=True)
+    assert "escape(environment.finalize(" not in compiled and "environment.finalize(" in compiled
+    written = env.from_string(source).render(v="*a* <b>", w=["*a*", "<b>"])
+    assert written == r"\*a\* \<b\> **\*a\* \<b\>** \*a\* and \<b\>"
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ missing }}").render()
 
 
 # --- the renderer, fed hostile values where the service would put its own -------------------------
