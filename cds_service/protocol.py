@@ -42,14 +42,26 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 BearerToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]+$")]
 
 
-def _fhir_id(value: str) -> str:
-    """A patient id that can stand in a FHIR URL path as one segment: not dots alone (`..` would
+def is_fhir_id(value: str) -> bool:
+    """An id that can stand in a FHIR URL path as one resource's id: not dots alone (`..` would
     climb to the server's base and turn a read into a search of every patient), no slash, percent,
-    query or fragment character, no space or control character, at most 64 characters. Other
-    characters pass (the specification's own example ids hold U+2011)."""
-    if len(value) > 64 or not value.strip(".") or any(c in "/%?#\\" or c.isspace() or ord(c) < 32 for c in value):
+    query, fragment, comma (a search's "or": `p1,p2` is two patients) or semicolon (a path
+    parameter: `..;` is `..` to Tomcat), no space or control character, not a `$` operation or a
+    `_` path (`$everything`, `_history`), at most 64 characters. Other characters pass (the
+    specification's own example ids hold U+2011)."""
+    return (
+        0 < len(value) <= 64
+        and value.strip(".") != ""
+        and value[0] not in "$_"
+        and not any(c in "/%?#\\,;" or c.isspace() or ord(c) < 32 for c in value)
+    )
+
+
+def _fhir_id(value: str) -> str:
+    if not is_fhir_id(value):
         raise ValueError(
-            "is not a FHIR id (at most 64 characters; no slash, percent sign, '?', '#' or space; not dots alone)"
+            "is not a FHIR id (at most 64 characters; no slash, percent sign, '?', '#', ',', ';' or space; "
+            "not dots alone; not starting with '$' or '_')"
         )
     return value
 

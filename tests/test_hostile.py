@@ -147,6 +147,19 @@ async def test_a_name_resolving_to_loopback_is_refused_even_with_a_server_there(
             listener.accept()  # nobody connected
 
 
+@pytest.mark.parametrize("host", ["xn--", "a.xn--", "\uff41.xn--"])
+async def test_a_prefetched_next_link_to_a_host_no_one_can_decode_leaves_the_bundle_as_given(
+    fetching: httpx.AsyncClient, host: str
+) -> None:
+    """From an attack run: a partial Bundle's `next` link to a host IDNA cannot decode was a 500; it
+    is another server's link, not followed, and the given page stands."""
+    request = hook_request([DEFICIENT], normal_electrolytes(), conditions=[], medications=[])
+    request["fhirServer"] = "http://127.0.0.1:9/fhir"  # nothing is read from it
+    request["prefetch"]["vitaminD"]["link"] = [{"relation": "next", "url": f"http://{host}/fhir/Observation?p=2"}]
+    answer = await fetching.post(URL, json=request)
+    assert answer.status_code == 200 and kinds(answer) == ["vitd-deficient"]
+
+
 async def test_prefetch_is_used_whatever_the_fhir_server(client: httpx.AsyncClient) -> None:
     """Full prefetch and a hostile fhirServer: nothing is fetched, so nothing is refused."""
     request = hook_request([DEFICIENT], normal_electrolytes(), conditions=[], medications=[])
@@ -158,9 +171,17 @@ async def test_prefetch_is_used_whatever_the_fhir_server(client: httpx.AsyncClie
 # --- identifiers and tokens that would have been 500s, or worse -----------------------------------
 
 
-@pytest.mark.parametrize("patient", [".", "..", "...", "a/b", "../Patient", "p%2F1", "p?x=1", "p#1", "p 1", "x" * 65])
+@pytest.mark.parametrize(
+    "patient",
+    [
+        *(".", "..", "...", "a/b", "../Patient", "p%2F1", "p?x=1", "p#1", "p 1", "x" * 65),
+        *("$everything", "_history", "_search", "p1,p2", "..;", "..;x", "p;v=1"),  # from an attack run
+    ],
+)
 async def test_a_patient_id_that_is_not_a_fhir_id_is_400(client: httpx.AsyncClient, patient: str) -> None:
-    """`..` would make the Patient read a search of every patient on the EHR's server, with its token."""
+    """`..` would make the Patient read a search of every patient on the EHR's server, with its token;
+    `$everything` and `_history` a type-level operation, `p1,p2` a search of two patients, and `..;`
+    a read of the base to a server that drops path parameters."""
     request = without_prefetch("https://ehr.example.org/fhir")
     request["context"]["patientId"] = patient
     answer = await client.post(URL, json=request)

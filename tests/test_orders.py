@@ -130,6 +130,22 @@ async def test_vitamin_d_ordered_while_25ohd_is_high(client: httpx.AsyncClient) 
     assert {r["code"] for r in card["overrideReasons"]} == {"clinically-indicated", "addressed", "not-relevant"}
 
 
+@pytest.mark.parametrize("draft_id", ["../Patient/p1", "a/b", "x y", "1?_method=DELETE", "%2E%2E%2FPatient", "x" * 65])
+async def test_a_draft_whose_id_is_no_fhir_id_is_cautioned_without_an_action_on_it(
+    client: httpx.AsyncClient, draft_id: str
+) -> None:
+    """From an attack run: such an id became `MedicationRequest/../Patient/p1` in a delete action,
+    which an EHR resolving the reference could apply to another resource. The draft is still judged
+    and the card still shown, with no action naming it."""
+    draft = CHOLECALCIFEROL | {"id": draft_id}
+    request = order_request(
+        [draft], vitamin_d=[obs("62292-8", 120, "ng/mL", "2026-11-01")], electrolytes=normal_electrolytes()
+    )
+    card = only_card(await client.post(SIGN, json=request))
+    assert card["source"]["topic"]["code"] == "vitd-supplement-caution" and card["indicator"] == "warning"
+    assert "suggestions" not in card and draft_id not in str(card)
+
+
 async def test_vitamin_d_ordered_while_calcium_is_high(client: httpx.AsyncClient) -> None:
     electrolytes = [obs("2823-3", 4.2, "mmol/L"), obs("17861-6", 10.9, "mg/dL")]
     request = order_request([CHOLECALCIFEROL], vitamin_d=[obs("62292-8", 45, "ng/mL")], electrolytes=electrolytes)

@@ -198,9 +198,13 @@ def _under(base: URL, url: URL) -> bool:
     base_path = base.path.rstrip("/") + "/"
     raw_base = base.raw_path.rstrip("/") + "/"
     raw_path = url.raw_path + "/"
+    try:
+        host = url.host
+    except ValueError:  # a host IDNA cannot decode (`xn--`): no server's, from an attack run
+        return False
     return (
         url.scheme == base.scheme
-        and url.host == base.host
+        and host == base.host
         and url.port == base.port
         and (url.path + "/").startswith(base_path)
         and raw_path.startswith(raw_base)

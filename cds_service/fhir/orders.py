@@ -17,6 +17,7 @@ import msgspec
 
 from ..clinical.cramp_context import Product, product
 from ..content.loader import Content
+from ..protocol import is_fhir_id
 from .facts import medication_fact, medications_by_reference
 from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
 
@@ -68,6 +69,13 @@ class DraftOrder:
     @property
     def reference(self) -> str | None:
         return f"{self.resource_type}/{self.id}" if self.id else None
+
+    @property
+    def actionable(self) -> str | None:
+        """The reference a suggestion may act on (delete the draft): only for an id that stands for
+        one resource (protocol.is_fhir_id); `../Patient/p1` would lead an EHR to another resource.
+        A draft without one is still judged and carded, without that action."""
+        return self.reference if self.id is not None and is_fhir_id(self.id) else None
 
 
 class DraftOrderReader:

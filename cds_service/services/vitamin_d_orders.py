@@ -143,7 +143,7 @@ class VitaminDOrders:
             suggestions: list[Suggestion] | None = [
                 self._cards.replace_suggestion(
                     "vitd-order-1-25",
-                    draft.reference,
+                    draft.actionable,
                     draft.references.get("subject", {"reference": f"Patient/{context.patientId}"}),
                     **{k: v for k, v in draft.references.items() if k in ("requester", "encounter")},
                 )
@@ -162,9 +162,9 @@ class VitaminDOrders:
 
     def _remove(self, draft: DraftOrder, kind: str, label: str = "suggestion_label") -> list[Suggestion] | None:
         """The card's suggestion to delete the draft, when the draft has an id to name."""
-        if draft.reference is None:
+        if draft.actionable is None:
             return None
-        return [self._cards.delete_suggestion(kind, draft.reference, label)]
+        return [self._cards.delete_suggestion(kind, draft.actionable, label)]
 
     def _supplement_caution(self, draft: DraftOrder, record: Record, patient_id: str, shared: CardInput) -> Card | None:
         """Any vitamin D product while the latest 25(OH)D is high or the deciding calcium is above

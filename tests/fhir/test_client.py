@@ -164,6 +164,10 @@ async def test_resource_bound(loopback: Settings, fhir_routes: FhirRoutes) -> No
         ("http://127.0.0.1:{other_port}/fhir/Observation?page=2", "a next link points to another server"),
         ("http://127.0.0.1:{port}/other/Observation?page=2", "a next link points to another server"),
         ("http://[::1/fhir", "a next link is not a URL"),
+        # hosts IDNA cannot decode (from an attack run: each was a 500)
+        ("http://xn--/fhir/Observation?page=2", "a next link points to another server"),
+        ("http://a.xn--/fhir/Observation?page=2", "a next link points to another server"),
+        ("http://\uff41.xn--/fhir/Observation?page=2", "a next link points to another server"),
     ],
 )
 async def test_bad_next_links_make_the_data_unavailable(
@@ -292,6 +296,7 @@ async def test_the_deadline_bounds_all_pages(loopback: Settings, fhir_routes: Fh
         (Reply(json={"resourceType": "OperationOutcome"}), "the answer to a search is not a Bundle"),
         (Reply(json={"resourceType": "Bundle", "entry": {"a": 1}}), "the Bundle's entry is not an array"),
         (Reply(302, headers={"Location": "https://evil.example.net/steal"}), "redirected to another server"),
+        (Reply(307, headers={"Location": "http://xn--/fhir/Observation"}), "redirected to another server"),
         (Reply(content=b"not gzip", headers={"Content-Encoding": "gzip"}), "the answer is not valid gzip"),
         (Reply(content=b"{}", headers={"Content-Encoding": "br"}), "the answer's content encoding is not supported"),
     ],
