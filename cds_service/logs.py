@@ -76,7 +76,7 @@ class _TextFormatter(logging.Formatter):
 
 def configure(fmt: Literal["json", "text"], stream: Any = None) -> None:
     # What no line writes is not collected (the Logging HOWTO, "Optimization"): the caller's source
-    # location, thread and process; a hook call's line cost 77 µs with them.
+    # location, thread and process. A hook call's line cost 75-93 µs with them, 60-70 without.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -77,11 +77,11 @@ def render(template: str, context: dict[str, Any]) -> str:
 
 
 @lru_cache(maxsize=64)
-def _parts(template: str) -> tuple[list[str], list[str]]:
+def _parts(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A template's text between its tokens, and its tokens: split once (the templates are the
     service's own, a handful)."""
     pieces = _TOKEN.split(template)
-    return pieces[::2], pieces[1::2]
+    return tuple(pieces[::2]), tuple(pieces[1::2])
 
 
 def _value(token: str, context: dict[str, Any]) -> str:
