@@ -169,12 +169,9 @@ def _medicine(medication: MedicationFact, rules: ContextRules) -> _Medicine:
             {group: frozenset(d.ingredient for d in index.found(hits, group)) for group in groups},
         )
 
-    routes = medication.routes  # kept only when as short as the names kept: the key is input
-    if not index.ordinary(medication.rxnorm, medication.names) or not index.ordinary(
-        frozenset(), "\n".join(part for route in routes for part in route)
-    ):
+    if not index.ordinary(medication.rxnorm, medication.names, medication.routes):  # the key is input
         return work_out()
-    return index.memo((medication.rxnorm, medication.names, routes), work_out)
+    return index.memo((medication.rxnorm, medication.names, medication.routes), work_out)
 
 
 def _causes(medicines_taken: Sequence[_Medicine], rules: ContextRules) -> dict[tuple[str, str], tuple[str, ...]]:

@@ -431,9 +431,16 @@ class MedicineIndex:
         return self._cached(rxnorm, names)
 
     @staticmethod
-    def ordinary(rxnorm: frozenset[str], names: str) -> bool:
-        """Codes and names of a length an answer is kept for."""
-        return len(names) <= _CACHED_NAMES and len(rxnorm) <= _CACHED_CODES and sum(map(len, rxnorm)) <= _CACHED_NAMES
+    def ordinary(rxnorm: frozenset[str], names: str, routes: tuple[frozenset[str], ...] = ()) -> bool:
+        """Codes, names and routes of a size an answer is kept for: a key never larger than a
+        medicine's usual (a route as many times as there are dosage instructions would be)."""
+        return (
+            len(names) <= _CACHED_NAMES
+            and len(rxnorm) <= _CACHED_CODES
+            and sum(map(len, rxnorm)) <= _CACHED_NAMES
+            and len(routes) <= _CACHED_CODES
+            and sum(len(part) for route in routes for part in route) <= _CACHED_NAMES
+        )
 
     def _scan(self, rxnorm: frozenset[str], names: str) -> Mapping[str, tuple[Hit, ...]]:
         hits: dict[str, list[Hit]] = {}

@@ -176,7 +176,7 @@ class FhirServer:
     def query_url(self, query: str) -> URL | None:
         """The URL of a query, None when it would leave the base (an id that a server would decode
         into another path: `..%2F`)."""
-        if len(query) > _KEPT_CHARS:
+        if len(query) > _KEPT_CHARS or len(str(self.base)) > _KEPT_CHARS:
             return _query_url.__wrapped__(self.base, query)
         return _query_url(self.base, query)
 

@@ -6,20 +6,16 @@ fallback when neither can be had."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from ..protocol import HookRequest
+from ..protocol import HookRequest, is_fhir_id
 from .client import Deadline, FhirClient, FhirUnavailable
 from .facts import medication_key, medications_by_reference
 
 # A request may name many Medications; reading each is one query to the EHR: bounded.
 MAX_READS = 20
-# A FHIR id (FHIR R4 `id`: letters, digits, `-` and `.`, 64 at most), not dots alone: only such a
-# reference is read, so that no id becomes another path on the server (`..`, `%2F`).
-_FHIR_ID = re.compile(r"(?!\.+$)[A-Za-z0-9\-.]{1,64}")
 
 
 def bare_references(resources: Iterable[Any]) -> list[str]:
@@ -32,7 +28,8 @@ def bare_references(resources: Iterable[Any]) -> list[str]:
         target = reference.get("reference") if isinstance(reference, dict) else None
         if isinstance(target, str) and target and not target.startswith("#"):
             key = medication_key(target)
-            readable = key.startswith("Medication/") and _FHIR_ID.fullmatch(key.removeprefix("Medication/"))
+            # only an id that stays one path segment on the server (`..`, `%2F` would not)
+            readable = key.startswith("Medication/") and is_fhir_id(key.removeprefix("Medication/"))
             if readable and key not in held:
                 wanted[key] = None
     return list(wanted)[:MAX_READS]

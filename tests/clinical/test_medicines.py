@@ -244,6 +244,8 @@ def test_what_a_medicine_holds_is_kept_for_ordinary_medicines_and_bounded(conten
     context(content, med("furosemide " + "x " * 400))
     routes = [{"route": {"coding": [{"code": f"route-{i}-" + "r" * 50}]}} for i in range(20)]
     context(content, med("furosemide 20 mg", dosageInstruction=routes))
+    # routes without a word, as many as a body holds: a key of no length in characters, still large
+    context(content, med("furosemide 10 mg", dosageInstruction=[{"route": {}}] * 10_000))
     assert len(index._memo) == 1
     for i in range(_MEMO_ENTRIES + 10):
         index.memo(("filler", i), lambda: None)
