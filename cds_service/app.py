@@ -22,6 +22,7 @@ from .probes import add_probes
 from .services.base import Clock
 from .services.registry import build_services
 from .settings import Settings, jwt_needs
+from .smart.routes import add_smart
 from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
 from .trust.middleware import RequireJwt
 
@@ -73,6 +74,8 @@ def create_app(
     add_probes(app, content.version)
     if demo:
         add_demo(app, content, settings.threshold_profile)
+    if demo or settings.smart_launch_url is not None:
+        add_smart(app, content, settings, demo=demo)
     if settings.admin_token is not None:
         add_admin(app, settings.admin_token.get_secret_value(), clock, settings.public_base_url)
     logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})

@@ -175,10 +175,13 @@ def demo(
     people = {} if "CDS_LOG_FORMAT" in os.environ else {"log_format": "text"}  # the demo is read by people
     # Snoozing on, under a key that lives as long as the process (CDS_PSEUDONYM_KEY, if set, wins).
     key = {} if "CDS_PSEUDONYM_KEY" in os.environ else {"pseudonym_key": secrets.token_hex(32)}
-    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key)
+    base = f"http://{host}:{port}"
+    # The SMART app set up, so that the cards link to it; the demo page opens its demo mode.
+    smart = {} if "CDS_SMART_CLIENT_ID" in os.environ else {"smart_client_id": "cds-service-demo"}
+    where = {} if "CDS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
+    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **smart, **where)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
-    base = f"http://{host}:{port}"
     typer.echo(
         f"Demo page:  {base}/demo\n"
         f"Example:    {patients()[0]['about']}.\n"

@@ -16,6 +16,8 @@ from .fhir.client import FhirClient, make_http_client
 from .pseudonyms import Pseudonyms
 from .settings import Settings
 from .shared import SharedState
+from .smart.launch import SmartClient, private_key
+from .smart.sessions import SessionStore
 from .store.database import migrate, open_database
 from .store.feedback import FeedbackStore
 from .trust.issuers import IssuerSpec
@@ -51,6 +53,14 @@ def lifespan(settings: Settings, content: Content, issuers: dict[str, IssuerSpec
             try:
                 async with make_http_client(settings) as http:
                     app.state.fhir = FhirClient(http, settings)
+                    if settings.smart_launch_url is not None:
+                        client_key = settings.smart_private_key_file
+                        app.state.smart = SmartClient(
+                            settings,
+                            app.state.fhir,
+                            SessionStore(shared),
+                            private_key(client_key) if client_key is not None else None,
+                        )
                     if issuers is not None:
                         keys = KeyStore(app.state.fhir, shared=shared)
                         app.state.verifier = Verifier(settings, issuers, keys, shared=shared)

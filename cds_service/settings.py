@@ -84,7 +84,27 @@ class Settings(BaseSettings):
         False, description="also contact http and loopback or private FHIR servers (tests and local work only)"
     )
 
-    @field_validator("fhir_allowed_hosts", "cors_origins", "jwt_algorithms", "silent_kinds", mode="before")
+    # The SMART app (docs/smart-app.md): on when a client id is set, at CDS_PUBLIC_BASE_URL/smart/launch
+    smart_client_id: str | None = Field(
+        None, description="the client id an EHR registered the SMART app under; the app is off without it"
+    )
+    smart_private_key_file: Path | None = Field(
+        None,
+        description="a private JWK (RSA or EC, with kid and alg) to authenticate as a confidential asymmetric "
+        "client (private_key_jwt), its public key published at /smart/jwks.json; a public client with PKCE without it",
+    )
+    smart_scope_version: Literal["v1", "v2"] = Field(
+        "v2", description="SMART scopes as v2 (patient/Observation.rs) or v1 (patient/Observation.read)"
+    )
+    smart_frame_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="the EHR origins allowed to show the SMART app in a frame"
+    )
+    smart_session_s: int = Field(1800, gt=0, le=43200, description="how long a SMART app session lasts")
+    smart_trend_years: int = Field(5, ge=1, le=20, description="the years of results the SMART app shows")
+
+    @field_validator(
+        "fhir_allowed_hosts", "cors_origins", "jwt_algorithms", "silent_kinds", "smart_frame_origins", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -120,6 +140,13 @@ class Settings(BaseSettings):
         if refused := [alg for alg in value if alg not in allowed]:
             raise ValueError(f"not a signature algorithm this service checks (ES, RS, PS): {', '.join(refused)}")
         return value
+
+    @property
+    def smart_launch_url(self) -> str | None:
+        """Where an EHR launches the SMART app, which the cards link to; None when it is not set up."""
+        if self.smart_client_id and self.public_base_url:
+            return f"{self.public_base_url}/smart/launch"
+        return None
 
     def check_serving(self) -> None:
         """What serving needs beyond settings that each validate, checked before a server starts

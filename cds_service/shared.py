@@ -97,3 +97,18 @@ class SharedState:
             if held:
                 with contextlib.suppress(RedisError, OSError):  # expired meanwhile: nothing to release
                     await lock.release()
+
+    async def put_entry(self, kind: str, key: str, value: dict[str, Any], ttl_s: int) -> None:
+        """A short-lived entry any worker can read (a SMART app's session or pending launch)."""
+        try:
+            await self._redis.set(_key(kind, key), orjson.dumps(value), ex=ttl_s)
+        except (RedisError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
+
+    async def entry(self, kind: str, key: str, *, take: bool = False) -> dict[str, Any] | None:
+        """The entry, if it has not expired; `take` deletes it as it is read, so it serves once."""
+        try:
+            raw = await (self._redis.getdel if take else self._redis.get)(_key(kind, key))
+        except (RedisError, OSError) as exc:
+            raise SharedStateUnavailable(f"Redis: {type(exc).__name__}") from None
+        return orjson.loads(raw) if raw is not None else None

@@ -89,6 +89,11 @@ class ElectrolyteAssessment:
         )
 
 
+def payne_corrected(calcium: float, albumin: float, payne: Payne) -> float:
+    """A total calcium corrected for albumin by Payne's formula (rulebook, "Calcium")."""
+    return calcium + payne.factor * (payne.reference_albumin - albumin)
+
+
 def judge(value: float, measure_range: Range) -> tuple[Flag | None, bool]:
     """Flag low/high against the range and say whether a critical value is passed."""
     low = _below(value, measure_range.low)
@@ -196,7 +201,7 @@ def _several_kinds(
     ):
         return measured
     assert measured.value is not None
-    corrected = measured.value + payne.factor * (payne.reference_albumin - albumin.value)
+    corrected = payne_corrected(measured.value, albumin.value, payne)
     if measured.flag == "low" and albumin.value < payne.reliable_albumin:
         return replace(measured, albumin=albumin, estimate=corrected)
     if measured.critical:
@@ -236,7 +241,7 @@ def concern(result: LabResult, ranges: Mapping[str, RangeSpec]) -> float:
     return (3.0 if critical else 2.0 if flag else 0.0) + distance / (distance + 1)
 
 
-def _settled(result: LabResult, ranges: Mapping[str, RangeSpec]) -> LabResult:
+def settled(result: LabResult, ranges: Mapping[str, RangeSpec]) -> LabResult:
     """Without a unit, read where every unit agrees; censored, read only where it is low (or high)
     whatever its true value (rulebook, "Values")."""
     if result.comparator is None and not result.candidates:
@@ -266,7 +271,7 @@ def assess_electrolytes(
     in for it."""
     ranges = analytes.ranges
     seen = standing(
-        (_settled(r, ranges) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, ranges)
+        (settled(r, ranges) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, ranges)
     )
     in_window = recent(seen, as_of, windows.electrolyte_recent_days)
     readable = [r for r in in_window if r.value is not None]

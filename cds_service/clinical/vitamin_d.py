@@ -84,7 +84,7 @@ def assess_vitamin_d(
     does (rulebook, "Unreadable results")."""
     roles = STATUS_ROLES | {"opt_in"} if accept_opt_in else STATUS_ROLES
     seen = standing(
-        (_settled(r, profile) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, profile)
+        (settled(r, profile) for r in visible(results, as_of, future_allowance)), lambda r: concern(r, profile)
     )
     dated = newest_first(r for r in seen if r.analyte == "vitamin_d" and r.role in roles)
     in_window = recent(dated, as_of, window_days)
@@ -115,7 +115,7 @@ _LOW = (Status.DEFICIENT, Status.INSUFFICIENT)
 _HIGH = (Status.HIGH, Status.VERY_HIGH)
 
 
-def _settled(result: LabResult, profile: Profile) -> LabResult:
+def settled(result: LabResult, profile: Profile) -> LabResult:
     """A 25(OH)D without a unit read where every unit agrees, and a censored one only where it is
     low or high whatever its true value (rulebook, "Values")."""
     if result.analyte != "vitamin_d":

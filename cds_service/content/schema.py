@@ -621,6 +621,7 @@ class CardSpec(_Strict):
     detail: str
     source: str
     links: list[str] = []
+    trend_link: bool = False  # links to the SMART app's trend, where the app is set up
     suggestions: list[SuggestionSpec] = []
     # the suggestion an order card builds around a draft order: its label and action wording
     suggestion_label: str | None = None
@@ -636,6 +637,7 @@ class Catalogue(_Strict):
     override_reasons: list[OverrideReason] = Field(min_length=1)
     result_notes: ResultNotes
     sources: dict[str, SourceSpec]
+    trend_link_label: str = Field(min_length=1)
     cards: dict[str, CardSpec]
 
     def reasons(self, kind: str) -> list[OverrideReason]:

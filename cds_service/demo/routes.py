@@ -54,15 +54,21 @@ def _listing() -> list[dict[str, Any]]:
     ]
 
 
-def _record(patient_id: str) -> dict[str, Any]:
-    """The patient's resources as of today, as a Bundle; 404 for a patient the demo does not have."""
+def demo_record(patient_id: str) -> list[dict[str, Any]] | None:
+    """The demo patient's resources as of today; None for a patient the demo does not have."""
     today = date.today()
     spec = next((p for p in patients() if p["id"] == patient_id), None)
     if spec is not None:
-        found = patient_resources(spec, today)
-    elif patient_id.removeprefix("smart-") in SMART_PATIENTS:
-        found = smart_resources(patient_id.removeprefix("smart-"), today)
-    else:
+        return patient_resources(spec, today)
+    if patient_id.removeprefix("smart-") in SMART_PATIENTS:
+        return smart_resources(patient_id.removeprefix("smart-"), today)
+    return None
+
+
+def _record(patient_id: str) -> dict[str, Any]:
+    """The patient's resources as of today, as a Bundle; 404 for a patient the demo does not have."""
+    found = demo_record(patient_id)
+    if found is None:
         raise HTTPException(404, "no such demo patient")
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in found]}
 

@@ -27,7 +27,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import certifi
@@ -186,8 +186,24 @@ class FhirServer:
 
 @functools.lru_cache(maxsize=1024)
 def _query_url(base: URL, query: str) -> URL | None:
-    url = URL(f"{str(base).rstrip('/')}/{query}")
+    path, mark, parameters = query.partition("?")
+    # As written: yarl would decode the `%3A` and `%2F` of the values again. The base is a URL's own
+    # text and the path a template's, its tokens percent-encoded (prefetch.render).
+    url = URL(f"{str(base).rstrip('/')}/{path}{mark}{_encoded(parameters)}", encoded=True)
     return url if _under(base, url) else None
+
+
+def _encoded(parameters: str) -> str:
+    """A query's values percent-encoded but for FHIR's comma between alternatives: a proxy in front
+    of a FHIR server may refuse or mangle a `://` in a value (the SMART launcher's answers nothing to
+    `code=http://loinc.org|...`), and every server decodes them alike."""
+    if not parameters:
+        return parameters
+    encoded = []
+    for pair in parameters.split("&"):
+        name, equals, value = pair.partition("=")
+        encoded.append(f"{name}{equals}{quote(unquote(value), safe=',')}")
+    return "&".join(encoded)
 
 
 def _under(base: URL, url: URL) -> bool:
@@ -282,6 +298,31 @@ class FhirClient:
         https, address, size and time rules as FHIR queries, without the FHIR host allowlist."""
         parsed = self._checked_url(url, "the URL")
         return await self._fetch(FhirServer(parsed), parsed, self.deadline())
+
+    async def post_form(self, url: str, form: str) -> tuple[int, dict[str, Any]]:
+        """The status and JSON answer of a form POST (a SMART token request, whose errors come as
+        JSON too) under the same https, address, size and time rules as FHIR queries. No redirect
+        is followed and nothing is retried: an authorization code is used once."""
+        parsed = self._checked_url(url, "the token endpoint")
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._http.post(parsed, data=form, headers=headers, allow_redirects=False) as response:
+                    body = await _bounded_body(response, self._max_bytes)
+                    status = response.status
+        except TimeoutError:
+            raise FhirUnavailable("timed out", "timeout") from None
+        except AddressRefused:
+            raise FhirUnavailable("the token endpoint refused: not a public address", "refused") from None
+        except aiohttp.ClientError:
+            raise FhirUnavailable("HTTP error", "connection_error") from None
+        try:
+            data = decode(cast(bytes, body))
+        except json.JSONDecodeError:
+            raise FhirUnavailable(f"the answer (HTTP {status}) is not JSON") from None
+        if not isinstance(data, dict):
+            raise FhirUnavailable(f"the answer (HTTP {status}) is not a JSON object")
+        return status, data
 
     def deadline(self) -> Deadline:
         """One deadline for all the queries of a hook call."""
@@ -483,8 +524,11 @@ def _next_link(bundle: dict[str, Any], server: FhirServer) -> URL | None:
 
 
 def _joined(base: URL, reference: str, what: str) -> URL:
-    """A reference (absolute or relative) read against a base URL."""
+    """A reference (absolute or relative) read against a base URL, sent as the server wrote it
+    where it is a URI as written (yarl would decode the `%3A` and `%2F` of its query again, which a
+    proxy may refuse: `_query_url`); one with characters a URI cannot hold is encoded."""
+    as_written = reference.isascii() and reference.isprintable() and " " not in reference
     try:
-        return base.join(URL(reference))
+        return base.join(URL(reference, encoded=as_written))
     except (ValueError, TypeError):
         raise FhirUnavailable(f"{what} is not a URL") from None

@@ -10,15 +10,27 @@ import calendar
 import contextlib
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
 
-from ..clinical.cramp_context import ConditionFact, MedicationFact
+from ..clinical.cramp_context import ConditionFact, MedicationFact, product
+from ..clinical.trend import Course
 from ..content.schema import ContextRules, dotless
 from .labs import DateOutOfRange, parse_fhir_datetime
-from .models import CodeableConcept, Lite, MedicationRequest, Read, Reference, Resource, Tally, own, read_as
+from .models import (
+    CodeableConcept,
+    Lite,
+    MedicationRequest,
+    Period,
+    Read,
+    Reference,
+    Resource,
+    Tally,
+    own,
+    read_as,
+)
 
 
 class _Condition(Resource):
@@ -36,6 +48,26 @@ class _Patient(Lite):
 
 # Bounded quantifiers only: linear in any text.
 _BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?", re.ASCII)
+
+
+_PATIENT_NAME_CHARS = 200
+
+
+def patient_name(resource: Any) -> str | None:
+    """A Patient's name as a person reads it: its official (else first) name's text, else its given
+    names and family; None without one. Bounded: a name is shown, never trusted."""
+    names = resource.get("name") if isinstance(resource, dict) else None
+    names = [n for n in names if isinstance(n, dict)] if isinstance(names, list) else []
+    if not names:
+        return None
+    name = next((n for n in names if n.get("use") == "official"), names[0])
+    if isinstance(text := name.get("text"), str) and text.strip():
+        return text.strip()[:_PATIENT_NAME_CHARS]
+    given = name.get("given")
+    parts = [g for g in given if isinstance(g, str)] if isinstance(given, list) else []
+    if isinstance(family := name.get("family"), str):
+        parts.append(family)
+    return " ".join(" ".join(parts).split())[:_PATIENT_NAME_CHARS] or None
 
 
 def birth_date(resource: Any, patient_id: str) -> date | None:
@@ -191,3 +223,84 @@ class ContextReader:
             for r in own(resources, "MedicationRequest", MedicationRequest, patient_id, tally)
             if r.status.strip().lower() == "active"
         )
+
+
+class _Bounds(Lite):
+    boundsPeriod: Period | None = None
+
+
+class _Timing(Lite):
+    repeat: _Bounds | None = None
+
+
+class _TimedDosage(Lite):
+    timing: _Timing | None = None
+
+
+class _Dispense(Lite):
+    validityPeriod: Period | None = None
+
+
+class _Timed(Lite):
+    """When a MedicationRequest's course runs: read apart from the request, so that a malformed
+    period leaves the course undated, never unread."""
+
+    dosageInstruction: list[_TimedDosage] = []
+    dispenseRequest: _Dispense | None = None
+
+
+# The statuses of a request that was taken, and whether it still is.
+_COURSE_STATUSES = {"active": True, "completed": False, "stopped": False, "on-hold": False}
+
+
+def courses(resources: Iterable[Any], patient_id: str, rules: ContextRules) -> Read[Course]:
+    """The vitamin D and calcium products ordered for the patient, each from its start (the dosage's
+    or the dispense's period, else `authoredOn`) to its end; an active one without an end runs on.
+    Cancelled, draft and entered-in-error requests were never taken (rulebook, "The trend")."""
+    resources = list(resources)
+    included = medications_by_reference(resources)
+    tally = Tally()
+    found: list[Course] = []
+    for raw in resources:
+        for request in own((raw,), "MedicationRequest", MedicationRequest, patient_id, tally):
+            active = _COURSE_STATUSES.get(request.status.strip().lower())
+            fact = medication_fact(
+                request.medicationCodeableConcept,
+                request.medicationReference,
+                request.contained,
+                rules.systems.rxnorm,
+                None,
+                included,
+                request.routes(),
+            )
+            held = product(fact, rules) if active is not None else None
+            if held is None or active is None:
+                tally.ignored += 1
+                continue
+            start, end = _course_days(raw, request.authoredOn)
+            holds = tuple(k for k, named in (("vitamin_d", held.vitamin_d), ("calcium", held.calcium)) if named)
+            found.append(Course(held.name, holds, start, end, active))
+    return tally.read(found)
+
+
+def _course_days(raw: dict[str, Any], authored: str | None) -> tuple[date | None, date | None]:
+    """The first and last UTC day of a course; None where not recorded or not a date."""
+    try:
+        timed = read_as(_Timed, raw)
+    except msgspec.ValidationError:
+        timed = _Timed()
+    periods = [d.timing.repeat.boundsPeriod for d in timed.dosageInstruction if d.timing and d.timing.repeat]
+    if timed.dispenseRequest is not None:
+        periods.append(timed.dispenseRequest.validityPeriod)
+    starts = [p.start for p in periods if p is not None and p.start] + ([authored] if authored else [])
+    ends = [p.end for p in periods if p is not None and p.end]
+    return _first_day(starts), _first_day(ends)
+
+
+def _first_day(texts: list[str]) -> date | None:
+    """The UTC day of the first text that is a date."""
+    for text in texts:
+        when = _authored(text)
+        if when is not None:
+            return when.astimezone(UTC).date()
+    return None

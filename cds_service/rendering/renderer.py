@@ -47,7 +47,9 @@ def _evidence(values: dict[str, object]) -> str:
 
 
 class CardRenderer:
-    def __init__(self, content: Content, profile: Profile) -> None:
+    def __init__(self, content: Content, profile: Profile, trend_url: str | None = None) -> None:
+        """`trend_url`: the SMART app's launch URL, which the cards that show a trend link to."""
+        self.trend_url = trend_url
         self._content = content
         self._catalogue = content.catalogue
         self._notes = content.catalogue.result_notes
@@ -88,12 +90,14 @@ class CardRenderer:
             )
             for kind, spec in self._catalogue.cards.items()
         }
+        trend = Link(label=self._catalogue.trend_link_label, url=trend_url, type="smart") if trend_url else None
         self._links = {
             kind: [
                 Link(label=src.label, url=src.url, type="absolute")
                 for src in map(self._source, spec.links)
                 if src.url is not None
             ]
+            + ([trend] if trend is not None and spec.trend_link else [])
             for kind, spec in self._catalogue.cards.items()
         }
         self._chosen: dict[tuple[str, frozenset[str]], list[SuggestionSpec]] = {}

@@ -13,7 +13,7 @@ from .vitamin_d_orders import VitaminDOrders
 
 def build_services(content: Content, settings: Settings) -> dict[str, CdsService]:
     record = RecordReader(content, settings)
-    cards = CardRenderer(content, record.profile)  # one renderer for every service
+    cards = CardRenderer(content, record.profile, settings.smart_launch_url)  # one renderer for every service
     silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
     services: list[CdsService] = [
         VitaminDCramps(record, cards, silent),

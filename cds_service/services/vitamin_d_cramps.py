@@ -64,7 +64,7 @@ class VitaminDCramps:
             f"when it is high, flags {flagged} out of range, and suggests checking {with_cramps} when leg cramps "
             f"are documented, or {with_deficiency} with vitamin D deficiency, and no recent result or pending "
             "order exists."
-        )
+        ) + (" Its cards link to a SMART app that shows the trend behind them." if cards.trend_url else "")
         self.prefetch = record.prefetch(*self.reads)
 
     async def answer(self, request: HookRequest, as_of: datetime, fhir: FhirClient) -> Outcome:

@@ -176,3 +176,7 @@ def fhir_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer
         yield server
     finally:
         server.stop()
+
+
+# The SMART launcher and its open FHIR server, one of each for every module that launches an app.
+from tests.e2e.smart_launcher import launcher_fixture, smart_fhir_fixture  # noqa: E402, F401

@@ -217,8 +217,12 @@ function renderCard(card, serviceId) {
   if (sourceUrl) { sourceLink.href = sourceUrl; sourceLink.rel = "noopener"; sourceLink.target = "_blank"; }
   source.append(sourceLink);
   for (const link of card.links || []) {
-    const a = document.createElement(safeHref(link.url) ? "a" : "span");
-    if (safeHref(link.url)) { a.href = link.url; a.rel = "noopener"; a.target = "_blank"; }
+    // A SMART app link: an EHR would launch it; the demo, which has no authorization server, opens
+    // the app's demo mode on the patient shown.
+    const href = link.type === "smart" ? "/smart/demo/" + encodeURIComponent(state.patientId) : safeHref(link.url);
+    const a = document.createElement(href ? "a" : "span");
+    if (href) { a.href = href; a.rel = "noopener"; a.target = "_blank"; }
+    if (link.type === "smart") a.className = "smart-link";
     a.textContent = link.label;
     source.append("  ·  ", a);
   }

@@ -1,0 +1,74 @@
+"""What the SMART app reads, with the cards' reading rules: the 25(OH)D and electrolyte results the
+hooks ask for (the same queries) and every vitamin D or calcium product ordered, active or not."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..clinical.trend import Trend, build_trend
+from ..content.loader import Content
+from ..content.schema import Profile
+from ..fhir.client import FhirClient, FhirUnavailable
+from ..fhir.facts import courses, patient_name
+from ..fhir.labs import LabReader
+from ..fhir.prefetch import render
+from ..services.queries import ELECTROLYTES_KEY, VITAMIN_D_KEY, prefetch_keys
+from ..settings import Settings
+from .launch import AppSession
+
+_COURSES = "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication&_count=100"
+
+
+class TrendReader:
+    def __init__(self, content: Content, profile: Profile, settings: Settings) -> None:
+        self._content = content
+        self._profile = profile
+        self._labs = LabReader(content)
+        self._years = settings.smart_trend_years
+        self._accept_opt_in = settings.vitd_opt_in_codes
+        keys = prefetch_keys(content)
+        self._queries = (keys[VITAMIN_D_KEY].template, keys[ELECTROLYTES_KEY].template, _COURSES)
+
+    async def fetch(self, fhir: FhirClient, session: AppSession, as_of: datetime) -> Trend:
+        """The trend from the EHR's FHIR server, read with the session's token: FhirUnavailable
+        when any query fails (a partial trend would hide results)."""
+        server = fhir.server(session.iss, session.access_token)
+        deadline = fhir.deadline()
+        context = {"patientId": session.patient}
+        bundles = await asyncio.gather(*(fhir.get(server, render(q, context), deadline) for q in self._queries))
+        labs, medications = (_resources(b) for b in bundles[:2]), _resources(bundles[2])
+        return self.trend([r for found in labs for r in found], medications, session.patient, as_of)
+
+    async def patient_name(self, fhir: FhirClient, session: AppSession) -> str | None:
+        """The patient's name for the page's header; None when it cannot be read (the page still shows)."""
+        server = fhir.server(session.iss, session.access_token)
+        try:
+            patient = await fhir.get(
+                server, render("Patient/{{context.patientId}}", {"patientId": session.patient}), fhir.deadline()
+            )
+        except FhirUnavailable:
+            return None
+        return patient_name(patient)
+
+    def trend(self, labs: list[Any], medications: list[Any], patient_id: str, as_of: datetime) -> Trend:
+        """The trend of resources already had (the demo's patients)."""
+        thresholds = self._content.thresholds
+        return build_trend(
+            self._labs.read(labs, patient_id).items,
+            courses(medications, patient_id, self._content.context).items,
+            as_of=as_of,
+            years=self._years,
+            profile=self._profile,
+            analytes=self._content.analytes,
+            payne=thresholds.payne,
+            future_allowance=timedelta(hours=thresholds.windows.future_allowance_hours),
+            accept_opt_in=self._accept_opt_in,
+        )
+
+
+def _resources(bundle: dict[str, Any]) -> list[Any]:
+    if bundle.get("resourceType") != "Bundle":
+        raise FhirUnavailable("the server did not answer with a Bundle")
+    return [e["resource"] for e in bundle.get("entry", ()) if isinstance(e, dict) and "resource" in e]

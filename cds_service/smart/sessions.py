@@ -1,0 +1,38 @@
+"""The SMART app's server-side state: a launch waiting for its code (by `state`) and a session (by
+the cookie's random id) holding the access token, which never reaches the browser. Kept in process,
+or in Redis when CDS_REDIS_URL is set, so that any worker can serve the callback and the page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..shared import SharedState
+
+_KEPT = 10_000  # entries kept in process; the oldest go first
+
+
+class SessionStore:
+    def __init__(self, shared: SharedState | None) -> None:
+        self._shared = shared
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    async def put(self, kind: str, key: str, value: dict[str, Any], ttl_s: int) -> None:
+        if self._shared is not None:
+            await self._shared.put_entry(kind, key, value, ttl_s)
+            return
+        now = time.monotonic()
+        if len(self._entries) >= _KEPT:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            while len(self._entries) >= _KEPT:
+                del self._entries[next(iter(self._entries))]
+        self._entries[kind, key] = (now + ttl_s, value)
+
+    async def get(self, kind: str, key: str, *, take: bool = False) -> dict[str, Any] | None:
+        """The entry if it has not expired; `take` removes it, so that it serves once."""
+        if self._shared is not None:
+            return await self._shared.entry(kind, key, take=take)
+        held = self._entries.pop((kind, key), None) if take else self._entries.get((kind, key))
+        if held is None or held[0] <= time.monotonic():
+            return None
+        return held[1]
