@@ -56,6 +56,8 @@ class Call:
     path: str  # under the FHIR base, e.g. "/Observation"
     query: dict[str, list[str]]
     headers: dict[str, str]  # names in lower case
+    method: str = "GET"
+    body: bytes = b""  # a POST's (a SMART token request's form)
 
 
 SideEffect = Callable[[Call], Reply | Awaitable[Reply]]
@@ -131,9 +133,10 @@ class FhirRoutes(LoopbackServer):
         while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
             name, _, value = header.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        target = line.split()[1].decode()
+        method, target = line.split()[0].decode(), line.split()[1].decode()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
         parts = urlsplit(target)
-        call = Call(target, parts.path.removeprefix("/fhir"), parse_qs(parts.query), headers)
+        call = Call(target, parts.path.removeprefix("/fhir"), parse_qs(parts.query), headers, method, body)
         route = next((r for r in self.routes if r.matches(call)), None)
         if route is None:
             self.unmatched.append(call)

@@ -128,6 +128,35 @@ def test_the_page_loads_nothing_from_elsewhere(browser: Browser, demo_server: st
     assert httpx.get(f"{demo_server}/demo/static/demo.js").status_code == 200
 
 
+def test_a_card_opens_the_trend_in_one_click(page: Page) -> None:
+    """The demo's SMART link: no EHR to launch it, so the app's demo mode on the patient shown, at
+    1024 px as an EHR's frame may be; everything from the service itself, no error in its console.
+    The README's docs/smart-app.png is this page (UPDATE_SCREENSHOT=1 writes it there)."""
+    response = choose(page, "demo-deficient-cramps")
+    (link,) = [x for x in response["cards"][0]["links"] if x["type"] == "smart"]
+    assert link["url"].endswith("/smart/launch") and link["label"] == "Vitamin D and electrolyte trend"
+    opened = page.locator("article.card").first.locator("a.smart-link")
+    expect(opened).to_have_attribute("href", "/smart/demo/demo-deficient-cramps")
+    with page.context.expect_page() as popup:
+        opened.click()
+    trend = popup.value
+    requested: list[str] = []
+    errors: list[str] = []
+    trend.on("request", lambda r: requested.append(r.url))
+    trend.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    trend.set_viewport_size({"width": 1024, "height": 900})
+    trend.reload()
+    expect(trend.locator("svg[data-analyte=vitamin_d] .point").first).to_be_attached()
+    points = trend.eval_on_selector_all("svg[data-analyte=vitamin_d] .point", "els => els.map(e => e.dataset.status)")
+    assert "deficient" in points and "Demo" in trend.inner_text("header")
+    assert requested and all(url.startswith(page.url.split("/demo")[0]) for url in requested) and not errors
+    width = trend.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1024  # readable at 1024 px: nothing to scroll sideways
+    path = ROOT / "docs" / "smart-app.png" if os.environ.get("UPDATE_SCREENSHOT") else None
+    if path is not None:
+        trend.screenshot(path=str(path), full_page=False)
+
+
 RUN = "window.__pwned=1"
 HOSTILE_DETAIL = "\n".join(
     [

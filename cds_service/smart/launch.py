@@ -7,6 +7,7 @@ address guard as a hook's `fhirServer`."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ _SCOPES = {
     "v2": "launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/MedicationRequest.rs "
     "patient/Medication.rs",
 }
+
+
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}", re.ASCII)
+
+
+def error_code(error: object) -> str | None:
+    """An OAuth error code (`invalid_grant`, `access_denied`) fit to show; None for anything else,
+    which is never echoed."""
+    return error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else None
 
 
 class LaunchRefused(Exception):
@@ -128,8 +138,7 @@ class SmartClient:
             raise LaunchRefused(f"the EHR's token endpoint cannot be used: {exc.reason}", 502) from None
         if status != 200:
             error = answer.get("error")
-            said = error if isinstance(error, str) and error.isascii() and len(error) <= 64 else f"HTTP {status}"
-            raise LaunchRefused(f"the EHR refused the sign-in ({said})", 403)
+            raise LaunchRefused(f"the EHR refused the sign-in ({error_code(error) or f'HTTP {status}'})", 403)
         access_token, token_type, patient = answer.get("access_token"), answer.get("token_type"), answer.get("patient")
         if not isinstance(access_token, str) or not access_token:
             raise LaunchRefused("the EHR's token response holds no access token", 502)

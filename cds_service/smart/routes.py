@@ -21,7 +21,7 @@ from ..fhir.facts import patient_name
 from ..json_bodies import OrjsonResponse
 from ..rendering import CardRenderer
 from ..settings import Settings
-from .launch import LAUNCH_TTL_S, LaunchRefused, SmartClient, private_key
+from .launch import LAUNCH_TTL_S, LaunchRefused, SmartClient, error_code, private_key
 from .page import TrendPage
 from .reading import TrendReader
 
@@ -100,7 +100,7 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
         request: Request, code: str = "", state: str = "", error: str = "", error_description: str = ""
     ) -> Response:
         if error:
-            said = error if error.isascii() and len(error) <= 64 else "an error"
+            said = error_code(error) or "an error"
             logger.info("smart sign-in refused by the EHR", extra={"reason": said})
             return refused(f"the EHR did not authorize the app ({said})", 403)
         if not code or not state or len(code) > _MAX_PARAMETER or len(state) > _MAX_PARAMETER:

@@ -1,0 +1,248 @@
+"""The SMART app's routes in process: the cards' link to it, the demo mode, and the launch's
+refusals for answers a real authorization server cannot be made to give (tests/fhir_routes.py
+plays the EHR). The launch itself, through the reference launcher in Chromium, is
+tests/e2e/test_smart_app.py."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from cds_service.app import create_app
+from cds_service.settings import Settings
+from tests.builders import LOINC, hook_request, obs, order_request, service_request
+from tests.conftest import AppFactory, make_client
+from tests.fhir_routes import FhirRoutes
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://cds.example.org"
+SMART = {"smart_client_id": "trend-app", "public_base_url": BASE}
+LABEL = "Vitamin D and electrolyte trend"
+DEFICIENT = hook_request(
+    [obs("62292-8", 12, "ng/mL", "2026-11-01")], [obs("2823-3", 5.8, "mmol/L", "2026-11-20")], conditions=[]
+)
+
+
+def _smart_links(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [link for link in card.get("links", []) if link["type"] == "smart"]
+
+
+async def test_the_cards_of_the_chart_link_to_the_app_once_it_is_set_up(make_app: AppFactory) -> None:
+    async with make_client(make_app(**SMART)) as client:
+        cards = (await client.post("/cds-services/vitamin-d-cramps", json=DEFICIENT)).json()["cards"]
+        discovery = (await client.get("/cds-services")).json()["services"]
+    assert {c["source"]["topic"]["code"] for c in cards} == {
+        "vitd-deficient",
+        "electrolytes-abnormal",
+        "electrolytes-check",
+    }
+    for card in cards:
+        assert _smart_links(card) == [{"label": LABEL, "url": f"{BASE}/smart/launch", "type": "smart"}]
+    described = {s["id"]: s["description"] for s in discovery}
+    assert "SMART app" in described["vitamin-d-cramps"]
+
+
+async def test_no_link_without_the_app_and_none_on_an_order_card(make_app: AppFactory) -> None:
+    async with make_client(make_app()) as client:
+        cards = (await client.post("/cds-services/vitamin-d-cramps", json=DEFICIENT)).json()["cards"]
+        described = (await client.get("/cds-services")).json()["services"][0]["description"]
+    assert cards and not any(_smart_links(c) for c in cards) and "SMART" not in described
+    draft = service_request(("http://acme.example/orders", "LAB123"), (LOINC, "62292-8"), id="sr-1")
+    request = order_request([draft], vitamin_d=[obs("62292-8", 24, "ng/mL", "2026-10-01")])
+    async with make_client(make_app(**SMART)) as client:
+        (card,) = (await client.post("/cds-services/vitamin-d-order-sign", json=request)).json()["cards"]
+        assert (await client.get("/smart/launch")).status_code == 400  # the app is there
+    assert card["source"]["topic"]["code"] == "vitd-duplicate-order" and not _smart_links(card)
+
+
+async def test_without_the_app_set_up_its_routes_are_absent(make_app: AppFactory) -> None:
+    async with make_client(make_app()) as client:
+        for path in ("/smart/launch", "/smart/callback", "/smart/app", "/smart/jwks.json", "/smart/demo/p1"):
+            assert (await client.get(path)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        ({}, "gives no iss or launch"),
+        ({"iss": "https://ehr.example.org/fhir"}, "gives no iss or launch"),
+        ({"iss": "x" * 5000, "launch": "l"}, "gives no iss or launch"),
+        ({"iss": "http://ehr.example.org/fhir", "launch": "l"}, "not an https URL"),
+        ({"iss": "https://user:pw@ehr.example.org/fhir", "launch": "l"}, "credentials in the URL"),
+        ({"iss": "javascript:alert(1)", "launch": "l"}, "not an https URL"),
+    ],
+)
+async def test_a_launch_the_service_cannot_follow_is_a_page_that_says_why(
+    make_app: AppFactory, params: dict[str, str], said: str
+) -> None:
+    async with make_client(make_app(**SMART)) as client:
+        answer = await client.get("/smart/launch", params=params)
+    assert answer.status_code in (400, 502) and said in answer.text
+    assert answer.headers["content-type"].startswith("text/html") and "Traceback" not in answer.text
+    assert "frame-ancestors 'self'" in answer.headers["content-security-policy"]
+
+
+def _configuration(routes: FhirRoutes, **fields: Any) -> None:
+    document = {
+        "authorization_endpoint": f"{routes.base_url}/auth/authorize",
+        "token_endpoint": f"{routes.base_url}/auth/token",
+        "code_challenge_methods_supported": ["S256"],
+    } | fields
+    routes.get("/.well-known/smart-configuration").respond(json={k: v for k, v in document.items() if v is not None})
+
+
+async def _launch(client: httpx.AsyncClient, routes: FhirRoutes) -> httpx.Response:
+    return await client.get("/smart/launch", params={"iss": routes.base_url, "launch": "launch-1"})
+
+
+async def test_the_launch_goes_to_authorize_with_pkce_state_and_aud(
+    make_app: AppFactory, fhir_routes: FhirRoutes
+) -> None:
+    _configuration(fhir_routes)
+    async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
+        answer = await _launch(client, fhir_routes)
+    assert answer.status_code == 302
+    target = urlsplit(answer.headers["location"])
+    query = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{fhir_routes.base_url}/auth/authorize"
+    assert query["response_type"] == "code" and query["client_id"] == "trend-app"
+    assert query["redirect_uri"] == f"{BASE}/smart/callback" and query["aud"] == fhir_routes.base_url
+    assert query["launch"] == "launch-1" and query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43 and len(query["state"]) >= 40
+    assert "patient/Observation.rs" in query["scope"].split()  # SMART v2 scopes by default
+    state_cookie = answer.headers["set-cookie"]
+    assert f"cds_smart_state={query['state']}" in state_cookie and "HttpOnly" in state_cookie
+    assert "Secure" in state_cookie and "SameSite=none" in state_cookie  # an EHR's iframe over https
+
+
+async def test_v1_scopes_by_setting(make_app: AppFactory, fhir_routes: FhirRoutes) -> None:
+    _configuration(fhir_routes)
+    async with make_client(make_app(fhir_allow_insecure=True, smart_scope_version="v1", **SMART)) as client:
+        answer = await _launch(client, fhir_routes)
+    scope = parse_qs(urlsplit(answer.headers["location"]).query)["scope"][0].split()
+    assert "patient/Observation.read" in scope and not any(s.endswith(".rs") for s in scope)
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"authorization_endpoint": None}, "names no authorization or token endpoint"),
+        ({"token_endpoint": 42}, "names no authorization or token endpoint"),
+        ({"code_challenge_methods_supported": ["plain"]}, "does not offer PKCE S256"),
+        ({"authorization_endpoint": "javascript:alert(document.cookie)"}, "cannot be used"),
+        ({"authorization_endpoint": "https://ehr.example.org/authorize?x=1"}, "cannot be used"),
+        ({"token_endpoint": "ftp://ehr.example.org/token"}, "cannot be used"),
+    ],
+)
+async def test_a_smart_configuration_the_service_cannot_use_stops_the_launch(
+    make_app: AppFactory, fhir_routes: FhirRoutes, fields: dict[str, Any], said: str
+) -> None:
+    _configuration(fhir_routes, **fields)
+    async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
+        answer = await _launch(client, fhir_routes)
+    assert answer.status_code == 502 and said in answer.text and "location" not in answer.headers
+
+
+async def test_an_endpoint_off_the_allowlist_stops_the_launch(make_app: AppFactory, fhir_routes: FhirRoutes) -> None:
+    _configuration(fhir_routes, token_endpoint="https://elsewhere.example.net/token")
+    settings = {"fhir_allow_insecure": True, "fhir_allowed_hosts": ["127.0.0.1"], **SMART}
+    async with make_client(make_app(**settings)) as client:
+        answer = await _launch(client, fhir_routes)
+    assert answer.status_code == 502 and "host not on the allowlist" in answer.text
+
+
+async def _signed_in(
+    client: httpx.AsyncClient, routes: FhirRoutes, token_answer: dict[str, Any], status: int = 200
+) -> httpx.Response:
+    """A launch, then its callback with the token endpoint answering `token_answer`."""
+    routes.get("/auth/token").respond(status, json=token_answer)
+    launch = await _launch(client, routes)
+    state = parse_qs(urlsplit(launch.headers["location"]).query)["state"][0]
+    client.cookies.set("cds_smart_state", state)
+    return await client.get("/smart/callback", params={"code": "code-1", "state": state})
+
+
+async def test_the_code_is_exchanged_with_its_verifier_and_the_token_stays_on_the_server(
+    make_app: AppFactory, fhir_routes: FhirRoutes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _configuration(fhir_routes)
+    token = {"access_token": "secret-access-token", "token_type": "bearer", "patient": "p1", "expires_in": 300}
+    async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
+        answer = await _signed_in(client, fhir_routes, token)
+    assert answer.status_code == 303 and answer.headers["location"] == "/smart/app"
+    (call,) = [c for r in fhir_routes.routes for c in r.calls if c.path == "/auth/token"]
+    form = {k: v[0] for k, v in parse_qs(call.body.decode()).items()}
+    assert call.method == "POST" and form["grant_type"] == "authorization_code" and form["code"] == "code-1"
+    assert form["client_id"] == "trend-app" and len(form["code_verifier"]) >= 43
+    assert form["redirect_uri"] == f"{BASE}/smart/callback"
+    session = next(v for k, v in answer.cookies.items() if k == "cds_smart")
+    assert "secret-access-token" not in answer.text + session + str(answer.headers) + caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "token_answer", "said"),
+    [
+        (400, {"error": "invalid_grant"}, "the EHR refused the sign-in (invalid_grant)"),
+        (401, {"error": "<script>alert(1)</script>"}, "the EHR refused the sign-in (HTTP 401)"),
+        (200, {"access_token": "t", "token_type": "mac", "patient": "p1"}, "not a bearer token"),
+        (200, {"access_token": "t", "token_type": "Bearer"}, "no patient in context"),
+        (200, {"access_token": "t", "token_type": "Bearer", "patient": "../Patient/p2"}, "no patient in context"),
+        (200, {"access_token": "", "token_type": "Bearer", "patient": "p1"}, "no access token"),
+        (200, {"access_token": ["t"], "token_type": "Bearer", "patient": "p1"}, "no access token"),
+    ],
+)
+async def test_a_token_answer_the_service_cannot_use_is_a_page_that_says_why(
+    make_app: AppFactory, fhir_routes: FhirRoutes, status: int, token_answer: dict[str, Any], said: str
+) -> None:
+    _configuration(fhir_routes)
+    async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
+        answer = await _signed_in(client, fhir_routes, token_answer, status)
+    assert answer.status_code in (403, 502) and said in answer.text
+    assert "cds_smart=" not in answer.headers.get("set-cookie", "") and "<script>" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("error", "said"), [("access_denied", "(access_denied)"), ("<img src=x onerror=alert(1)>", "(an error)")]
+)
+async def test_a_refusal_by_the_ehr_is_a_page_that_names_its_code_only(
+    make_app: AppFactory, error: str, said: str
+) -> None:
+    async with make_client(make_app(**SMART)) as client:
+        answer = await client.get(
+            "/smart/callback", params={"error": error, "error_description": "<b>no</b>", "state": "s"}
+        )
+    assert answer.status_code == 403 and f"the EHR did not authorize the app {said}" in answer.text
+    assert "<img" not in answer.text and "<b>" not in answer.text
+
+
+async def test_a_state_serves_once(make_app: AppFactory, fhir_routes: FhirRoutes) -> None:
+    _configuration(fhir_routes)
+    fhir_routes.get("/auth/token").respond(json={"access_token": "t", "token_type": "Bearer", "patient": "p1"})
+    async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
+        launch = await _launch(client, fhir_routes)
+        state = parse_qs(urlsplit(launch.headers["location"]).query)["state"][0]
+        answers = []
+        for _ in range(2):  # the same callback twice, the browser's state cookie set each time
+            client.cookies.set("cds_smart_state", state)
+            answers.append(await client.get("/smart/callback", params={"code": "code-1", "state": state}))
+    assert [a.status_code for a in answers] == [303, 400]
+    assert "unknown or has expired" in answers[1].text
+
+
+async def test_the_demo_shows_a_demo_patient_s_trend_without_an_ehr(tmp_path: Path) -> None:
+    app = create_app(Settings(auth="off", database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.sqlite"), demo=True)
+    async with make_client(app) as client:
+        page = await client.get("/smart/demo/demo-deficient-cramps")
+        missing = await client.get("/smart/demo/no-such-patient")
+        css = await client.get("/smart/static/trend.css")
+    assert page.status_code == 200 and 'data-status="deficient"' in page.text and "Demo" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert missing.status_code == 404 and "no such demo patient" in missing.text
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
