@@ -15,9 +15,9 @@ import pytest
 
 from cds_service.app import create_app
 from cds_service.settings import Settings
-from tests.builders import LOINC, hook_request, obs, order_request, service_request
+from tests.builders import LOINC, bundle, hook_request, obs, order_request, service_request
 from tests.conftest import AppFactory, make_client
-from tests.fhir_routes import FhirRoutes
+from tests.fhir_routes import FhirRoutes, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -246,3 +246,33 @@ async def test_the_demo_shows_a_demo_patient_s_trend_without_an_ehr(tmp_path: Pa
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert missing.status_code == 404 and "no such demo patient" in missing.text
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+async def test_the_page_reads_with_the_token_and_says_so_when_the_server_fails(
+    make_app: AppFactory, fhir_routes: FhirRoutes
+) -> None:
+    _configuration(fhir_routes)
+    token = {"access_token": "access-1", "token_type": "Bearer", "patient": "p1"}
+    results = fhir_routes.get("/Observation").mock(
+        side_effect=[
+            Reply(json=bundle(obs("62292-8", 12, "ng/mL", "2026-11-01"))),
+            Reply(json=bundle()),
+            Reply(503, json={"resourceType": "OperationOutcome"}),
+            Reply(503, json={"resourceType": "OperationOutcome"}),
+        ]
+    )
+    fhir_routes.get("/MedicationRequest").respond(json=bundle())
+    fhir_routes.get("/Patient/p1").respond(
+        json={"resourceType": "Patient", "id": "p1", "name": [{"text": "<b>Al</b>"}]}
+    )
+    plain = {"smart_client_id": "trend-app", "public_base_url": "http://cds.test"}  # the cookie is not Secure
+    async with make_client(make_app(fhir_allow_insecure=True, **plain)) as client:
+        await _signed_in(client, fhir_routes, token)
+        shown = await client.get("/smart/app")
+        failed = await client.get("/smart/app")
+    assert (
+        shown.status_code == 200 and 'data-status="deficient"' in shown.text and "&lt;b&gt;Al&lt;/b&gt;" in shown.text
+    )
+    assert {c.headers["authorization"] for c in results.calls} == {"Bearer access-1"}
+    assert failed.status_code == 502 and "did not give the results" in failed.text
+    assert "access-1" not in shown.text + failed.text
