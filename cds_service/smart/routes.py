@@ -54,13 +54,7 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
     }
-    secure = (settings.public_base_url or "").startswith("https://")
     router = APIRouter(prefix="/smart", include_in_schema=False)
-
-    def set_cookie(answer: Response, name: str, value: str, *, max_age: int, path: str) -> None:
-        # Inside an EHR's frame a cookie is sent only with SameSite=None, which needs https.
-        samesite: Literal["none", "lax"] = "none" if secure else "lax"
-        answer.set_cookie(name, value, max_age=max_age, path=path, httponly=True, secure=secure, samesite=samesite)
 
     def refused(message: str, status: int) -> HTMLResponse:
         body = (
@@ -70,15 +64,31 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
         )
         return HTMLResponse(body, status, headers=headers)
 
-    def client(request: Request) -> SmartClient:
-        return request.app.state.smart  # type: ignore[no-any-return]
-
     if demo:
         _add_demo(router, reader, page, refused, headers)
-    if settings.smart_launch_url is None:
-        app.include_router(router)
-        app.mount("/smart/static", StaticFiles(directory=STATIC), name="smart-static")
-        return
+    if settings.smart_launch_url is not None:  # the app set up: an EHR can launch it
+        _add_launch(router, settings, reader, page, refused, headers)
+    app.include_router(router)
+    app.mount("/smart/static", StaticFiles(directory=STATIC), name="smart-static")
+
+
+def _add_launch(
+    router: APIRouter,
+    settings: Settings,
+    reader: TrendReader,
+    page: TrendPage,
+    refused: Callable[[str, int], HTMLResponse],
+    headers: dict[str, str],
+) -> None:
+    secure = (settings.public_base_url or "").startswith("https://")
+
+    def set_cookie(answer: Response, name: str, value: str, *, max_age: int, path: str) -> None:
+        # Inside an EHR's frame a cookie is sent only with SameSite=None, which needs https.
+        samesite: Literal["none", "lax"] = "none" if secure else "lax"
+        answer.set_cookie(name, value, max_age=max_age, path=path, httponly=True, secure=secure, samesite=samesite)
+
+    def client(request: Request) -> SmartClient:
+        return request.app.state.smart  # type: ignore[no-any-return]
 
     @router.get("/launch")
     async def launch(request: Request, iss: str = "", launch: str = "") -> Response:
@@ -96,16 +106,14 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
         return answer
 
     @router.get("/callback")
-    async def callback(
-        request: Request, code: str = "", state: str = "", error: str = "", error_description: str = ""
-    ) -> Response:
+    async def callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
         if error:
             said = error_code(error) or "an error"
             logger.info("smart sign-in refused by the EHR", extra={"reason": said})
             return refused(f"the EHR did not authorize the app ({said})", 403)
         if not code or not state or len(code) > _MAX_PARAMETER or len(state) > _MAX_PARAMETER:
             return refused("the EHR's answer holds no code or state", 400)
-        if not secrets.compare_digest(request.cookies.get(STATE_COOKIE, ""), state):
+        if not secrets.compare_digest(request.cookies.get(STATE_COOKIE, "").encode(), state.encode()):
             return refused("this sign-in was not started in this browser (state); open the app from the EHR again", 400)
         try:
             session_id = await client(request).complete(state, code)
@@ -136,9 +144,6 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
     async def jwks(request: Request) -> Response:
         keys = client(request).public_keys
         return OrjsonResponse(keys) if keys is not None else refused("this app is a public client: no keys", 404)
-
-    app.include_router(router)
-    app.mount("/smart/static", StaticFiles(directory=STATIC), name="smart-static")
 
 
 def _add_demo(

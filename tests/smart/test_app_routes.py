@@ -222,6 +222,12 @@ async def test_a_refusal_by_the_ehr_is_a_page_that_names_its_code_only(
     assert "<img" not in answer.text and "<b>" not in answer.text
 
 
+async def test_a_state_no_ascii_holds_is_refused_not_an_error(make_app: AppFactory) -> None:
+    async with make_client(make_app(**SMART)) as client:
+        answer = await client.get("/smart/callback", params={"code": "c", "state": "ünïcode-state"})
+    assert answer.status_code == 400 and "not started in this browser" in answer.text
+
+
 async def test_a_state_serves_once(make_app: AppFactory, fhir_routes: FhirRoutes) -> None:
     _configuration(fhir_routes)
     fhir_routes.get("/auth/token").respond(json={"access_token": "t", "token_type": "Bearer", "patient": "p1"})
