@@ -52,7 +52,9 @@ def create_app(
     the demo page at /demo (`cds-service demo`)."""
     settings = settings or Settings()
     content = content or load_content(settings.content_dir)
-    services = build_services(content, settings)
+    # The demo page plays the EHR and opens the app's demo mode from a card's link.
+    trend_url = settings.smart_launch_url or (f"{settings.public_base_url or ''}/smart/launch" if demo else None)
+    services = build_services(content, settings, trend_url)
     issuers = _trusted_issuers(settings)
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",

@@ -115,6 +115,10 @@ def serve(
     connections and gives the calls in flight CDS_SHUTDOWN_GRACE_S to finish."""
     app, settings = _checked_app()
     workers = workers or settings.workers
+    if workers > 1 and settings.smart_launch_url is not None and settings.redis_url is None:
+        # A launch's callback and its page may reach any worker: they must share their sessions.
+        typer.echo("error: settings: the SMART app with more than one worker needs CDS_REDIS_URL", err=True)
+        raise typer.Exit(2)
     grace = math.ceil(settings.shutdown_grace_s)
     if workers > 1:
         # Migrate once here, so that workers starting together do not race on a new database.
@@ -176,10 +180,9 @@ def demo(
     # Snoozing on, under a key that lives as long as the process (CDS_PSEUDONYM_KEY, if set, wins).
     key = {} if "CDS_PSEUDONYM_KEY" in os.environ else {"pseudonym_key": secrets.token_hex(32)}
     base = f"http://{host}:{port}"
-    # The SMART app set up, so that the cards link to it; the demo page opens its demo mode.
-    smart = {} if "CDS_SMART_CLIENT_ID" in os.environ else {"smart_client_id": "cds-service-demo"}
+    # The cards link to the SMART app here; the demo page opens its demo mode.
     where = {} if "CDS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
-    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **smart, **where)
+    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     typer.echo(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?", re.ASCII)
 
 
 class Settings(BaseSettings):
@@ -131,6 +134,17 @@ class Settings(BaseSettings):
     def _host_names(cls, value: list[str]) -> list[str]:
         return [host.lower() for host in value]
 
+    @field_validator("smart_frame_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """Origins only (`https://ehr.example.org`, a port at most): each goes into a
+        Content-Security-Policy as it is, where a `;`, a space or a `*` would change it."""
+        if refused := [origin for origin in value if not _ORIGIN.fullmatch(origin)]:
+            raise ValueError(
+                f"CDS_SMART_FRAME_ORIGINS holds what is no origin (https://ehr.example.org): {len(refused)}"
+            )
+        return value
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _asymmetric(cls, value: list[str]) -> list[str]:
@@ -153,6 +167,15 @@ class Settings(BaseSettings):
         (`serve` and each of its workers; the JWT middleware checks it again): ValueError naming
         the settings missing and why. Not a validator, since the commands that serve no one
         (`report`, `evaluate`, `check-content`) read the same settings and need neither."""
+        if self.smart_client_id:
+            # Anyone may open /smart/launch: its iss, and the endpoints iss names, must be the
+            # EHRs' own, or a stranger's server could take the code (docs/smart-app.md).
+            for needed, value in (
+                ("CDS_PUBLIC_BASE_URL", self.public_base_url),
+                ("CDS_FHIR_ALLOWED_HOSTS", self.fhir_allowed_hosts),
+            ):
+                if not value:
+                    raise ValueError(f"CDS_SMART_CLIENT_ID needs {needed} (the SMART app, docs/smart-app.md)")
         if self.auth != "jwt":
             return
         missing = [

@@ -160,6 +160,16 @@ async def test_a_prefetched_next_link_to_a_host_no_one_can_decode_leaves_the_bun
     assert answer.status_code == 200 and kinds(answer) == ["vitd-deficient"]
 
 
+@pytest.mark.parametrize("host", ["xn--a", "a.xn--", "\uff41.xn--"])
+async def test_a_fhir_server_whose_host_no_one_can_decode_is_refused_not_an_error(
+    fetching: httpx.AsyncClient, host: str
+) -> None:
+    """An attack run on the SMART app (whose iss meets the same rules) found such a host a 500 where
+    the URL is checked; a hook's fhirServer is refused before, as the request's own fault."""
+    answer = await fetching.post(URL, json=without_prefetch(f"https://{host}/fhir"))
+    assert answer.status_code == 400 and "fhirServer" in answer.text
+
+
 async def test_prefetch_is_used_whatever_the_fhir_server(client: httpx.AsyncClient) -> None:
     """Full prefetch and a hostile fhirServer: nothing is fetched, so nothing is refused."""
     request = hook_request([DEFICIENT], normal_electrolytes(), conditions=[], medications=[])

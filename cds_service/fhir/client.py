@@ -281,14 +281,15 @@ class FhirClient:
     def _checked_url(self, url: str, what: str) -> URL:
         try:
             parsed = URL(url)
+            host = parsed.host  # ValueError for a host IDNA cannot decode (`xn--a`), from an attack run
         except (ValueError, TypeError):
             raise FhirUnavailable(f"{what} is not a URL") from None
         allowed_schemes = {"https", "http"} if self._insecure else {"https"}
-        if parsed.scheme not in allowed_schemes or not parsed.host:
+        if parsed.scheme not in allowed_schemes or not host:
             raise FhirUnavailable(f"{what} refused: not an https URL", "refused")
         if parsed.user is not None or parsed.password is not None:
             raise FhirUnavailable(f"{what} refused: credentials in the URL", "refused")
-        host = parsed.host.rstrip(".")
+        host = host.rstrip(".")
         if len(host) > 253 or any(not 0 < len(label) <= 63 for label in host.split(".")):
             raise FhirUnavailable(f"{what} refused: not a valid host name", "refused")
         return parsed
@@ -299,7 +300,7 @@ class FhirClient:
         parsed = self._checked_url(url, "the URL")
         return await self._fetch(FhirServer(parsed), parsed, self.deadline())
 
-    async def post_form(self, url: str, form: str) -> tuple[int, dict[str, Any]]:
+    async def post_form(self, url: str, form: str, max_bytes: int) -> tuple[int, dict[str, Any]]:
         """The status and JSON answer of a form POST (a SMART token request, whose errors come as
         JSON too) under the same https, address, size and time rules as FHIR queries. No redirect
         is followed and nothing is retried: an authorization code is used once."""
@@ -308,7 +309,7 @@ class FhirClient:
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._http.post(parsed, data=form, headers=headers, allow_redirects=False) as response:
-                    body = await _bounded_body(response, self._max_bytes)
+                    body = await _bounded_body(response, max_bytes)
                     status = response.status
         except TimeoutError:
             raise FhirUnavailable("timed out", "timeout") from None

@@ -11,9 +11,10 @@ from .vitamin_d_cramps import VitaminDCramps
 from .vitamin_d_orders import VitaminDOrders
 
 
-def build_services(content: Content, settings: Settings) -> dict[str, CdsService]:
+def build_services(content: Content, settings: Settings, trend_url: str | None = None) -> dict[str, CdsService]:
+    """`trend_url`: the SMART app's launch URL, which the chart's cards link to."""
     record = RecordReader(content, settings)
-    cards = CardRenderer(content, record.profile, settings.smart_launch_url)  # one renderer for every service
+    cards = CardRenderer(content, record.profile, trend_url)  # one renderer for every service
     silent = content.silent_kinds(settings.silent_kinds)  # ContentError at start for an unknown kind
     services: list[CdsService] = [
         VitaminDCramps(record, cards, silent),

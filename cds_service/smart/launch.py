@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,10 @@ from ..settings import Settings
 from .sessions import SessionStore
 
 LAUNCH_TTL_S = 600  # from the redirect to authorize until the code comes back
+_TOKEN_ANSWER_BYTES = 64 * 1024  # a token answer is a few KB; a larger one is no EHR's
+# RFC 6750's b64token, of a length EHRs' tokens have (a few KB): kept in a session and sent as a
+# header, so neither of any size nor with a character a header cannot hold (from an attack run).
+_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,16384}=*", re.ASCII)
 _SCOPES = {
     "v1": "launch openid fhirUser patient/Patient.read patient/Observation.read patient/MedicationRequest.read "
     "patient/Medication.read",
@@ -120,8 +123,10 @@ class SmartClient:
         )
         return authorize_at, state
 
-    async def complete(self, state: str, code: str) -> str:
-        """The code exchanged for a token; the id of the new session holding it."""
+    async def complete(self, state: str, code: str) -> tuple[str, str, int]:
+        """The code exchanged for a token, kept in a new session: its secret id, the handle of its
+        page, and how long it lasts. Each launch has its page and its session, so that two
+        patients opened in one browser never show one for the other (from an attack run)."""
         pending = await self._sessions.get("smart-launch", state, take=True)
         if pending is None:
             raise LaunchRefused("this sign-in is unknown or has expired (state); open the app from the EHR again")
@@ -133,29 +138,32 @@ class SmartClient:
             **self._client_authentication(pending["token_endpoint"]),
         )
         try:
-            status, answer = await self._fhir.post_form(pending["token_endpoint"], form)
+            status, answer = await self._fhir.post_form(pending["token_endpoint"], form, _TOKEN_ANSWER_BYTES)
         except FhirUnavailable as exc:
             raise LaunchRefused(f"the EHR's token endpoint cannot be used: {exc.reason}", 502) from None
         if status != 200:
             error = answer.get("error")
             raise LaunchRefused(f"the EHR refused the sign-in ({error_code(error) or f'HTTP {status}'})", 403)
         access_token, token_type, patient = answer.get("access_token"), answer.get("token_type"), answer.get("patient")
-        if not isinstance(access_token, str) or not access_token:
-            raise LaunchRefused("the EHR's token response holds no access token", 502)
+        if not isinstance(access_token, str) or not _ACCESS_TOKEN.fullmatch(access_token):
+            raise LaunchRefused("the EHR's token response holds no usable access token", 502)
         if not isinstance(token_type, str) or token_type.lower() != "bearer":  # compared case-insensitively
             raise LaunchRefused("the EHR's token is not a bearer token", 502)
         if not isinstance(patient, str) or not is_fhir_id(patient):
             raise LaunchRefused("the EHR gave no patient in context", 502)
         expires_in = answer.get("expires_in")
         lifetime = min(self.session_s, expires_in) if isinstance(expires_in, int) and expires_in > 0 else self.session_s
-        session_id = secrets.token_urlsafe(32)
-        session = {"iss": pending["iss"], "patient": patient, "access_token": access_token, "at": time.time()}
+        session_id, handle = secrets.token_urlsafe(32), secrets.token_urlsafe(12)
+        session = {"iss": pending["iss"], "patient": patient, "access_token": access_token, "page": handle}
         await self._sessions.put("smart-session", session_id, session, lifetime)
-        return session_id
+        return session_id, handle, lifetime
 
-    async def session(self, session_id: str) -> AppSession | None:
+    async def session(self, session_id: str, handle: str) -> AppSession | None:
+        """The session, if it is the one of that page."""
         held = await self._sessions.get("smart-session", session_id)
-        return AppSession(held["iss"], held["patient"], held["access_token"]) if held else None
+        if held is None or not secrets.compare_digest(held["page"].encode(), handle.encode()):
+            return None
+        return AppSession(held["iss"], held["patient"], held["access_token"])
 
     def _client_authentication(self, token_endpoint: str) -> dict[str, str]:
         if self._key is None:
@@ -184,4 +192,6 @@ def private_key(path: Path) -> RSAKey | ECKey:
         raise ValueError(refused) from None
     if not isinstance(key, RSAKey | ECKey) or not key.is_private or not key.kid or not key.alg:
         raise ValueError(refused)
+    if isinstance(key, RSAKey) and key.raw_value.key_size < 2048:
+        raise ValueError("CDS_SMART_PRIVATE_KEY_FILE holds an RSA key under 2048 bits")
     return key

@@ -116,19 +116,23 @@ def _add_launch(
         if not secrets.compare_digest(request.cookies.get(STATE_COOKIE, "").encode(), state.encode()):
             return refused("this sign-in was not started in this browser (state); open the app from the EHR again", 400)
         try:
-            session_id = await client(request).complete(state, code)
+            session_id, handle, lifetime = await client(request).complete(state, code)
         except LaunchRefused as exc:
             logger.info("smart sign-in refused", extra={"reason": exc.message})
             return refused(exc.message, exc.status)
-        answer = RedirectResponse("/smart/app", 303, headers=headers)
+        page_path = f"/smart/app/{handle}"
+        answer = RedirectResponse(page_path, 303, headers=headers)
         answer.delete_cookie(STATE_COOKIE, path="/smart/callback")
-        set_cookie(answer, COOKIE, session_id, max_age=settings.smart_session_s, path="/smart")
+        # The session's cookie goes with its own page only: another launch in this browser, another
+        # patient maybe, has its page and its cookie.
+        set_cookie(answer, COOKIE, session_id, max_age=lifetime, path=page_path)
         return answer
 
-    @router.get("/app")
-    async def trend_page(request: Request) -> Response:
+    @router.get("/app/{handle}")
+    async def trend_page(request: Request, handle: str) -> Response:
         session_id = request.cookies.get(COOKIE, "")
-        session = await client(request).session(session_id) if 0 < len(session_id) <= 128 else None
+        fits = 0 < len(session_id) <= 64 and 0 < len(handle) <= 32
+        session = await client(request).session(session_id, handle) if fits else None
         if session is None:
             return refused("the session has ended or was never opened; open the app from the EHR again", 401)
         fhir = request.app.state.fhir

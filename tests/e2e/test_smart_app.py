@@ -95,6 +95,7 @@ def _settings(tmp: Path, client_id: str, **more: str) -> dict[str, str]:
         "CDS_SMART_CLIENT_ID": client_id,
         "CDS_PUBLIC_BASE_URL": "http://127.0.0.1:{port}",
         "CDS_FHIR_ALLOW_INSECURE": "true",
+        "CDS_FHIR_ALLOWED_HOSTS": "127.0.0.1",  # the launcher's: the app needs an allowlist
         "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/{client_id}.sqlite",
         **more,
     }
@@ -133,7 +134,7 @@ def test_a_public_client_launch_shows_the_trend_of_the_records(
 ) -> None:
     page = _open(browser, public_app, launcher, launch_code(PATIENT, provider=PROVIDER, client_id="trend-public"))
     try:
-        assert page.url == f"{public_app}/smart/app"
+        assert page.url.startswith(f"{public_app}/smart/app/")
         assert "Tren Dwell" in page.inner_text("header")
         vitamin_d = {p["date"]: p for p in _points(page, "svg[data-analyte=vitamin_d] .point")}
         assert {d: (p["value"], p["status"]) for d, p in vitamin_d.items()} == {
@@ -173,7 +174,7 @@ def test_a_confidential_client_authenticates_with_its_key(
     )
     page = _open(browser, confidential_app, launcher, code)
     try:
-        assert page.url == f"{confidential_app}/smart/app"
+        assert page.url.startswith(f"{confidential_app}/smart/app/")
         assert len(_points(page, "svg[data-analyte=vitamin_d] .point")) == 5
     finally:
         page.close()
@@ -224,7 +225,7 @@ def test_a_callback_started_in_another_browser_signs_no_one_in(public_app: str, 
     assert victim.status_code == 400 and "not started in this browser" in victim.text
     assert "cds_smart" not in victim.cookies
     own = theirs.get(callback)
-    assert own.status_code == 303 and own.headers["location"] == "/smart/app"
+    assert own.status_code == 303 and own.headers["location"].startswith("/smart/app/")
 
 
 def test_an_iss_outside_the_allowlist_is_refused(tmp_path: Path, launcher: Launcher) -> None:
@@ -234,8 +235,27 @@ def test_an_iss_outside_the_allowlist_is_refused(tmp_path: Path, launcher: Launc
     assert answer.status_code == 502 and "host not on the allowlist" in answer.text
 
 
+def test_two_patients_opened_in_one_browser_each_keep_their_own_page(
+    browser: Browser, public_app: str, launcher: Launcher
+) -> None:
+    """From an attack run: with one session a browser, the second launch's patient replaced the
+    first's, and reloading the first tab showed the other patient."""
+    context = browser.new_context()
+    try:
+        first, second = context.new_page(), context.new_page()
+        first.goto(launch_url(f"{public_app}/smart/launch", launcher, launch_code(PATIENT, provider=PROVIDER)))
+        second.goto(launch_url(f"{public_app}/smart/launch", launcher, launch_code(HEAVY, provider=PROVIDER)))
+        first.reload()
+        second.reload()
+        assert "Tren Dwell" in first.inner_text("header") and "Hea Vy" in second.inner_text("header")
+        assert len(_points(first, "svg[data-analyte=vitamin_d] .point")) == 5
+        assert first.url != second.url
+    finally:
+        context.close()
+
+
 def test_the_session_is_needed_for_the_page(public_app: str) -> None:
-    answer = httpx.get(f"{public_app}/smart/app", cookies={"cds_smart": "made-up"})
+    answer = httpx.get(f"{public_app}/smart/app/made-up", cookies={"cds_smart": "made-up"})
     assert answer.status_code == 401 and "open the app from the EHR again" in answer.text
 
 

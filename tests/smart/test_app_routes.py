@@ -5,15 +5,20 @@ tests/e2e/test_smart_app.py."""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
+from typer.testing import CliRunner
 
 from cds_service.app import create_app
+from cds_service.cli import cli
 from cds_service.settings import Settings
 from tests.builders import LOINC, bundle, hook_request, obs, order_request, service_request
 from tests.conftest import AppFactory, make_client
@@ -63,7 +68,7 @@ async def test_no_link_without_the_app_and_none_on_an_order_card(make_app: AppFa
 
 async def test_without_the_app_set_up_its_routes_are_absent(make_app: AppFactory) -> None:
     async with make_client(make_app()) as client:
-        for path in ("/smart/launch", "/smart/callback", "/smart/app", "/smart/jwks.json", "/smart/demo/p1"):
+        for path in ("/smart/launch", "/smart/callback", "/smart/app/x", "/smart/jwks.json", "/smart/demo/p1"):
             assert (await client.get(path)).status_code == 404
 
 
@@ -176,7 +181,7 @@ async def test_the_code_is_exchanged_with_its_verifier_and_the_token_stays_on_th
     token = {"access_token": "secret-access-token", "token_type": "bearer", "patient": "p1", "expires_in": 300}
     async with make_client(make_app(fhir_allow_insecure=True, **SMART)) as client:
         answer = await _signed_in(client, fhir_routes, token)
-    assert answer.status_code == 303 and answer.headers["location"] == "/smart/app"
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/smart/app/")
     (call,) = [c for r in fhir_routes.routes for c in r.calls if c.path == "/auth/token"]
     form = {k: v[0] for k, v in parse_qs(call.body.decode()).items()}
     assert call.method == "POST" and form["grant_type"] == "authorization_code" and form["code"] == "code-1"
@@ -194,8 +199,16 @@ async def test_the_code_is_exchanged_with_its_verifier_and_the_token_stays_on_th
         (200, {"access_token": "t", "token_type": "mac", "patient": "p1"}, "not a bearer token"),
         (200, {"access_token": "t", "token_type": "Bearer"}, "no patient in context"),
         (200, {"access_token": "t", "token_type": "Bearer", "patient": "../Patient/p2"}, "no patient in context"),
-        (200, {"access_token": "", "token_type": "Bearer", "patient": "p1"}, "no access token"),
-        (200, {"access_token": ["t"], "token_type": "Bearer", "patient": "p1"}, "no access token"),
+        (200, {"access_token": "", "token_type": "Bearer", "patient": "p1"}, "no usable access token"),
+        (200, {"access_token": ["t"], "token_type": "Bearer", "patient": "p1"}, "no usable access token"),
+        # from an attack run: a header no request can carry, and a token kept for half an hour
+        (
+            200,
+            {"access_token": "t\r\nX-Injected: 1", "token_type": "Bearer", "patient": "p1"},
+            "no usable access token",
+        ),
+        (200, {"access_token": "A" * 20_000, "token_type": "Bearer", "patient": "p1"}, "no usable access token"),
+        (200, {"access_token": "t", "token_type": "Bearer", "patient": "p1", "pad": "x" * 70_000}, "too large"),
     ],
 )
 async def test_a_token_answer_the_service_cannot_use_is_a_page_that_says_why(
@@ -273,12 +286,81 @@ async def test_the_page_reads_with_the_token_and_says_so_when_the_server_fails(
     )
     plain = {"smart_client_id": "trend-app", "public_base_url": "http://cds.test"}  # the cookie is not Secure
     async with make_client(make_app(fhir_allow_insecure=True, **plain)) as client:
-        await _signed_in(client, fhir_routes, token)
-        shown = await client.get("/smart/app")
-        failed = await client.get("/smart/app")
+        page = (await _signed_in(client, fhir_routes, token)).headers["location"]
+        shown = await client.get(page)
+        failed = await client.get(page)
     assert (
         shown.status_code == 200 and 'data-status="deficient"' in shown.text and "&lt;b&gt;Al&lt;/b&gt;" in shown.text
     )
     assert {c.headers["authorization"] for c in results.calls} == {"Bearer access-1"}
     assert failed.status_code == 502 and "did not give the results" in failed.text
     assert "access-1" not in shown.text + failed.text
+
+
+# --- what stops the start (each from an attack run) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"CDS_SMART_CLIENT_ID": "a", "CDS_PUBLIC_BASE_URL": BASE}, "CDS_SMART_CLIENT_ID needs CDS_FHIR_ALLOWED_HOSTS"),
+        ({"CDS_SMART_CLIENT_ID": "a", "CDS_FHIR_ALLOWED_HOSTS": "ehr.example.org"}, "needs CDS_PUBLIC_BASE_URL"),
+        ({"CDS_SMART_FRAME_ORIGINS": "https://ehr.example.org; script-src *"}, "CDS_SMART_FRAME_ORIGINS"),
+        ({"CDS_SMART_FRAME_ORIGINS": "*"}, "CDS_SMART_FRAME_ORIGINS"),
+        ({"CDS_SMART_FRAME_ORIGINS": "https://ehr.example.org/path"}, "CDS_SMART_FRAME_ORIGINS"),
+    ],
+)
+def test_a_smart_set_up_that_would_be_unsafe_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], said: str
+) -> None:
+    for name, value in {"CDS_AUTH": "off", **env}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2 and said in result.output
+    assert "script-src" not in result.output  # the value given is never echoed
+
+
+def test_the_app_with_workers_needs_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "CDS_AUTH": "off",
+        "CDS_SMART_CLIENT_ID": "a",
+        "CDS_PUBLIC_BASE_URL": BASE,
+        "CDS_FHIR_ALLOWED_HOSTS": "e.org",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["serve", "--port", "1", "--workers", "2"])
+    assert result.exit_code == 2 and "more than one worker needs CDS_REDIS_URL" in result.output
+
+
+UNUSABLE = "one private RSA or EC JWK with kid and alg"
+
+
+def _rsa(bits: int, private: bool = True, **parameters: str) -> Callable[[], object]:
+    return lambda: RSAKey.generate_key(bits, parameters=parameters, private=True).as_dict(private=private)
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        (_rsa(1024, kid="k", alg="RS256"), "under 2048 bits"),
+        (_rsa(2048, kid="k"), UNUSABLE),  # no alg
+        (_rsa(2048, False, kid="k", alg="RS256"), UNUSABLE),  # no private part
+        (lambda: {"kty": "oct", "k": "c2VjcmV0", "kid": "k", "alg": "HS256"}, UNUSABLE),
+        (lambda: "not json", UNUSABLE),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Key size should be")  # joserfc's, for the 1024-bit key made here
+def test_a_client_key_that_cannot_be_used_stops_the_start(tmp_path: Path, key: Callable[[], object], said: str) -> None:
+    path = tmp_path / "key.json"
+    made = key()
+    path.write_text(made if isinstance(made, str) else json.dumps(made))
+    with pytest.raises(ValueError, match="CDS_SMART_PRIVATE_KEY_FILE") as refused:
+        create_app(Settings(auth="off", smart_private_key_file=path, **SMART))
+    assert said in str(refused.value)
+
+
+async def test_an_iss_no_host_name_decodes_from_is_a_page(make_app: AppFactory) -> None:
+    async with make_client(make_app(fhir_allowed_hosts=["ehr.example.org"], **SMART)) as client:
+        answer = await client.get("/smart/launch", params={"iss": "https://xn--a/fhir", "launch": "l"})
+    assert answer.status_code == 502 and "is not a URL" in answer.text

@@ -77,3 +77,6 @@ async def test_in_process_entries_expire_serve_once_and_stay_bounded(monkeypatch
         await store.put("smart-session", f"id-{n}", {"n": n}, 60)
     kept = [await store.get("smart-session", f"id-{n}") for n in range(5)]
     assert kept == [None, None, {"n": 2}, {"n": 3}, {"n": 4}]  # the oldest go first
+    for n in range(10):  # a flood of launches, which anyone may start, pushes out no session
+        await store.put("smart-launch", f"state-{n}", {"n": n}, 60)
+    assert await store.get("smart-session", "id-4") == {"n": 4}
