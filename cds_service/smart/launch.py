@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from ..fhir.client import FhirClient, FhirUnavailable
 from ..protocol import is_fhir_id
 from ..settings import Settings
+from ..shared import SharedStateUnavailable
 from .sessions import SessionStore
 
 LAUNCH_TTL_S = 600  # from the redirect to authorize until the code comes back
@@ -106,7 +107,7 @@ class SmartClient:
             raise LaunchRefused(f"the EHR's SMART endpoints cannot be used: {exc.reason}", 502) from None
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
         pending = {"iss": iss, "token_endpoint": token, "verifier": verifier}
-        await self._sessions.put("smart-launch", state, pending, LAUNCH_TTL_S)
+        await self._keep("smart-launch", state, pending, LAUNCH_TTL_S)
         authorize_at = str(
             prepare_grant_uri(
                 authorize_url,
@@ -127,7 +128,7 @@ class SmartClient:
         """The code exchanged for a token, kept in a new session: its secret id, the handle of its
         page, and how long it lasts. Each launch has its page and its session, so that two
         patients opened in one browser never show one for the other (from an attack run)."""
-        pending = await self._sessions.get("smart-launch", state, take=True)
+        pending = await self._held("smart-launch", state, take=True)
         if pending is None:
             raise LaunchRefused("this sign-in is unknown or has expired (state); open the app from the EHR again")
         form = prepare_token_request(
@@ -155,15 +156,27 @@ class SmartClient:
         lifetime = min(self.session_s, expires_in) if isinstance(expires_in, int) and expires_in > 0 else self.session_s
         session_id, handle = secrets.token_urlsafe(32), secrets.token_urlsafe(12)
         session = {"iss": pending["iss"], "patient": patient, "access_token": access_token, "page": handle}
-        await self._sessions.put("smart-session", session_id, session, lifetime)
+        await self._keep("smart-session", session_id, session, lifetime)
         return session_id, handle, lifetime
 
     async def session(self, session_id: str, handle: str) -> AppSession | None:
-        """The session, if it is the one of that page."""
-        held = await self._sessions.get("smart-session", session_id)
+        """The session, if it is the one of that page; LaunchRefused when it cannot be read."""
+        held = await self._held("smart-session", session_id)
         if held is None or not secrets.compare_digest(held["page"].encode(), handle.encode()):
             return None
         return AppSession(held["iss"], held["patient"], held["access_token"])
+
+    async def _keep(self, kind: str, key: str, value: dict[str, Any], ttl_s: int) -> None:
+        try:
+            await self._sessions.put(kind, key, value, ttl_s)
+        except SharedStateUnavailable:
+            raise LaunchRefused("the service cannot keep a sign-in now (its shared store is away)", 503) from None
+
+    async def _held(self, kind: str, key: str, *, take: bool = False) -> dict[str, Any] | None:
+        try:
+            return await self._sessions.get(kind, key, take=take)
+        except SharedStateUnavailable:
+            raise LaunchRefused("the service cannot read sign-ins now (its shared store is away)", 503) from None
 
     def _client_authentication(self, token_endpoint: str) -> dict[str, str]:
         if self._key is None:

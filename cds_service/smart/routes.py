@@ -132,7 +132,10 @@ def _add_launch(
     async def trend_page(request: Request, handle: str) -> Response:
         session_id = request.cookies.get(COOKIE, "")
         fits = 0 < len(session_id) <= 64 and 0 < len(handle) <= 32
-        session = await client(request).session(session_id, handle) if fits else None
+        try:
+            session = await client(request).session(session_id, handle) if fits else None
+        except LaunchRefused as exc:
+            return refused(exc.message, exc.status)
         if session is None:
             return refused("the session has ended or was never opened; open the app from the EHR again", 401)
         fhir = request.app.state.fhir

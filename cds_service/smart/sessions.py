@@ -14,7 +14,8 @@ _KEPT = 10_000  # entries kept in process, of each kind apart; the oldest go fir
 
 class SessionStore:
     """Each kind is kept apart, so that launches, which anyone may start, never push out a
-    session, which only an EHR's token makes (from an attack run)."""
+    session, which only an EHR's token makes (from an attack run). With Redis away, each call
+    raises SharedStateUnavailable."""
 
     def __init__(self, shared: SharedState | None) -> None:
         self._shared = shared

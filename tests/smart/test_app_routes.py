@@ -23,6 +23,7 @@ from cds_service.settings import Settings
 from tests.builders import LOINC, bundle, hook_request, obs, order_request, service_request
 from tests.conftest import AppFactory, make_client
 from tests.fhir_routes import FhirRoutes, Reply
+from tests.servers import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -364,3 +365,14 @@ async def test_an_iss_no_host_name_decodes_from_is_a_page(make_app: AppFactory) 
     async with make_client(make_app(fhir_allowed_hosts=["ehr.example.org"], **SMART)) as client:
         answer = await client.get("/smart/launch", params={"iss": "https://xn--a/fhir", "launch": "l"})
     assert answer.status_code == 502 and "is not a URL" in answer.text
+
+
+async def test_with_redis_away_a_launch_is_a_page_not_an_error(make_app: AppFactory, fhir_routes: FhirRoutes) -> None:
+    _configuration(fhir_routes)
+    away = {"redis_url": f"redis://127.0.0.1:{free_port()}/0", "fhir_allow_insecure": True, **SMART}
+    async with make_client(make_app(**away)) as client:
+        launch = await _launch(client, fhir_routes)
+        client.cookies.set("cds_smart", "s")
+        page = await client.get("/smart/app/h")
+    assert launch.status_code == 503 and "cannot keep a sign-in now" in launch.text
+    assert page.status_code == 503 and "cannot read sign-ins now" in page.text
