@@ -21,8 +21,11 @@ class Point:
 
     result: LabResult
     value: float | None  # canonical unit
-    judgement: str | None  # vitamin D: its status; an electrolyte: "low", "high", or None (in range)
+    # Vitamin D: its status. An electrolyte: "low", "high" or None (in range); for one that could
+    # not be interpreted, the laboratory's flag, as the cards judge it.
+    judgement: str | None
     corrected: float | None = None  # calcium corrected for a same-day low albumin (Payne)
+    critical: bool = False  # past a critical value, or flagged critical by the laboratory
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,12 @@ class Course:
     """A medicine holding vitamin D or calcium, from its start to its end. `end` None: ongoing
     (active) or, for one no longer active, not recorded."""
 
-    name: str
+    name: str  # the product, as the content names it: "cholecalciferol"
     holds: tuple[str, ...]  # "vitamin_d", "calcium"
     start: date | None
     end: date | None
     active: bool
+    ordered: str = ""  # the medicine as the order names it, strength and form included
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Trend:
     electrolytes: tuple[Series, ...]
     courses: tuple[Course, ...]
     undated: tuple[LabResult, ...] = ()  # no place on a time axis: listed beside the charts, never dropped
+    malformed: int = 0  # resources that could not be read at all (a date no calendar holds): counted, said
 
 
 def bands(profile: Profile) -> tuple[Band, ...]:
@@ -88,6 +93,7 @@ def build_trend(
     payne: Payne,
     future_allowance: timedelta,
     accept_opt_in: bool = False,
+    malformed: int = 0,
 ) -> Trend:
     """The last `years` of results and courses. Reports of one result are one point, the one that
     stands (rulebook, "Corrections and ties"); a result dated after `as_of` did not exist yet; an
@@ -96,13 +102,16 @@ def build_trend(
     first_day = last_day - timedelta(days=round(365.25 * years))
     seen = visible(labs, as_of, future_allowance)
     shown = [r for r in seen if r.effective is not None and r.effective.astimezone(UTC).date() >= first_day]
-    charted = {"vitamin_d", *analytes.judged}
+    # Every analyte with a range has its series, ionized calcium too: the cards judge it, and it
+    # decides for calcium on its day (from an independent review: it was left off).
+    ranged = tuple(analytes.ranges)
+    charted = {"vitamin_d", *ranged}
     return Trend(
         first_day,
         last_day,
         bands(profile),
         _vitamin_d_series(shown, profile, analytes, accept_opt_in),
-        tuple(_electrolyte_series(key, shown, analytes, payne) for key in analytes.judged),
+        tuple(_electrolyte_series(key, shown, analytes, payne) for key in ranged),
         tuple(
             sorted(
                 (c for c in courses if c.end is None or c.end >= first_day),
@@ -110,6 +119,7 @@ def build_trend(
             )
         ),
         tuple(r for r in seen if r.effective is None and r.analyte in charted),
+        malformed,
     )
 
 
@@ -130,9 +140,14 @@ def _electrolyte_series(key: str, results: Sequence[LabResult], analytes: Analyt
     points = []
     for r in _oldest_first(standing(mine, lambda r: electrolytes.concern(r, ranges))):
         measure_range = result_range(r, ranges)
-        judgement = judge(r.decision_value, measure_range)[0] if r.value is not None and measure_range else None
+        if r.value is None:  # abnormal only by the laboratory's flag, as the cards read it
+            judgement, critical = (r.flag.direction, r.flag.critical) if r.flag is not None else (None, False)
+        elif measure_range is not None:
+            judgement, critical = judge(r.decision_value, measure_range)
+        else:
+            judgement, critical = None, False
         corrected = _corrected(r, albumin, payne) if albumin and r.role != "corrected" else None
-        points.append(Point(r, r.value, judgement, corrected))
+        points.append(Point(r, r.value, judgement, corrected, critical))
     spec = ranges.get(key)
     return Series(
         key,

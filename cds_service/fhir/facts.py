@@ -50,7 +50,7 @@ class _Patient(Lite):
 _BIRTH_DATE = re.compile(r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?", re.ASCII)
 
 
-_PATIENT_NAME_CHARS = 200
+_SHOWN_CHARS = 200  # a name shown on a page: the patient's, a medicine as ordered
 
 
 def patient_name(resource: Any) -> str | None:
@@ -62,12 +62,12 @@ def patient_name(resource: Any) -> str | None:
         return None
     name = next((n for n in names if n.get("use") == "official"), names[0])
     if isinstance(text := name.get("text"), str) and text.strip():
-        return text.strip()[:_PATIENT_NAME_CHARS]
+        return text.strip()[:_SHOWN_CHARS]
     given = name.get("given")
     parts = [g for g in given if isinstance(g, str)] if isinstance(given, list) else []
     if isinstance(family := name.get("family"), str):
         parts.append(family)
-    return " ".join(" ".join(parts).split())[:_PATIENT_NAME_CHARS] or None
+    return " ".join(" ".join(parts).split())[:_SHOWN_CHARS] or None
 
 
 def birth_date(resource: Any, patient_id: str) -> date | None:
@@ -279,8 +279,17 @@ def courses(resources: Iterable[Any], patient_id: str, rules: ContextRules) -> R
                 continue
             start, end = _course_days(raw, request.authoredOn)
             holds = tuple(k for k, named in (("vitamin_d", held.vitamin_d), ("calcium", held.calcium)) if named)
-            found.append(Course(held.name, holds, start, end, active))
+            found.append(Course(held.name, holds, start, end, active, _as_ordered(request)))
     return tally.read(found)
+
+
+def _as_ordered(request: MedicationRequest) -> str:
+    """The medicine as the order names it ("cholecalciferol 50000 UNT Oral Capsule"): its strength
+    tells a weekly course from a daily one, which the product's name does not."""
+    concept, reference = request.medicationCodeableConcept, request.medicationReference
+    named = [concept.text, *(c.display for c in concept.coding)] if concept else []
+    named.append(reference.display if reference else None)
+    return next((" ".join(n.split())[:_SHOWN_CHARS] for n in named if n and n.strip()), "")
 
 
 def _course_days(raw: dict[str, Any], authored: str | None) -> tuple[date | None, date | None]:

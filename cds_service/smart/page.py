@@ -93,6 +93,7 @@ class Mark:
     comparator: str
     title: str
     off_scale: bool = False
+    critical: bool = False  # past a critical value, or flagged critical by the laboratory
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Row:
 @dataclass(frozen=True)
 class CourseRow:
     name: str
+    ordered: str
     holds: str
     start: str
     end: str
@@ -234,6 +236,7 @@ class TrendPage:
             rows=[row for s in (trend.vitamin_d, *trend.electrolytes) for row in self._rows(s)],
             course_rows=[self._course_row(c) for c in trend.courses],
             undated=[self._undated(r) for r in trend.undated],
+            malformed=trend.malformed,
         )
 
     # --- charts -----------------------------------------------------------------------------
@@ -330,11 +333,14 @@ class TrendPage:
             view = self._cards.view(point.result)
             x = frame.x(day)
             if point.value is None:
-                title = f"{view.date}: {self._result_text(view.shown, point.result.problem, None)}"
-                marks.append(Mark(x, frame.unreadable_y, day.isoformat(), "", UNREADABLE, "", title))
+                flagged = f"; {point.judgement} by the laboratory's flag" if point.judgement else ""
+                title = f"{view.date}: {self._result_text(view.shown, point.result.problem, None)}{flagged}"
+                marks.append(
+                    Mark(x, frame.unreadable_y, day.isoformat(), "", UNREADABLE, "", title, critical=point.critical)
+                )
                 continue
             judged = status(point)
-            title = f"{view.shown}, {view.date}: {label(judged) or judged}"
+            title = f"{view.shown}, {view.date}: {'critical: ' if point.critical else ''}{label(judged) or judged}"
             marks.append(
                 Mark(
                     x,
@@ -345,6 +351,7 @@ class TrendPage:
                     point.result.comparator or "",
                     title,
                     off_scale=not frame.lo <= point.value <= frame.hi,
+                    critical=point.critical,
                 )
             )
             if point.corrected is not None:
@@ -400,11 +407,13 @@ class TrendPage:
         for point in series.points:
             view = self._cards.view(point.result)
             if point.value is None:
-                judgement = "not judged"
+                judgement = f"{point.judgement} by the laboratory's flag" if point.judgement else "not judged"
             elif vitamin_d:
                 judgement = self._labels.get(point.judgement or "", point.judgement or "")
             else:
                 judgement = point.judgement or "in range"
+            if point.critical:
+                judgement = f"critical: {judgement}"
             corrected = point.corrected
             rows.append(
                 Row(
@@ -423,6 +432,7 @@ class TrendPage:
         end = course.end.isoformat() if course.end else "ongoing" if course.active else "not recorded"
         return CourseRow(
             name=course.name,
+            ordered=course.ordered,
             holds=", ".join(_HOLDS.get(h, h.replace("_", " ")) for h in course.holds),
             start=course.start.isoformat() if course.start else "not recorded",
             end=end,

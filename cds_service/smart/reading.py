@@ -55,8 +55,9 @@ class TrendReader:
     def trend(self, labs: list[Any], medications: list[Any], patient_id: str, as_of: datetime) -> Trend:
         """The trend of resources already had (the demo's patients)."""
         thresholds = self._content.thresholds
+        read = self._labs.read(labs, patient_id)
         return build_trend(
-            self._labs.read(labs, patient_id).items,
+            read.items,
             courses(medications, patient_id, self._content.context).items,
             as_of=as_of,
             years=self._years,
@@ -65,6 +66,7 @@ class TrendReader:
             payne=thresholds.payne,
             future_allowance=timedelta(hours=thresholds.windows.future_allowance_hours),
             accept_opt_in=self._accept_opt_in,
+            malformed=read.malformed,
         )
 
 

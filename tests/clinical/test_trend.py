@@ -12,7 +12,7 @@ from cds_service.clinical.trend import Course, Trend, build_trend
 from cds_service.content.loader import Content, load_content
 from cds_service.fhir.facts import courses
 from cds_service.fhir.labs import LabReader
-from tests.builders import PATIENT, medication, obs, ref_range
+from tests.builders import PATIENT, interpretation, medication, obs, ref_range
 
 CONTENT: Content = load_content()
 PROFILE = CONTENT.profile("endocrine-2011")
@@ -150,9 +150,38 @@ def test_calcium_is_corrected_as_the_cards_correct_it(
     assert point.corrected == (pytest.approx(corrected) if corrected is not None else None)
 
 
-def test_every_judged_electrolyte_has_a_series_even_without_results() -> None:
-    assert [s.analyte for s in trend().electrolytes] == list(CONTENT.analytes.judged)
+def test_every_analyte_with_a_range_has_a_series_even_without_results() -> None:
+    assert [s.analyte for s in trend().electrolytes] == ["potassium", "magnesium", "calcium", "calcium_ionized"]
     assert all(s.points == () for s in trend().electrolytes)
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "analyte", "judgement", "critical"),
+    [
+        ("1995-0", 0.85, "mmol/L", "calcium_ionized", "low", True),  # ionized calcium is never left off
+        ("1995-0", 1.45, "mmol/L", "calcium_ionized", "high", False),
+        (POTASSIUM, 6.8, "mmol/L", "potassium", "high", True),
+        (POTASSIUM, 2.3, "mmol/L", "potassium", "low", True),
+        (CALCIUM, 12.5, "mg/dL", "calcium", "high", True),
+        (POTASSIUM, 5.8, "mmol/L", "potassium", "high", False),
+    ],
+)
+def test_an_electrolyte_past_a_critical_value_is_shown_critical(
+    code: str, value: float, unit: str, analyte: str, judgement: str, critical: bool
+) -> None:
+    """From an independent review: ionized calcium was left off the page, even critical, and a
+    critical value was shown as merely high or low."""
+    series = {s.analyte: s for s in trend(obs(code, value, unit, _day(3))).electrolytes}
+    (point,) = series[analyte].points
+    assert (point.judgement, point.critical) == (judgement, critical)
+
+
+def test_a_result_without_a_value_is_judged_by_the_laboratory_s_flag() -> None:
+    flagged = obs(
+        POTASSIUM, None, None, _day(3), dataAbsentReason={"text": "see report"}, interpretation=interpretation("HH")
+    )
+    (point,) = {s.analyte: s for s in trend(flagged).electrolytes}["potassium"].points
+    assert (point.value, point.judgement, point.critical) == (None, "high", True)
 
 
 def _course(*resources: dict[str, Any]) -> list[Course]:
@@ -169,9 +198,17 @@ def test_courses_are_the_vitamin_d_and_calcium_products_taken() -> None:
         medication("ergocalciferol 50000 UNT Oral Capsule", status="cancelled"),  # never taken
         medication("ergocalciferol 50000 UNT Oral Capsule", status="entered-in-error"),
     )
-    assert [(c.name, c.holds, c.start, c.end, c.active) for c in found] == [
-        ("cholecalciferol", ("vitamin_d",), date(2026, 9, 1), None, True),
-        ("calcium carbonate", ("calcium",), date(2025, 1, 1), date(2025, 7, 1), False),  # the end's UTC day
+    assert [(c.name, c.holds, c.start, c.end, c.active, c.ordered) for c in found] == [
+        ("cholecalciferol", ("vitamin_d",), date(2026, 9, 1), None, True, "cholecalciferol 50000 UNT Oral Capsule"),
+        # the end's UTC day; the strength as ordered, which tells a weekly course from a daily one
+        (
+            "calcium carbonate",
+            ("calcium",),
+            date(2025, 1, 1),
+            date(2025, 7, 1),
+            False,
+            "calcium carbonate 500 MG Oral Tablet",
+        ),
     ]
 
 

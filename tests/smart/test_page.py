@@ -133,7 +133,7 @@ LABS = [
     lab("albumin", "measured", "1751-7", at(2026, 2, 1), 3.0, "g/dL"),
 ]
 COURSES = [
-    Course("Colecalciferol 1000 unit tablet", ("vitamin_d",), date(2024, 2, 1), date(2024, 8, 1), False),
+    Course("Colecalciferol 1000 unit tablet", ("vitamin_d",), date(2024, 2, 1), date(2024, 8, 1), False, "D3 1000 IU"),
     Course(HOSTILE, ("calcium", "vitamin_d"), date(2025, 1, 1), None, True),
     Course("Calcium carbonate 500 mg", ("calcium",), None, None, False),
 ]
@@ -292,9 +292,9 @@ def test_courses_are_bars_with_their_start_and_end(page: Element) -> None:
     assert {"start-unknown", "end-not-recorded"} <= unknown.classes
     assert "start not recorded" in title_of(unknown) and "end not recorded" in title_of(unknown)
     assert table_rows(page, "Vitamin D and calcium products") == [
-        ["Calcium carbonate 500 mg", "calcium", "not recorded", "not recorded"],
-        ["Colecalciferol 1000 unit tablet", "vitamin D", "2024-02-01", "2024-08-01"],
-        [HOSTILE, "calcium, vitamin D", "2025-01-01", "ongoing"],
+        ["Calcium carbonate 500 mg", "", "calcium", "not recorded", "not recorded"],
+        ["Colecalciferol 1000 unit tablet", "D3 1000 IU", "vitamin D", "2024-02-01", "2024-08-01"],
+        [HOSTILE, "", "calcium, vitamin D", "2025-01-01", "ongoing"],
     ]
 
 
@@ -363,3 +363,18 @@ def test_header_and_demo_note(content: Content, cards: TrendPage, page: Element)
     demo = parse(cards.render(make_trend(content), patient=None, demo=True))
     assert demo.one("p", cls="demo-note").text == "Demo: demo patient data, no EHR"
     assert not demo.all("dd", cls="patient")
+
+
+def test_results_that_could_not_be_read_at_all_are_counted_on_the_page(content: Content, cards: TrendPage) -> None:
+    """From an independent review: a 25(OH)D of 8 ng/mL dated `2026-06-31` vanished without a trace."""
+    from cds_service.settings import Settings
+    from cds_service.smart.reading import TrendReader
+    from tests.builders import PATIENT, obs
+
+    reader = TrendReader(content, content.profile("endocrine-2011"), Settings(auth="off"))
+    labs = [obs("62292-8", 8, "ng/mL", "2026-06-31"), obs("62292-8", 9, "ng/mL", "0001-01-01T00:00:00+14:00")]
+    trend = reader.trend(labs, [], PATIENT, datetime(2026, 12, 7, 12, tzinfo=UTC))
+    assert trend.malformed == 2 and trend.vitamin_d.points == ()
+    html = cards.render(trend, patient=None)
+    assert "2 results could not be read at all" in " ".join(html.split())
+    assert "could not be read at all" not in cards.render(make_trend(content), patient=None)
