@@ -53,7 +53,8 @@ def create_app(
     settings = settings or Settings()
     content = content or load_content(settings.content_dir)
     # The demo page plays the EHR and opens the app's demo mode from a card's link.
-    trend_url = settings.smart_launch_url or (f"{settings.public_base_url or ''}/smart/launch" if demo else None)
+    base = settings.public_base_url
+    trend_url = settings.smart_launch_url or (f"{base}/smart/launch" if demo and base is not None else None)
     services = build_services(content, settings, trend_url)
     issuers = _trusted_issuers(settings)
     app = FastAPI(

@@ -264,6 +264,9 @@ def courses(resources: Iterable[Any], patient_id: str, rules: ContextRules) -> R
     for raw in resources:
         for request in own((raw,), "MedicationRequest", MedicationRequest, patient_id, tally):
             active = _COURSE_STATUSES.get(request.status.strip().lower())
+            if active is None:  # never taken
+                tally.ignored += 1
+                continue
             fact = medication_fact(
                 request.medicationCodeableConcept,
                 request.medicationReference,
@@ -273,8 +276,8 @@ def courses(resources: Iterable[Any], patient_id: str, rules: ContextRules) -> R
                 included,
                 request.routes(),
             )
-            held = product(fact, rules) if active is not None else None
-            if held is None or active is None:
+            held = product(fact, rules)
+            if held is None:  # neither vitamin D nor calcium
                 tally.ignored += 1
                 continue
             start, end = _course_days(raw, request.authoredOn)
