@@ -22,6 +22,7 @@ from .probes import add_probes
 from .services.base import Clock
 from .services.registry import build_services
 from .settings import Settings, jwt_needs
+from .smart.launch import private_key
 from .smart.routes import add_smart
 from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
 from .trust.middleware import RequireJwt
@@ -57,11 +58,13 @@ def create_app(
     trend_url = settings.smart_launch_url or (f"{base}/smart/launch" if demo and base is not None else None)
     services = build_services(content, settings, trend_url)
     issuers = _trusted_issuers(settings)
+    key_file = settings.smart_private_key_file  # read here, once: a key that cannot be used stops the start
+    smart_key = private_key(key_file) if key_file is not None and settings.smart_launch_url is not None else None
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",
         version=__version__,
         default_response_class=OrjsonResponse,
-        lifespan=lifespan(settings, content, issuers),
+        lifespan=lifespan(settings, content, issuers, smart_key),
         docs_url=None,  # served by openapi.add_docs, from the service itself
         redoc_url=None,
     )

@@ -16,7 +16,7 @@ from .fhir.client import FhirClient, make_http_client
 from .pseudonyms import Pseudonyms
 from .settings import Settings
 from .shared import SharedState
-from .smart.launch import SmartClient, private_key
+from .smart.launch import ClientKey, SmartClient
 from .smart.sessions import SessionStore
 from .store.database import migrate, open_database
 from .store.feedback import FeedbackStore
@@ -35,8 +35,11 @@ def _store(engine: AsyncEngine, content: Content, settings: Settings) -> Feedbac
     return FeedbackStore(engine, content.version, settings.threshold_profile, snooze_days, offered, system)
 
 
-def lifespan(settings: Settings, content: Content, issuers: dict[str, IssuerSpec] | None) -> Lifespan:
-    """`issuers` None: authentication is off, and no verifier is built."""
+def lifespan(
+    settings: Settings, content: Content, issuers: dict[str, IssuerSpec] | None, smart_key: ClientKey | None = None
+) -> Lifespan:
+    """`issuers` None: authentication is off, and no verifier is built. `smart_key`: the SMART app's
+    client key, when it is a confidential client."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -54,13 +57,7 @@ def lifespan(settings: Settings, content: Content, issuers: dict[str, IssuerSpec
                 async with make_http_client(settings) as http:
                     app.state.fhir = FhirClient(http, settings)
                     if settings.smart_launch_url is not None:
-                        client_key = settings.smart_private_key_file
-                        app.state.smart = SmartClient(
-                            settings,
-                            app.state.fhir,
-                            SessionStore(shared),
-                            private_key(client_key) if client_key is not None else None,
-                        )
+                        app.state.smart = SmartClient(settings, app.state.fhir, SessionStore(shared), smart_key)
                     if issuers is not None:
                         keys = KeyStore(app.state.fhir, shared=shared)
                         app.state.verifier = Verifier(settings, issuers, keys, shared=shared)

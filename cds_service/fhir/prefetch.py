@@ -59,11 +59,17 @@ class Prefetched:
         value = self.values.get(name)
         if value is None:
             return [], 0
-        if value.get("resourceType") != "Bundle":
-            return [value], 0
-        entries = value.get("entry", ())
-        resources = [e["resource"] for e in entries if isinstance(e, dict) and "resource" in e]
-        return resources, len(entries) - len(resources)
+        return bundle_resources(value)
+
+
+def bundle_resources(value: dict[str, Any]) -> tuple[list[Any], int]:
+    """The resources of a Bundle (a resource alone is its own), and the number of entries that
+    held none."""
+    if value.get("resourceType") != "Bundle":
+        return [value], 0
+    entries = value.get("entry", ())
+    resources = [e["resource"] for e in entries if isinstance(e, dict) and "resource" in e]
+    return resources, len(entries) - len(resources)
 
 
 def render(template: str, context: dict[str, Any]) -> str:

@@ -58,6 +58,9 @@ class LaunchRefused(Exception):
         self.status = status
 
 
+ClientKey = RSAKey | ECKey
+
+
 @dataclass(frozen=True)
 class AppSession:
     iss: str
@@ -69,9 +72,7 @@ class SmartClient:
     """The app's side of the launch. Public client with PKCE, or, with a private key, a
     confidential asymmetric one (private_key_jwt)."""
 
-    def __init__(
-        self, settings: Settings, fhir: FhirClient, sessions: SessionStore, key: RSAKey | ECKey | None
-    ) -> None:
+    def __init__(self, settings: Settings, fhir: FhirClient, sessions: SessionStore, key: ClientKey | None) -> None:
         assert settings.smart_client_id is not None and settings.public_base_url is not None
         self.client_id = settings.smart_client_id
         self.redirect_uri = f"{settings.public_base_url}/smart/callback"
@@ -195,7 +196,7 @@ class SmartClient:
         }
 
 
-def private_key(path: Path) -> RSAKey | ECKey:
+def private_key(path: Path) -> ClientKey:
     """A private RSA or EC JWK with its `kid` and `alg`, as the EHR's registration names them;
     ValueError, naming the setting, for anything else (read at start, so that a bad key stops it)."""
     refused = "CDS_SMART_PRIVATE_KEY_FILE must hold one private RSA or EC JWK with kid and alg"

@@ -13,7 +13,7 @@ from ..content.schema import Profile
 from ..fhir.client import FhirClient, FhirUnavailable
 from ..fhir.facts import courses, patient_name
 from ..fhir.labs import LabReader
-from ..fhir.prefetch import render
+from ..fhir.prefetch import bundle_resources, render
 from ..services.queries import ELECTROLYTES_KEY, VITAMIN_D_KEY, prefetch_keys
 from ..settings import Settings
 from .launch import AppSession
@@ -31,29 +31,35 @@ class TrendReader:
         keys = prefetch_keys(content)
         self._queries = (keys[VITAMIN_D_KEY].template, keys[ELECTROLYTES_KEY].template, _COURSES)
 
-    async def fetch(self, fhir: FhirClient, session: AppSession, as_of: datetime) -> Trend:
-        """The trend from the EHR's FHIR server, read with the session's token: FhirUnavailable
-        when any query fails (a partial trend would hide results)."""
+    async def fetch(self, fhir: FhirClient, session: AppSession, as_of: datetime) -> tuple[Trend, str | None]:
+        """The trend from the EHR's FHIR server, read with the session's token, and the patient's
+        name (None when it cannot be read: the page still shows). FhirUnavailable when a search
+        fails: a partial trend would hide results."""
         server = fhir.server(session.iss, session.access_token)
         deadline = fhir.deadline()
         context = {"patientId": session.patient}
-        bundles = await asyncio.gather(*(fhir.get(server, render(q, context), deadline) for q in self._queries))
-        labs, medications = (_resources(b) for b in bundles[:2]), _resources(bundles[2])
-        return self.trend([r for found in labs for r in found], medications, session.patient, as_of)
 
-    async def patient_name(self, fhir: FhirClient, session: AppSession) -> str | None:
-        """The patient's name for the page's header; None when it cannot be read (the page still shows)."""
-        server = fhir.server(session.iss, session.access_token)
+        async def named() -> str | None:
+            try:
+                return patient_name(await fhir.get(server, render("Patient/{{context.patientId}}", context), deadline))
+            except FhirUnavailable:
+                return None
+
+        name_read = asyncio.ensure_future(named())  # beside the searches, not after them
         try:
-            patient = await fhir.get(
-                server, render("Patient/{{context.patientId}}", {"patientId": session.patient}), fhir.deadline()
-            )
-        except FhirUnavailable:
-            return None
-        return patient_name(patient)
+            found = await asyncio.gather(*(fhir.get(server, render(q, context), deadline) for q in self._queries))
+        except BaseException:
+            name_read.cancel()
+            raise
+        name = await name_read
+        (labs, empty_labs), (more, empty_more), (medications, _) = (bundle_resources(b) for b in found)
+        return self.trend(labs + more, medications, session.patient, as_of, empty_labs + empty_more), name
 
-    def trend(self, labs: list[Any], medications: list[Any], patient_id: str, as_of: datetime) -> Trend:
-        """The trend of resources already had (the demo's patients)."""
+    def trend(
+        self, labs: list[Any], medications: list[Any], patient_id: str, as_of: datetime, empty_entries: int = 0
+    ) -> Trend:
+        """The trend of resources already had (the demo's patients). `empty_entries`: Bundle
+        entries that held no resource, counted with the results that could not be read."""
         thresholds = self._content.thresholds
         read = self._labs.read(labs, patient_id)
         return build_trend(
@@ -66,11 +72,5 @@ class TrendReader:
             payne=thresholds.payne,
             future_allowance=timedelta(hours=thresholds.windows.future_allowance_hours),
             accept_opt_in=self._accept_opt_in,
-            malformed=read.malformed,
+            malformed=read.malformed + empty_entries,
         )
-
-
-def _resources(bundle: dict[str, Any]) -> list[Any]:
-    if bundle.get("resourceType") != "Bundle":
-        raise FhirUnavailable("the server did not answer with a Bundle")
-    return [e["resource"] for e in bundle.get("entry", ()) if isinstance(e, dict) and "resource" in e]

@@ -21,7 +21,7 @@ from ..fhir.facts import patient_name
 from ..json_bodies import OrjsonResponse
 from ..rendering import CardRenderer
 from ..settings import Settings
-from .launch import LAUNCH_TTL_S, LaunchRefused, SmartClient, error_code, private_key
+from .launch import LAUNCH_TTL_S, LaunchRefused, SmartClient, error_code
 from .page import TrendPage
 from .reading import TrendReader
 
@@ -43,8 +43,6 @@ def _csp(frame_origins: list[str]) -> str:
 
 def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool = False) -> None:
     """The app at /smart. `demo`: /smart/demo/<patient> shows a demo patient's trend without an EHR."""
-    if settings.smart_private_key_file is not None:
-        private_key(settings.smart_private_key_file)  # a key that cannot be used stops the start here
     profile = content.profile(settings.threshold_profile)
     page = TrendPage(content, profile, CardRenderer(content, profile))
     reader = TrendReader(content, profile, settings)
@@ -140,11 +138,10 @@ def _add_launch(
             return refused("the session has ended or was never opened; open the app from the EHR again", 401)
         fhir = request.app.state.fhir
         try:
-            trend = await reader.fetch(fhir, session, datetime.now(UTC))
+            trend, name = await reader.fetch(fhir, session, datetime.now(UTC))
         except FhirUnavailable as exc:
             logger.info("smart trend not read", extra={"reason": exc.reason})
             return refused(f"the EHR's FHIR server did not give the results: {exc.reason}", 502)
-        name = await reader.patient_name(fhir, session)
         return HTMLResponse(page.render(trend, patient=name), headers=headers)
 
     @router.get("/jwks.json")
