@@ -276,7 +276,7 @@ async def test_the_page_reads_with_the_token_and_says_so_when_the_server_fails(
     results = fhir_routes.get("/Observation").mock(
         side_effect=[
             Reply(json=bundle(obs("62292-8", 12, "ng/mL", "2026-11-01"))),
-            Reply(json=bundle()),
+            Reply(json={"resourceType": "Bundle", "type": "searchset", "entry": [{"fullUrl": "x"}]}),  # no resource
             Reply(503, json={"resourceType": "OperationOutcome"}),
             Reply(503, json={"resourceType": "OperationOutcome"}),
         ]
@@ -293,6 +293,7 @@ async def test_the_page_reads_with_the_token_and_says_so_when_the_server_fails(
     assert (
         shown.status_code == 200 and 'data-status="deficient"' in shown.text and "&lt;b&gt;Al&lt;/b&gt;" in shown.text
     )
+    assert "1 result could not be read at all" in " ".join(shown.text.split())  # the entry without a resource
     assert {c.headers["authorization"] for c in results.calls} == {"Bearer access-1"}
     assert failed.status_code == 502 and "did not give the results" in failed.text
     assert "access-1" not in shown.text + failed.text
