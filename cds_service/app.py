@@ -18,9 +18,9 @@ from .hook_routes import add_hook_routes
 from .json_bodies import JsonRoute, OrjsonResponse
 from .lifespan import lifespan
 from .middleware import BodySizeLimit, ErrorGuard
+from .policies import build_policies
 from .probes import add_probes
 from .services.base import Clock
-from .services.registry import build_services
 from .settings import Settings, jwt_needs
 from .smart.launch import private_key
 from .smart.routes import add_smart
@@ -56,15 +56,15 @@ def create_app(
     # The demo page plays the EHR and opens the app's demo mode from a card's link.
     base = settings.public_base_url
     trend_url = settings.smart_launch_url or (f"{base}/smart/launch" if demo and base is not None else None)
-    services = build_services(content, settings, trend_url)
     issuers = _trusted_issuers(settings)
+    policies = build_policies(content, settings, issuers, trend_url)
     key_file = settings.smart_private_key_file  # read here, once: a key that cannot be used stops the start
     smart_key = private_key(key_file) if key_file is not None and settings.smart_launch_url is not None else None
     app = FastAPI(
         title="Vitamin D and leg cramps CDS Hooks service",
         version=__version__,
         default_response_class=OrjsonResponse,
-        lifespan=lifespan(settings, content, issuers, smart_key),
+        lifespan=lifespan(settings, content, issuers, policies, smart_key),
         docs_url=None,  # served by openapi.add_docs, from the service itself
         redoc_url=None,
     )
@@ -74,8 +74,8 @@ def create_app(
     app.router.redirect_slashes = False
     _add_middleware(app, settings, jwt=issuers is not None)
     add_error_handlers(app)
-    add_hook_routes(app, services, clock)
-    openapi.install(app, services.values())
+    add_hook_routes(app, policies, clock, content.version)
+    openapi.install(app, policies.default.services.values())
     openapi.add_docs(app)
     add_probes(app, content.version)
     if demo:

@@ -153,7 +153,7 @@ def check_content(
     try:
         content = load_content(content_dir or Settings().content_dir)
         for name in content.thresholds.vitamin_d_profiles:
-            CardRenderer(content, content.profile(name))
+            CardRenderer(content, name)
     except ContentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .content.loader import Content
 from .fhir.client import FhirClient, make_http_client
+from .policies import Policies
 from .pseudonyms import Pseudonyms
 from .settings import Settings
 from .shared import SharedState
@@ -36,10 +37,15 @@ def _store(engine: AsyncEngine, content: Content, settings: Settings) -> Feedbac
 
 
 def lifespan(
-    settings: Settings, content: Content, issuers: dict[str, IssuerSpec] | None, smart_key: ClientKey | None = None
+    settings: Settings,
+    content: Content,
+    issuers: dict[str, IssuerSpec] | None,
+    policies: Policies,
+    smart_key: ClientKey | None = None,
 ) -> Lifespan:
-    """`issuers` None: authentication is off, and no verifier is built. `smart_key`: the SMART app's
-    client key, when it is a confidential client."""
+    """`issuers` None: authentication is off, and no verifier is built. `policies`: each issuer's
+    own FHIR servers get a client restricted to them. `smart_key`: the SMART app's client key, when
+    it is a confidential client."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +61,10 @@ def lifespan(
             app.state.snoozable = frozenset(k for k, spec in content.catalogue.cards.items() if spec.snooze)
             try:
                 async with make_http_client(settings) as http:
-                    app.state.fhir = FhirClient(http, settings)
+                    app.state.fhir = fhir = FhirClient(http, settings)
+                    app.state.fhir_views = {
+                        p.label: fhir.restricted(p.fhir_servers) for p in policies.all() if p.fhir_servers
+                    }
                     if settings.smart_launch_url is not None:
                         app.state.smart = SmartClient(settings, app.state.fhir, SessionStore(shared), smart_key)
                     if issuers is not None:

@@ -11,19 +11,23 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import REGISTRY
 
-HOOK_CALLS = Counter("cds_hook_calls_total", "Hook calls answered", ["service", "status"])
+# `issuer`: the calling EHR's name in the trusted issuers file ("none" with authentication off), a
+# label of a fixed set whatever a caller sends: only a trusted issuer reaches a route.
+HOOK_CALLS = Counter("cds_hook_calls_total", "Hook calls answered", ["service", "status", "issuer"])
 HOOK_SECONDS = Histogram(
     "cds_hook_duration_seconds",
     "Time to answer a hook call",
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-CARDS = Counter("cds_cards_total", "Cards issued and shown", ["kind", "indicator"])
+CARDS = Counter("cds_cards_total", "Cards issued and shown", ["kind", "indicator", "issuer"])
 SILENT_CARDS = Counter(
-    "cds_silent_cards_total", "Cards decided for a kind that runs silent, never shown", ["kind", "indicator"]
+    "cds_silent_cards_total", "Cards decided for a kind that runs silent, never shown", ["kind", "indicator", "issuer"]
 )
 SNOOZED_CARDS = Counter(
-    "cds_snoozed_cards_total", "Cards not shown: an override snoozed their kind for the patient", ["kind", "indicator"]
+    "cds_snoozed_cards_total",
+    "Cards not shown: an override snoozed their kind for the patient",
+    ["kind", "indicator", "issuer"],
 )
 FHIR_QUERIES = Counter("cds_fhir_queries_total", "FHIR queries made for missing prefetch", ["outcome"])
 # Every value the outcome label of cds_fhir_queries_total may take: a fixed set, whatever a FHIR
@@ -49,7 +53,7 @@ FHIR_OUTCOMES = frozenset(
 FHIR_SECONDS = Histogram(
     "cds_fhir_query_duration_seconds", "Time of one FHIR query, all its pages", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4)
 )
-FEEDBACK = Counter("cds_feedback_total", "Feedback entries stored", ["outcome"])
+FEEDBACK = Counter("cds_feedback_total", "Feedback entries stored", ["outcome", "issuer"])
 JWT_REJECTIONS = Counter("cds_jwt_rejections_total", "Calls refused for their JWT", ["reason"])
 
 

@@ -254,6 +254,7 @@ class Card(_Response):
     selectionBehavior: Literal["at-most-one", "any"] | None = None
     overrideReasons: Annotated[list[Coding], Field(min_length=1)] | None = None
     links: Annotated[list[Link], Field(min_length=1)] | None = None
+    extension: dict[str, Any] | None = None
 
     # What the card was built on (its results, as the card shows them), set by the renderer and
     # worked out only when asked (only snoozing asks); never sent. A snooze binds to it through a

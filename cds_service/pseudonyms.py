@@ -19,9 +19,12 @@ class Pseudonyms:
     def _digest(self, *parts: str) -> str:
         return hmac.new(self._key, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
 
-    def subject(self, origin: str, patient_id: str) -> str:
-        """The patient, as the EHR (`origin`: the JWT issuer, else the FHIR server) names them."""
-        return self._digest("subject", origin, patient_id)
+    def subject(self, origin: str, patient_id: str, user: str | None = None) -> str:
+        """The patient, as the EHR (`origin`: the JWT issuer, else the FHIR server) names them, and
+        with `user`, the clinician (`context.userId`) seeing them: whom a snooze binds to."""
+        if user is None:
+            return self._digest("subject", origin, patient_id)
+        return self._digest("subject", origin, patient_id, "user", user)
 
     def evidence(self, kind: str, basis: str) -> str:
         """What a card of `kind` was built on (`Card.evidence`): the same results, the same digest."""

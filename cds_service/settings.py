@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="secret for the keyed patient pseudonyms that snoozes are stored under (32 characters or more); "
         "unset: no snoozing, nothing about the patient stored",
     )
+    snooze_scope: Literal["clinician", "patient", "off"] = Field(
+        "clinician",
+        description="whom an override's snooze hides a card from: the clinician who overrode it, for that patient "
+        "(context.userId), or every clinician of the patient; off: no snoozing",
+    )
     admin_token: SecretStr | None = Field(
         None,
         min_length=16,

@@ -295,7 +295,7 @@ def test_the_note_column_is_worded_by_the_catalogue(content_copy: Path) -> None:
     between the status and its age, joined by "; "."""
     edit(content_copy / "catalogue.yaml", 'old: "more than a year old"', 'old: "over twelve months old"')
     content = load_content(content_copy)
-    renderer = CardRenderer(content, content.profile(Settings(auth="off").threshold_profile))
+    renderer = CardRenderer(content, Settings(auth="off").threshold_profile)
     flag = LabFlag("H", "high", "high")
     result = LabResult(
         "vitamin_d",

@@ -127,7 +127,7 @@ def test_a_detail_writes_each_value_through_finalize_alone(content: Content) -> 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_a_hostile_value_in_a_template_slot_stays_text(content: Content, hostile: str) -> None:
-    renderer = CardRenderer(content, content.profile("endocrine-2011"))
+    renderer = CardRenderer(content, "endocrine-2011")
     inputs = DuplicateTherapy(medication=hostile, active=[hostile, "calcitriol"])
     card = renderer.render("vitd-duplicate-therapy", "p1", inputs)
     assert_inert(card.model_dump(mode="json", exclude_none=True))

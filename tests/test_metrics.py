@@ -54,11 +54,11 @@ async def test_counters_follow_a_scripted_session(fetching: httpx.AsyncClient, f
     def delta(name: str, **labels: str) -> float:
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="200") == 5
-    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="412") == 1
-    assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning") == 5
+    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="200", issuer="none") == 5
+    assert delta("cds_hook_calls_total", service="vitamin-d-cramps", status="412", issuer="none") == 1
+    assert delta("cds_cards_total", kind="vitd-deficient", indicator="warning", issuer="none") == 5
     assert delta("cds_hook_duration_seconds_count", service="vitamin-d-cramps") == 6  # 400s never reach the route
-    assert delta("cds_feedback_total", outcome="overridden") == 1
+    assert delta("cds_feedback_total", outcome="overridden", issuer="none") == 1
     assert delta("cds_fhir_queries_total", outcome="ok") == 5
     assert delta("cds_fhir_queries_total", outcome="4xx") == 1  # a status class, never the code
     assert delta("cds_fhir_query_duration_seconds_count") == 6
@@ -105,7 +105,7 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
         with httpx.Client(base_url=base) as client:
             texts = [client.get("/metrics", headers={"Connection": "close"}).text for _ in range(4)]
         for text in texts:  # whichever worker answers, the sum is the same
-            assert sample(text, "cds_hook_calls_total", service="vitamin-d-cramps", status="200") == sent
+            assert sample(text, "cds_hook_calls_total", service="vitamin-d-cramps", status="200", issuer="none") == sent
 
 
 @pytest.mark.parametrize(

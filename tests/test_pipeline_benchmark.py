@@ -20,7 +20,7 @@ from cds_service.settings import Settings
 def test_pipeline(benchmark: Any, content: Content) -> None:
     settings = Settings(auth="off")
     record = RecordReader(content, settings)
-    service = VitaminDCramps(record, CardRenderer(content, record.profile), frozenset())
+    service = VitaminDCramps(record, CardRenderer(content, record.profile_name), frozenset())
     request = HookRequest.model_validate(workloads("http://unused")["a-typical"])
     fhir = FhirClient(None, settings)  # type: ignore[arg-type]  # full prefetch: no query is made
     as_of = datetime.now(UTC)

@@ -17,6 +17,7 @@ MAX_PAGE_ENTRIES entries. Next links and redirects are checked on the exact path
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import ipaddress
 import json
@@ -25,6 +26,7 @@ import socket
 import ssl
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import quote, unquote
@@ -261,6 +263,14 @@ class FhirClient:
         self._allowed_hosts = frozenset(settings.fhir_allowed_hosts)
         self._insecure = settings.fhir_allow_insecure
         self._servers: dict[str, URL] = {}  # the fhirServer URLs allowed, parsed
+        self._bases: tuple[URL, ...] = ()  # an issuer's own FHIR servers (restricted)
+
+    def restricted(self, bases: Sequence[str]) -> FhirClient:
+        """This client, reading only from these FHIR server bases (and the paths under them): one
+        EHR's own servers, from its entry in the trusted issuers file. It shares the connections."""
+        view = copy.copy(self)
+        view._bases = tuple(URL(base) for base in bases)
+        return view
 
     def server(self, url: str | None, token: str | None) -> FhirServer:
         """The server to read from, if the policy allows it; FhirUnavailable says why not."""
@@ -276,6 +286,11 @@ class FhirClient:
                 if len(self._servers) >= _KEPT_SERVERS:
                     self._servers.clear()
                 self._servers[url] = parsed
+        if self._bases and not any(_under(base, parsed) for base in self._bases):
+            raise FhirUnavailable(
+                "fhirServer refused: not one of this EHR's FHIR servers (fhir_servers, CDS_TRUSTED_ISSUERS_FILE)",
+                "refused",
+            )
         return FhirServer(parsed, token)
 
     def _checked_url(self, url: str, what: str) -> URL:

@@ -11,11 +11,15 @@ from ..clinical.cramp_context import CrampContext
 from ..clinical.electrolytes import Finding, result_range
 from ..clinical.results import LabResult
 from ..content.loader import Content, ContentError
-from ..content.schema import CheckReason, Profile, SourceSpec, SuggestionSpec
+from ..content.schema import CheckReason, SourceSpec, SuggestionSpec
 from ..content.wording import beside_cuts, range_bound
 from ..protocol import Action, Card, Coding, Link, Source, Suggestion
 from .inputs import KIND_INPUTS, CardInput, unknown_names, values
 from .views import FindingView, ResultView, date_text
+
+# The card extension's keys, namespaced as the specification asks of extensions.
+CONTENT_VERSION_EXTENSION = "org.vitamin-d-cramps.content-version"
+PROFILE_EXTENSION = "org.vitamin-d-cramps.threshold-profile"
 
 SUMMARY_LIMIT = 139  # CDS Hooks: a summary SHALL be under 140 characters
 
@@ -47,13 +51,17 @@ def _evidence(values: dict[str, object]) -> str:
 
 
 class CardRenderer:
-    def __init__(self, content: Content, profile: Profile, trend_url: str | None = None) -> None:
-        """`trend_url`: the SMART app's launch URL, which the cards that show a trend link to."""
+    def __init__(self, content: Content, profile_name: str, trend_url: str | None = None) -> None:
+        """`profile_name`: the threshold profile's; `trend_url`: the SMART app's launch URL, which the
+        cards that show a trend link to."""
         self.trend_url = trend_url
         self._content = content
         self._catalogue = content.catalogue
         self._notes = content.catalogue.result_notes
-        self._profile = profile
+        self._profile = profile = content.profile(profile_name)
+        # On every card: the content and the profile it was decided by, so that an EHR (and anyone
+        # reading a card it kept) can tell which rules spoke (CDS Hooks 2.0.1, Extensions).
+        self._extension = {CONTENT_VERSION_EXTENSION: content.version, PROFILE_EXTENSION: profile_name}
         analytes = content.analytes
         self._measures = analytes.measures
         self._decimals = {analyte: spec.decimals for analyte, spec in analytes.units.items()}
@@ -275,6 +283,7 @@ class CardRenderer:
             selectionBehavior="any" if suggestions else None,
             overrideReasons=self._override_reasons[kind],
             links=self._with_links(kind, cite) or None,
+            extension=self._extension,
         )
         return card.built_on(lambda: _evidence(variables))
 

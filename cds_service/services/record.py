@@ -47,9 +47,11 @@ class Record:
 
 
 class RecordReader:
-    def __init__(self, content: Content, settings: Settings) -> None:
+    def __init__(self, content: Content, settings: Settings, profile: str | None = None) -> None:
+        """`profile`: the threshold profile, when not the settings' (an issuer's own)."""
         self.content = content
-        self.profile: Profile = content.profile(settings.threshold_profile)
+        self.profile_name = profile or settings.threshold_profile
+        self.profile: Profile = content.profile(self.profile_name)
         self.accept_opt_in = settings.vitd_opt_in_codes
         self.keys = prefetch_keys(content)
         self._labs = LabReader(content)

@@ -44,7 +44,7 @@ def _csp(frame_origins: list[str]) -> str:
 def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool = False) -> None:
     """The app at /smart. `demo`: /smart/demo/<patient> shows a demo patient's trend without an EHR."""
     profile = content.profile(settings.threshold_profile)
-    page = TrendPage(content, profile, CardRenderer(content, profile))
+    page = TrendPage(content, profile, CardRenderer(content, settings.threshold_profile))
     reader = TrendReader(content, profile, settings)
     headers = {
         "Content-Security-Policy": _csp(settings.smart_frame_origins),

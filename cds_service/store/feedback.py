@@ -61,12 +61,13 @@ class FeedbackStore:
         self._snooze_days = {reason: days for reason, days in (snooze_days or {}).items() if days > 0}
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._pending: list[dict[str, Any]] = []
-        self._calls: Counter[tuple[str, date]] = Counter()
+        self._calls: Counter[tuple[str, date, str]] = Counter()
         self._flushing = asyncio.Lock()
 
-    def count_call(self, service: str, at: datetime) -> None:
-        """One hook call answered with its cards decided, on its UTC day."""
-        self._calls[service, at.astimezone(UTC).date()] += 1
+    def count_call(self, service: str, at: datetime, issuer: str | None = None) -> None:
+        """One hook call answered with its cards decided, on its UTC day, from `issuer` (None:
+        authentication off)."""
+        self._calls[service, at.astimezone(UTC).date(), issuer or ""] += 1
 
     def record_cards(
         self,
@@ -79,10 +80,13 @@ class FeedbackStore:
         subject: str | None = None,
         evidence: Mapping[UUID, str] | None = None,
         issuer: str | None = None,
+        profile: str | None = None,
     ) -> None:
         """Queue what the service said (or would have said: `silent`, `snoozed`), by card uuid: no
         patient and no value, only their keyed pseudonyms (`subject`, `evidence`) when snoozing is
-        on; and the EHR (`issuer`) whose call received them."""
+        on; the EHR (`issuer`) whose call received them, and the threshold profile that decided
+        them (the issuer's own, else the settings')."""
+        profile = profile or self._profile
         self._pending += [
             {
                 "card_uuid": str(card.uuid),
@@ -91,7 +95,7 @@ class FeedbackStore:
                 "indicator": card.indicator,
                 "suggestions": [{"uuid": str(s.uuid), "label": s.label} for s in card.suggestions or []],
                 "content_version": self._content_version,
-                "profile": self._profile,
+                "profile": profile,
                 "issued_at": db_time(issued_at),
                 "silent": silent,
                 "snoozed": snoozed,
@@ -121,7 +125,16 @@ class FeedbackStore:
                     if calls:
                         await conn.execute(
                             self._add_calls(),
-                            [{"service": service, "day": day, "calls": n} for (service, day), n in calls.items()],
+                            [
+                                {
+                                    "service": service,
+                                    "day": day,
+                                    "issuer": issuer,
+                                    "content_version": self._content_version,
+                                    "calls": n,
+                                }
+                                for (service, day, issuer), n in calls.items()
+                            ],
                         )
             except Exception as exc:  # the database is away: keep the rows, say so, try again later
                 self._pending = rows + self._pending
@@ -134,7 +147,8 @@ class FeedbackStore:
         """An insert that adds to the day's count when it exists (other replicas write it too)."""
         insert = self._insert(hook_calls)
         return insert.on_conflict_do_update(
-            index_elements=["service", "day"], set_={"calls": hook_calls.c.calls + insert.excluded.calls}
+            index_elements=["service", "day", "issuer", "content_version"],
+            set_={"calls": hook_calls.c.calls + insert.excluded.calls},
         )
 
     async def run(self) -> None:

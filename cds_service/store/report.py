@@ -4,6 +4,11 @@ A card counts once, by the latest feedback about it (an EHR may report the same 
 Cards of a kind that ran silent, and cards an override snoozed, are counted apart, never as
 issued. How often a kind fires is its cards decided (shown, silent or snoozed) over the hook calls
 of the services that decide it.
+
+Each kind is counted apart per content version and per issuer (the EHR whose call received its
+cards): a content update, or an EHR running another threshold profile, never mixes its rates with
+another's. An empty issuer is authentication off; hook calls counted before the store kept their
+issuer and content version (migration 0007) are under empty ones.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +29,8 @@ from .schema import feedback, hook_calls, issued_cards
 @dataclass
 class KindReport:
     kind: str
+    content_version: str = ""  # the version of cards/ that decided the cards
+    issuer: str = ""  # the EHR (the JWT's iss) whose calls received them; "": authentication off
     issued: int = 0  # shown
     silent: int = 0  # decided for a kind that ran silent, never shown
     snoozed: int = 0  # decided, not shown: an override snoozed the kind for the patient
@@ -88,13 +95,17 @@ async def build_report(engine: AsyncEngine, since: date | None = None, until: da
     cards = select(
         issued_cards.c.card_uuid,
         issued_cards.c.kind,
+        issued_cards.c.content_version,
+        issued_cards.c.issuer,
         issued_cards.c.suggestions,
         issued_cards.c.service,
         issued_cards.c.silent,
         issued_cards.c.snoozed,
         issued_cards.c.issued_at,
     )
-    calls_query = select(hook_calls.c.service, hook_calls.c.day, hook_calls.c.calls)
+    calls_query = select(
+        hook_calls.c.service, hook_calls.c.day, hook_calls.c.content_version, hook_calls.c.issuer, hook_calls.c.calls
+    )
     start = datetime.combine(since, time.min) if since is not None else None
     end = datetime.combine(until + timedelta(days=1), time.min) if until is not None else None
     if start is not None:
@@ -125,16 +136,36 @@ async def build_report(engine: AsyncEngine, since: date | None = None, until: da
         .order_by(feedback.c.outcome_timestamp, feedback.c.id)
     )
     async with engine.connect() as conn:
-        calls = [(service, day, int(n)) for service, day, n in await conn.execute(calls_query)]
+        calls = [Calls(row[0], row[1], row[2], row[3], int(row[4])) for row in await conn.execute(calls_query)]
         issued = list(await conn.execute(cards))
         answers = list(await conn.execute(answers_query))
     return _tally(issued, answers, calls, start, end)
 
 
+class Calls(NamedTuple):
+    """A row of hook_calls."""
+
+    service: str
+    day: date
+    content_version: str
+    issuer: str
+    calls: int
+
+
+# A kind's rows: by kind, content version and issuer.
+_Key = tuple[str, str, str]
+# Whose hook calls: service, content version, issuer.
+_CallKey = tuple[str, str, str]
+
+
+def _ordered(reports: dict[_Key, KindReport]) -> list[KindReport]:
+    return [reports[key] for key in sorted(reports)]
+
+
 def _tally(
     issued: list[Any],
     answers: list[Any],
-    calls: list[tuple[str, date, int]],
+    calls: list[Calls],
     start: datetime | None,
     end: datetime | None,
 ) -> Report:
@@ -143,29 +174,30 @@ def _tally(
     unknown = tally.answers(answers, start, end)
     per_service, per_week = tally.calls(calls)
     weeks = [
-        WeekReport(week, dict(per_week.get(week, {})), sorted(tally.weekly[week].values(), key=lambda k: k.kind))
-        for week in sorted(tally.weekly)
+        WeekReport(week, dict(per_week.get(week, {})), _ordered(tally.weekly[week])) for week in sorted(tally.weekly)
     ]
-    return Report(sorted(tally.total.values(), key=lambda k: k.kind), unknown, dict(per_service), weeks)
+    return Report(_ordered(tally.total), unknown, dict(per_service), weeks)
 
 
 @dataclass
 class _Tally:
-    """Each card kind's counts, in all and by week, filled from the three tables in turn."""
+    """Each card kind's counts (per content version and issuer), in all and by week, filled from
+    the three tables in turn."""
 
-    total: dict[str, KindReport] = field(default_factory=dict)
-    weekly: dict[date, dict[str, KindReport]] = field(default_factory=dict)
-    deciding: dict[str, set[str]] = field(default_factory=dict)  # kind -> the services that issued it
+    total: dict[_Key, KindReport] = field(default_factory=dict)
+    weekly: dict[date, dict[_Key, KindReport]] = field(default_factory=dict)
+    deciding: dict[_Key, set[str]] = field(default_factory=dict)  # kind -> the services that issued it
     shown: dict[str, tuple[KindReport, KindReport]] = field(default_factory=dict)  # card uuid -> total, week
     labels: dict[str, str] = field(default_factory=dict)  # suggestion uuid -> label
 
     def issued(self, rows: list[Any]) -> None:
-        for uuid, kind, suggestions, service, silent, snoozed, issued_at in rows:
+        for uuid, kind, version, issuer, suggestions, service, silent, snoozed, issued_at in rows:
+            key = (kind, version, issuer or "")
             reports = (
-                self.total.setdefault(kind, KindReport(kind)),
-                self.weekly.setdefault(week_of(issued_at.date()), {}).setdefault(kind, KindReport(kind)),
+                self.total.setdefault(key, KindReport(*key)),
+                self.weekly.setdefault(week_of(issued_at.date()), {}).setdefault(key, KindReport(*key)),
             )
-            self.deciding.setdefault(kind, set()).add(service)
+            self.deciding.setdefault(key, set()).add(service)
             for report in reports:
                 report.silent += silent
                 report.snoozed += snoozed
@@ -200,20 +232,27 @@ class _Tally:
                     )
         return unknown
 
-    def calls(self, rows: list[tuple[str, date, int]]) -> tuple[Counter[str], dict[date, Counter[str]]]:
+    def calls(self, rows: list[Calls]) -> tuple[Counter[str], dict[date, Counter[str]]]:
         """Hook calls per service, in all and by week; each kind's calls are those of the services
-        that issue it, for its fire rate."""
+        that issue it, under the same content version and from the same issuer, for its fire rate."""
         per_service: Counter[str] = Counter()
         per_week: dict[date, Counter[str]] = {}
-        for service, day, n in rows:
-            per_service[service] += n
-            per_week.setdefault(week_of(day), Counter())[service] += n
-            self.weekly.setdefault(week_of(day), {})
-        for kind, services in self.deciding.items():
-            self.total[kind].calls = sum(per_service[s] for s in services)
+        whose: Counter[_CallKey] = Counter()
+        whose_week: dict[date, Counter[_CallKey]] = {}
+        for row in rows:
+            week = week_of(row.day)
+            per_service[row.service] += row.calls
+            per_week.setdefault(week, Counter())[row.service] += row.calls
+            call_key = (row.service, row.content_version, row.issuer)
+            whose[call_key] += row.calls
+            whose_week.setdefault(week, Counter())[call_key] += row.calls
+            self.weekly.setdefault(week, {})
+        for key, services in self.deciding.items():
+            _, version, issuer = key
+            self.total[key].calls = sum(whose[s, version, issuer] for s in services)
             for week, week_kinds in self.weekly.items():
-                if kind in week_kinds:
-                    week_kinds[kind].calls = sum(per_week.get(week, Counter())[s] for s in services)
+                if key in week_kinds:
+                    week_kinds[key].calls = sum(whose_week.get(week, Counter())[s, version, issuer] for s in services)
         return per_service, per_week
 
 
@@ -235,6 +274,8 @@ def as_json(report: Report, since: date | None, until: date | None) -> dict[str,
 CSV_COLUMNS = (
     "week",
     "kind",
+    "content_version",
+    "issuer",
     "hook_calls",
     "issued",
     "silent",
@@ -262,6 +303,8 @@ def as_csv(report: Report) -> str:
                 [
                     week.start.isoformat(),
                     k.kind,
+                    k.content_version,
+                    _cell(k.issuer),
                     k.calls,
                     k.issued,
                     k.silent,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -62,14 +63,17 @@ snoozes = Table(
     Column("reason", String(200), nullable=False),
 )
 
-# Hook calls answered with cards decided (200), per service and UTC day: the denominator of how
-# often a card kind fires. Every replica adds its own counts to the same rows.
+# Hook calls answered with cards decided (200), per service, UTC day, issuer and content version:
+# the denominator of how often a card kind fires. Every replica adds its own counts to the same rows.
 hook_calls = Table(
     "hook_calls",
     metadata,
-    Column("service", String(100), primary_key=True),
-    Column("day", Date, primary_key=True),
+    Column("service", String(100), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("issuer", Text, nullable=False, server_default=""),  # "": authentication off
+    Column("content_version", String(100), nullable=False, server_default=""),  # "": counted before 0007
     Column("calls", Integer, nullable=False),
+    PrimaryKeyConstraint("service", "day", "issuer", "content_version", name="pk_hook_calls_by_issuer"),
 )
 
 feedback = Table(

@@ -1,15 +1,17 @@
-"""The trusted issuers file (CDS_TRUSTED_ISSUERS_FILE): the EHRs trusted and their keys."""
+"""The trusted issuers file (CDS_TRUSTED_ISSUERS_FILE): the EHRs trusted, their keys, and what each
+may have of its own (its FHIR servers, threshold profile, silent kinds and snooze scope)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..validation import problems
 
@@ -18,14 +20,45 @@ class IssuerConfigError(Exception):
     """The trusted issuers file is missing or wrong; the message names the file."""
 
 
+SnoozeScope = Literal["clinician", "patient", "off"]
+
+
 class IssuerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     iss: str = Field(min_length=1)
+    # How logs, metrics and the governance page name this EHR (a metric label: a few words, no
+    # spaces); the iss when not given.
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
     jwks_url: str | None = None
     jwks: dict[str, Any] | None = None
     jku: list[str] = []
     tenant: str | None = None
+    # Its own FHIR servers: a hook call's fhirServer elsewhere is not fetched from. Any, when empty
+    # (within CDS_FHIR_ALLOWED_HOSTS, which binds every issuer).
+    fhir_servers: list[str] = []
+    # Its own choices, in place of the settings' (CDS_THRESHOLD_PROFILE, CDS_SILENT_KINDS,
+    # CDS_SNOOZE_SCOPE) when given.
+    threshold_profile: str | None = Field(None, min_length=1)
+    silent_kinds: list[str] | None = None
+    snooze_scope: SnoozeScope | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.iss
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _bases(cls, value: list[str]) -> list[str]:
+        """Absolute http(s) URLs without user, query or fragment (the fhirServer a call names must be
+        one of them or under one, fhir/client.py)."""
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError(f"not a FHIR server base URL (https://ehr.example.org/fhir): {url[:100]!r}")
+            if parts.username is not None or parts.password is not None:
+                raise ValueError("a FHIR server base URL holds no user name or password")
+        return value
 
     @model_validator(mode="after")
     def _one_key_source(self) -> IssuerSpec:
@@ -46,9 +79,9 @@ class IssuersFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> IssuersFile:
-        names = [i.iss for i in self.issuers]
-        if duplicates := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"issuer listed twice: {', '.join(duplicates)}")
+        for what, names in (("issuer", [i.iss for i in self.issuers]), ("name", [i.label for i in self.issuers])):
+            if duplicates := sorted({n for n in names if names.count(n) > 1}):
+                raise ValueError(f"{what} listed twice: {', '.join(duplicates)}")
         return self
 
 

@@ -37,7 +37,7 @@ from tests.rules import check_response, without_uuids
 CONTENT: Content = load_content()
 SETTINGS = Settings(auth="off")
 _RECORD = RecordReader(CONTENT, SETTINGS)
-SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile), frozenset())
+SERVICE = VitaminDCramps(_RECORD, CardRenderer(CONTENT, _RECORD.profile_name), frozenset())
 READER = LabReader(CONTENT)
 
 
@@ -49,7 +49,7 @@ class _EveryResultRead(RecordReader):
 
 
 _EVERYTHING = _EveryResultRead(CONTENT, SETTINGS)
-EVERY_RESULT_READ = VitaminDCramps(_EVERYTHING, CardRenderer(CONTENT, _EVERYTHING.profile), frozenset())
+EVERY_RESULT_READ = VitaminDCramps(_EVERYTHING, CardRenderer(CONTENT, _EVERYTHING.profile_name), frozenset())
 FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # full prefetch: never used
 OURS, OTHER = "p1", "p2"
 

@@ -34,7 +34,7 @@ from tests.conftest import AS_OF
 CONTENT: Content = load_content()
 SETTINGS = Settings(auth="off")
 _RECORD = RecordReader(CONTENT, SETTINGS)
-_CARDS = CardRenderer(CONTENT, _RECORD.profile)
+_CARDS = CardRenderer(CONTENT, _RECORD.profile_name)
 PATIENT_VIEW = VitaminDCramps(_RECORD, _CARDS, frozenset())
 ORDER_SIGN = VitaminDOrders(_RECORD, _CARDS, frozenset(), "order-sign")
 FHIR = FhirClient(httpx.AsyncClient(), SETTINGS)  # every key prefetched: never used

@@ -141,8 +141,7 @@ COURSES = [
 
 @pytest.fixture(scope="module")
 def cards(content: Content) -> TrendPage:
-    profile = content.profile("endocrine-2011")
-    return TrendPage(content, profile, CardRenderer(content, profile))
+    return TrendPage(content, content.profile("endocrine-2011"), CardRenderer(content, "endocrine-2011"))
 
 
 def make_trend(content: Content, profile_name: str = "endocrine-2011", labs: list[LabResult] = LABS) -> Trend:
@@ -236,7 +235,7 @@ def test_the_five_bands_carry_the_profile_cut_points(
     content: Content, profile_name: str, cuts: tuple[int, ...], insufficient: str
 ) -> None:
     profile = content.profile(profile_name)
-    trend_page = TrendPage(content, profile, CardRenderer(content, profile))
+    trend_page = TrendPage(content, profile, CardRenderer(content, profile_name))
     page = parse(trend_page.render(make_trend(content, profile_name), patient=None))
     svg = chart(page, "vitamin_d")
     bands = {b.attrs["data-band"]: (b.attrs["data-low"], b.attrs["data-high"]) for b in svg.all("rect", cls="band")}

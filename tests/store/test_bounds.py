@@ -77,7 +77,7 @@ EHR_A, EHR_B = "https://ehr-a.example.org", "https://ehr-b.example.org"
 BASE = "http://cds.test"
 
 
-def _token(key: ECKey, issuer: str, audience: str) -> str:
+def ehr_token(key: ECKey, issuer: str, audience: str) -> str:
     now = int(time.time())
     claims = {"iss": issuer, "aud": audience, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
     return jwt.encode({"alg": "ES384", "typ": "JWT", "kid": key.kid}, claims, key, algorithms=["ES384"])
@@ -105,7 +105,7 @@ async def test_another_ehrs_override_does_not_snooze_the_card(
     )
 
     def headers(issuer: str, path: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {_token(keys.es384, issuer, BASE + path)}"}
+        return {"Authorization": f"Bearer {ehr_token(keys.es384, issuer, BASE + path)}"}
 
     async with make_client(app) as client:
 

@@ -57,7 +57,7 @@ async def test_an_overridden_card_stays_away_until_a_newer_result(make_app: AppF
         before = (await client.get("/metrics")).text
         assert set(await open_chart(client, chart())) == {"electrolytes-check"}  # the other kind still shows
         after = (await client.get("/metrics")).text
-        labels = {"kind": "vitd-deficient", "indicator": "warning"}
+        labels = {"kind": "vitd-deficient", "indicator": "warning", "issuer": "none"}
         assert (
             sample(after, "cds_snoozed_cards_total", **labels) - sample(before, "cds_snoozed_cards_total", **labels)
             == 1
