@@ -119,3 +119,11 @@ def test_evaluate_does_not_warn_about_serving(
     assert "any caller is trusted" not in caplog.text
     _serving(create_app(Settings(auth="off")), Settings(auth="off"))
     assert "any caller is trusted" in caplog.text
+
+
+def test_evaluate_names_the_setting_that_allows_a_local_http_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's first `evaluate` is against a local http server: the refusal says what lifts it."""
+    monkeypatch.delenv("CDS_FHIR_ALLOW_INSECURE", raising=False)
+    result = CliRunner().invoke(cli, ["evaluate", "--fhir-server", "http://127.0.0.1:9/fhir", "--patient", "p1"])
+    assert result.exit_code == 2
+    assert "not an https URL (CDS_FHIR_ALLOW_INSECURE=true allows http" in result.stderr
