@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import shutil
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,8 @@ from cds_service.cli import _serving, cli
 from cds_service.demo import example_request
 from cds_service.settings import Settings
 from tests.conftest import AppFactory
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_print_request_is_dated_relative_to_today() -> None:
@@ -127,3 +132,22 @@ def test_evaluate_names_the_setting_that_allows_a_local_http_server(monkeypatch:
     result = CliRunner().invoke(cli, ["evaluate", "--fhir-server", "http://127.0.0.1:9/fhir", "--patient", "p1"])
     assert result.exit_code == 2
     assert "not an https URL (CDS_FHIR_ALLOW_INSECURE=true allows http" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["run"], "/cds-service demo --port 8000"),
+        (["run", "PORT=8080"], "/cds-service demo --port 8080"),
+        (["serve", "PORT=8080"], "/cds-service serve --port 8080"),
+        (["fhir"], "scripts/local_fhir.py --port 8090"),
+        (["fhir", "PORT=9090"], "scripts/local_fhir.py --port 9090"),
+    ],
+)
+def test_make_targets_take_a_port(args: list[str], command: str) -> None:
+    """What `make` would run (`-n`: nothing is installed or started), with and without PORT."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "PORT"}
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1].endswith(command)
