@@ -1,5 +1,6 @@
-# Quick start: `make run` (the service with its demo page), `make test` (the whole suite).
-# Both create .venv and install into it on first use, and again whenever pyproject.toml changes.
+# Quick start: `make run` (the service with its demo page), `make fhir` (a local FHIR server with the
+# demo patients), `make test` (the whole suite). Each creates .venv and installs into it on first use,
+# and again whenever pyproject.toml changes. `make run PORT=8080`, `make fhir PORT=9090` choose a port.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -10,7 +11,7 @@ TESTING := $(VENV)/.installed-test
 # it lives in a virtual environment of its own; PyYAML 5.4 builds only with Cython < 3.
 COMPOSE := .venv-compose/bin/docker-compose
 
-.PHONY: run serve test lint system bench soak kubernetes clean
+.PHONY: run serve fhir test lint system bench soak kubernetes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +28,15 @@ $(TESTING): pyproject.toml | $(BIN)/python
 	touch $(TESTING) $(RUNTIME)
 
 run: $(RUNTIME)
-	$(BIN)/cds-service demo
+	$(BIN)/cds-service demo --port $(or $(PORT),8000)
 
 serve: $(RUNTIME)
-	$(BIN)/cds-service serve
+	$(BIN)/cds-service serve --port $(or $(PORT),8000)
+
+# The FHIR server the end-to-end tests use (sekmet-fhir, a test dependency; no Docker), on loopback,
+# with the demo patients loaded; it prints the commands that give their cards. Ctrl-C stops it.
+fhir: $(TESTING)
+	$(BIN)/python scripts/local_fhir.py --port $(or $(PORT),8090)
 
 $(COMPOSE):
 	$(PYTHON) -m venv .venv-compose
@@ -46,9 +52,9 @@ test: lint $(COMPOSE) system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TESTING)
-	$(BIN)/ruff check cds_service tests bench
-	$(BIN)/ruff format --check cds_service tests bench
-	$(BIN)/mypy cds_service
+	$(BIN)/ruff check cds_service tests bench scripts
+	$(BIN)/ruff format --check cds_service tests bench scripts
+	$(BIN)/mypy cds_service scripts/local_fhir.py
 
 # The benchmark of bench/README.md: installs wrk (Debian) where missing; takes about fifteen minutes.
 bench: $(TESTING)

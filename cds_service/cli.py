@@ -13,11 +13,11 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import httpx
 import orjson
@@ -28,8 +28,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import logs
 from .app import create_app
@@ -40,7 +43,7 @@ from .patient_run import PatientRunError, run_patient_view
 from .rendering import CardRenderer
 from .settings import Settings
 from .store.database import migrate, open_database
-from .store.report import Report, build_report
+from .store.report import KindReport, Report, build_report
 from .store.report import as_json as report_json
 from .trust.issuers import IssuerConfigError
 from .validation import message
@@ -273,6 +276,36 @@ def load_demo(
     typer.echo(f"loaded {len(bundle['entry'])} resources ({patients_loaded} patients) into {fhir_server}")
 
 
+class ReportColumn(NamedTuple):
+    heading: str
+    number: bool  # right-aligned
+    value: Callable[[KindReport], str]
+
+
+# The report table's columns, the kind first: a new figure is one line here, and both layouts show it.
+REPORT_COLUMNS = [
+    ReportColumn("kind", False, lambda k: k.kind),
+    ReportColumn("issued", True, lambda k: str(k.issued)),
+    ReportColumn("silent", True, lambda k: str(k.silent)),
+    ReportColumn("snoozed", True, lambda k: str(k.snoozed)),
+    ReportColumn("fires", True, lambda k: f"{k.fire_rate:.1%}" if k.fire_rate is not None else "-"),
+    ReportColumn("accepted", True, lambda k: str(k.accepted)),
+    ReportColumn("overridden", True, lambda k: str(k.overridden)),
+    ReportColumn("no feedback", True, lambda k: str(k.no_feedback)),
+    ReportColumn("acceptance", True, lambda k: f"{k.acceptance_rate:.0%}" if k.acceptance_rate is not None else "-"),
+    ReportColumn(
+        "top override reasons",
+        False,
+        lambda k: ", ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3)) or "-",
+    ),
+    ReportColumn(
+        "accepted suggestions",
+        False,
+        lambda k: ", ".join(f"{s} ({n})" for s, n in k.accepted_suggestions.most_common()) or "-",
+    ),
+]
+
+
 @cli.command()
 def report(
     since: Annotated[
@@ -285,40 +318,65 @@ def report(
 ) -> None:
     """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
     settings = Settings()
+    _refuse_a_missing_store(settings.database_url)
     first, last = since.date() if since else None, until.date() if until else None
-    result = asyncio.run(_report(settings.database_url, first, last))
+    try:
+        result = asyncio.run(_report(settings.database_url, first, last))
+    except (SQLAlchemyError, OSError) as exc:  # by its kind only: the text may hold the URL
+        typer.echo(f"error: the feedback store (CDS_DATABASE_URL) cannot be read: {type(exc).__name__}", err=True)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(report_json(result, first, last), indent=2))
         return
-    span = (f" since {first}" if first else "") + (f" until {last}" if last else "")
-    table = Table(title=f"Card outcomes{span}")
-    numbers = ("issued", "silent", "snoozed", "fires", "accepted", "overridden", "no feedback", "acceptance")
-    for column in ("kind", *numbers, "top override reasons", "accepted suggestions"):
-        table.add_column(column, justify="right" if column in numbers else "left")
-    for k in result.kinds:
-        rate = f"{k.acceptance_rate:.0%}" if k.acceptance_rate is not None else "-"
-        fires = f"{k.fire_rate:.1%}" if k.fire_rate is not None else "-"
-        reasons = ", ".join(f"{r} ({n})" for r, n in k.override_reasons.most_common(3)) or "-"
-        accepted = ", ".join(f"{s} ({n})" for s, n in k.accepted_suggestions.most_common()) or "-"
-        table.add_row(
-            _cell(k.kind),
-            str(k.issued),
-            str(k.silent),
-            str(k.snoozed),
-            fires,
-            str(k.accepted),
-            str(k.overridden),
-            str(k.no_feedback),
-            rate,
-            _cell(reasons),
-            _cell(accepted),
-        )
     console = Console()
-    console.print(table)
+    span = (f" since {first}" if first else "") + (f" until {last}" if last else "")
+    if not result.kinds:
+        console.print(f"Card outcomes{span}: no cards issued.")
+    for table in _report_tables(console, f"Card outcomes{span}", result.kinds):
+        console.print(table)
     calls = ", ".join(f"{service} {n}" for service, n in sorted(result.calls.items())) or "none recorded"
     console.print(f"Hook calls answered with cards decided: {calls}. Fires: cards decided per call.")
     if result.feedback_on_unknown_cards:
         console.print(f"Feedback about cards this service did not issue: {result.feedback_on_unknown_cards}")
+
+
+def _refuse_a_missing_store(url: str) -> None:
+    """A SQLite file that is not there is a wrong CDS_DATABASE_URL or folder (its default path is
+    relative): say so, rather than create an empty store and report nothing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    if not Path(parsed.database).is_file():
+        typer.echo(
+            f"error: no feedback store at {Path(parsed.database).resolve()}: set CDS_DATABASE_URL to the "
+            "service's (a relative SQLite path is read from the current folder)",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def _report_tables(console: Console, title: str, kinds: list[KindReport]) -> list[Table]:
+    """One table with a column per figure when it fits the console's width (long text wraps within
+    its cell), else one table per kind with a row per figure: nothing is cut."""
+    if not kinds:
+        return []
+    wide = Table(title=title)
+    for column in REPORT_COLUMNS:
+        wide.add_column(column.heading, justify="right" if column.number else "left", overflow="fold")
+    for kind in kinds:
+        wide.add_row(*(_cell(column.value(kind)) for column in REPORT_COLUMNS))
+    unbounded = console.options.update_width(sys.maxsize)  # a measurement is capped at the width given
+    if Measurement.get(console, unbounded, wide).minimum <= console.width:
+        return [wide]
+    narrow = []
+    for kind in kinds:
+        table = Table(title=f"{title}: {_cell(kind.kind)}", show_header=False)
+        table.add_column(overflow="fold")
+        table.add_column(overflow="fold")
+        for column in REPORT_COLUMNS[1:]:  # the kind is the title
+            table.add_row(column.heading, _cell(column.value(kind)))
+        narrow.append(table)
+    return narrow
 
 
 # C0 and C1 control characters and DEL: escape sequences that would drive the terminal.

@@ -1,6 +1,6 @@
 """What the README and docs/ show holds: the example request, posted to the service, gives the
-response docs/example.md shows and the summaries the README shows; the issuers example loads; and
-every relative link resolves."""
+response docs/example.md shows and the summaries the README shows; every issuers example of
+docs/trust.md starts the service as written; and every relative link resolves."""
 
 from __future__ import annotations
 
@@ -54,17 +54,72 @@ def test_every_relative_link_resolves(page: Path) -> None:
     ]
 
 
-def test_readme_issuers_example_follows_the_schema(tmp_path: Path) -> None:
-    """The Epic- and sandbox-style entries of docs/trust.md load as an issuers file."""
-    import yaml
+def _issuers_examples() -> list[tuple[str, str]]:
+    """Each issuers file docs/trust.md shows, as (suffix, text), verbatim; the Sandbox's among them."""
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", (DOCS / "trust.md").read_text(), re.S)
+    examples = [(f".{kind}", text) for kind, text in blocks if "issuers" in text]
+    assert any("iss: https://sandbox.cds-hooks.org\n" in text for _, text in examples)
+    return examples
 
+
+@pytest.mark.parametrize(("suffix", "text"), _issuers_examples())
+async def test_every_issuers_example_starts_the_service(
+    make_app: AppFactory, tmp_path: Path, suffix: str, text: str
+) -> None:
+    """Copied verbatim into an issuers file, each example starts the service with CDS_AUTH=jwt, and
+    where it names the CDS Hooks Sandbox, a token signed as the Sandbox signs passes with no network
+    (its key pinned inline: nothing is fetched, though the token names a jku). CDS Hooks 2.0.1,
+    Trusting CDS Clients: the client signs a JWT with its private key and the service verifies it
+    against the client's public key, from its JWK Set."""
     from cds_service.trust.issuers import load_issuers
 
-    match = re.search(r"```yaml\n(issuers:.*?)```", (DOCS / "trust.md").read_text(), re.S)
-    assert match
-    document = yaml.safe_load(match[1])
-    document["issuers"] = [i for i in document["issuers"] if "jwks" not in i]  # the inline one elides its key
-    path = tmp_path / "issuers.yaml"
-    path.write_text(yaml.safe_dump(document))
+    path = tmp_path / f"issuers{suffix}"
+    path.write_text(text)
     issuers = load_issuers(path)
-    assert "https://sandbox.cds-hooks.org" in issuers and len(issuers) == 2
+    app = make_app(auth="jwt", trusted_issuers_file=path, public_base_url="https://cds.example.org")
+    async with make_client(app) as client:
+        assert (await client.get("/cds-services")).status_code == 401
+        if SANDBOX_ISSUER in issuers:
+            token = {"Authorization": f"Bearer {_signed_as_the_sandbox('https://cds.example.org/cds-services')}"}
+            assert (await client.get("/cds-services", headers=token)).status_code == 200
+
+
+SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
+SANDBOX = ROOT.parent / "shared" / "tools" / "cds-hooks-sandbox"
+
+
+def _signed_as_the_sandbox(aud: str) -> str:
+    """A JWT as the built Sandbox makes one (its app.bundle.js: the header, the claims and the
+    published private key it signs with; see its SOURCE.md)."""
+    import time
+    import uuid
+
+    from joserfc import jwt
+    from joserfc.jwk import ECKey
+
+    bundle = SANDBOX / "app.bundle.js"
+    if not bundle.exists():
+        pytest.skip(f"the CDS Hooks Sandbox is not at {SANDBOX}")
+    pem = re.search(r"-----BEGIN PRIVATE KEY-----.*?-----END PRIVATE KEY-----", bundle.read_text())
+    assert pem, "the Sandbox's signing key is no longer in its bundle"
+    key = ECKey.import_key(pem[0].replace("\\n", "\n"))
+    header = {
+        "alg": "ES384",
+        "typ": "JWT",
+        "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f",
+        "jku": "https://sandbox.cds-hooks.org/.well-known/jwks.json",
+    }
+    now = int(time.time())
+    claims = {"iss": SANDBOX_ISSUER, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    return jwt.encode(header, claims, key, algorithms=["ES384"])
+
+
+def test_a_placeholder_key_is_named_as_the_problem(tmp_path: Path) -> None:
+    """docs/trust.md's inline key with its values elided ("...") stops the start saying why."""
+    from cds_service.trust.issuers import IssuerConfigError, load_issuers
+
+    path = tmp_path / "issuers.yaml"
+    path.write_text('issuers: [{iss: https://ehr.example, jwks: {keys: [{kty: EC, crv: P-384, x: "...", y: "..."}]}}]')
+    with pytest.raises(IssuerConfigError) as exc:
+        load_issuers(path)
+    assert "jwks is not a usable key set: a key's value is not base64url" in str(exc.value)

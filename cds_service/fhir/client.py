@@ -52,6 +52,8 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # out once, up to this length (a longer one is worked out afresh, never kept).
 _KEPT_CHARS = 1024
 _KEPT_SERVERS = 256  # fhirServer URLs kept parsed: the EHRs a service answers, and then some
+# Why an http (or other) URL is refused, and the setting that lifts the rule.
+NOT_HTTPS = "not an https URL (CDS_FHIR_ALLOW_INSECURE=true allows http, for local work only)"
 _JSON_TYPES = frozenset(
     {"application/fhir+json", "application/json", "application/json+fhir", "application/jwk-set+json"}
 )
@@ -301,7 +303,7 @@ class FhirClient:
             raise FhirUnavailable(f"{what} is not a URL") from None
         allowed_schemes = {"https", "http"} if self._insecure else {"https"}
         if parsed.scheme not in allowed_schemes or not host:
-            raise FhirUnavailable(f"{what} refused: not an https URL", "refused")
+            raise FhirUnavailable(f"{what} refused: {NOT_HTTPS}", "refused")
         if parsed.user is not None or parsed.password is not None:
             raise FhirUnavailable(f"{what} refused: credentials in the URL", "refused")
         host = host.rstrip(".")

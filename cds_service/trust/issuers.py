@@ -3,6 +3,7 @@ may have of its own (its FHIR servers, threshold profile, silent kinds and snooz
 
 from __future__ import annotations
 
+import binascii
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -67,8 +68,15 @@ class IssuerSpec(BaseModel):
         if self.jwks is not None:
             try:
                 KeySet.import_key_set(self.jwks)  # type: ignore[arg-type]
-            except (JoseError, ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"jwks is not a usable key set: {exc}") from None
+            except binascii.Error:  # says nothing itself; a placeholder such as "..." is the usual cause
+                raise ValueError(
+                    "jwks is not a usable key set: a key's value is not base64url (give the key itself, "
+                    'not a placeholder such as "...")'
+                ) from None
+            except KeyError as exc:
+                raise ValueError(f"jwks is not a usable key set: {exc} is missing") from None
+            except (JoseError, ValueError, TypeError) as exc:
+                raise ValueError(f"jwks is not a usable key set: {exc or type(exc).__name__}") from None
         return self
 
 

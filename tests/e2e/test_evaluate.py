@@ -91,7 +91,7 @@ def test_an_unreachable_server() -> None:
 def test_the_address_rules_hold(fhir_server: FhirServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CDS_FHIR_ALLOW_INSECURE")
     code, _, err = run("--fhir-server", fhir_server.base, "--patient", "smart-8888803")
-    assert code == 2 and "fhirServer refused: not an https URL" in err
+    assert code == 2 and "fhirServer refused: not an https URL (CDS_FHIR_ALLOW_INSECURE=true" in err
 
 
 @pytest.fixture
