@@ -285,6 +285,8 @@ class ReportColumn(NamedTuple):
 # The report table's columns, the kind first: a new figure is one line here, and both layouts show it.
 REPORT_COLUMNS = [
     ReportColumn("kind", False, lambda k: k.kind),
+    ReportColumn("content version", False, lambda k: k.content_version or "-"),
+    ReportColumn("issuer", False, lambda k: k.issuer or "-"),
     ReportColumn("issued", True, lambda k: str(k.issued)),
     ReportColumn("silent", True, lambda k: str(k.silent)),
     ReportColumn("snoozed", True, lambda k: str(k.snoozed)),

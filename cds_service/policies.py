@@ -50,8 +50,8 @@ def build_policies(
     naming the issuer."""
     built: dict[tuple[str, frozenset[str]], Mapping[str, CdsService]] = {}
 
-    def services(profile: str, silent: list[str] | None) -> Mapping[str, CdsService]:
-        key = (profile, content.silent_kinds(silent))
+    def services(profile: str, silent: list[str] | None, where: str = "CDS_SILENT_KINDS") -> Mapping[str, CdsService]:
+        key = (profile, content.silent_kinds(silent, where))
         if key not in built:
             built[key] = build_services(content, settings, trend_url, profile=profile, silent=key[1])
         return built[key]
@@ -67,7 +67,10 @@ def build_policies(
     for spec in (issuers or {}).values():
         profile = spec.threshold_profile or settings.threshold_profile
         try:
-            chosen = services(profile, spec.silent_kinds if spec.silent_kinds is not None else settings.silent_kinds)
+            if spec.silent_kinds is not None:
+                chosen = services(profile, spec.silent_kinds, "silent_kinds")
+            else:
+                chosen = services(profile, settings.silent_kinds)
         except ContentError as exc:
             where: Path | str = settings.trusted_issuers_file or "the trusted issuers file"
             raise IssuerConfigError(f"{where}: issuer {spec.label}: {exc}") from None

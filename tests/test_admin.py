@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import create_engine
 
 from cds_service.admin import gate
+from cds_service.content.loader import Content
 from cds_service.store.schema import feedback
 from tests.builders import hook_request, obs
 from tests.conftest import AS_OF, AppFactory, make_client
@@ -242,7 +243,7 @@ def admin_server(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def test_the_page_in_chromium(browser: Browser, admin_server: str) -> None:
+def test_the_page_in_chromium(browser: Browser, admin_server: str, content: Content) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=admin_server)
     page = context.new_page()
     refused = page.goto("/admin")
@@ -254,9 +255,11 @@ def test_the_page_in_chromium(browser: Browser, admin_server: str) -> None:
     page.click("button[type=submit]")
     expect(page.locator("#kinds")).to_be_visible()
     row = page.locator("#kinds tr[data-kind=vitd-deficient] td")
-    expect(row.nth(1)).to_have_text("6")  # shown
-    expect(page.locator("#kinds tr[data-kind=electrolytes-check] td").nth(2)).to_have_text("6")  # silent
-    expect(row.nth(6)).to_have_text("2")  # overridden
+    expect(row.nth(1)).to_have_text(content.version)  # the human version and the content's hash
+    expect(row.nth(2)).to_have_text("-")  # no issuer: authentication is off
+    expect(row.nth(3)).to_have_text("6")  # shown
+    expect(page.locator("#kinds tr[data-kind=electrolytes-check] td").nth(4)).to_have_text("6")  # silent
+    expect(row.nth(8)).to_have_text("2")  # overridden
     # the hostile reason is shown as text, never run
     expect(page.locator("#kinds tr[data-kind=vitd-deficient] td.text").first).to_contain_text(
         "<script>alert(1)</script>"

@@ -548,6 +548,16 @@ async def test_replay_cache_is_bounded() -> None:
         ("issuers: [{iss: a, jwks_url: 'https://a/j'}, {iss: a, jwks_url: 'https://a/k'}]", "issuer listed twice"),
         ("issuers: [{iss: a, jwks_url: 'https://a/j', colour: red}]", "colour"),
         ("[unclosed", "cannot be read"),
+        # each EHR's own (docs/trust.md, "Each EHR's own")
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', name: 'EHR A'}]", "name"),  # a metric label: no spaces
+        (
+            "issuers: [{iss: a, jwks_url: 'https://a/j', name: x}, {iss: b, jwks_url: 'https://b/j', name: x}]",
+            "name listed twice",
+        ),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['ehr.example/fhir']}]", "not a FHIR server"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://u:p@ehr.x/fhir']}]", "no user name"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/fhir?x=1']}]", "not a FHIR server"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', snooze_scope: everyone}]", "snooze_scope"),
     ],
 )
 def test_a_bad_issuers_file_names_the_problem(tmp_path: Path, content: str, problem: str) -> None:
@@ -556,6 +566,26 @@ def test_a_bad_issuers_file_names_the_problem(tmp_path: Path, content: str, prob
     with pytest.raises(IssuerConfigError) as exc:
         load_issuers(path)
     assert str(path) in str(exc.value) and problem in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"threshold_profile": "who-2030"}, "unknown threshold profile 'who-2030'"),
+        ({"silent_kinds": ["vitd-sometimes"]}, "silent_kinds: unknown card kind vitd-sometimes"),
+    ],
+)
+def test_an_issuers_own_choice_the_content_lacks_stops_the_start(
+    make_app: AppFactory, tmp_path: Path, entry: dict[str, Any], problem: str
+) -> None:
+    """Named with the issuer and the file, before the service answers anyone: an EHR answered
+    under the default profile, because its own was misspelt, would get cut-points it did not choose."""
+    path = tmp_path / "issuers.json"
+    issuer = {"iss": INLINE, "name": "inline-ehr", "jwks_url": "https://a/j", **entry}
+    path.write_text(json.dumps({"issuers": [issuer]}))
+    with pytest.raises(IssuerConfigError) as exc:
+        make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=path)
+    assert f"{path}: issuer inline-ehr: " in str(exc.value) and problem in str(exc.value)
 
 
 def test_jwt_needs_an_issuers_file(make_app: AppFactory) -> None:

@@ -53,16 +53,16 @@ class Content:
     details: dict[str, jinja2.Template]
     version: str  # the catalogue's version and a hash of every content file
 
-    def silent_kinds(self, chosen: list[str] | None) -> frozenset[str]:
-        """The card kinds that run silent: those `chosen` (CDS_SILENT_KINDS; "all" for every kind)
-        when it is set, else those the catalogue's `mode` says."""
+    def silent_kinds(self, chosen: list[str] | None, where: str = "CDS_SILENT_KINDS") -> frozenset[str]:
+        """The card kinds that run silent: those `chosen` (CDS_SILENT_KINDS, or `where` names the
+        choice; "all" for every kind) when it is set, else those the catalogue's `mode` says."""
         kinds = self.catalogue.cards
         if chosen is None:
             return frozenset(kind for kind, spec in kinds.items() if spec.mode == "silent")
         if chosen == ["all"]:
             return frozenset(kinds)
         if unknown := [kind for kind in chosen if kind not in kinds]:
-            raise ContentError(f"CDS_SILENT_KINDS: unknown card kind {', '.join(unknown)}; known: {', '.join(kinds)}")
+            raise ContentError(f"{where}: unknown card kind {', '.join(unknown)}; known: {', '.join(kinds)}")
         return frozenset(chosen)
 
     def cause_sources(self, analyte: str, direction: str) -> list[str]:

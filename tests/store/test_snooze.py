@@ -117,6 +117,37 @@ async def test_two_replicas_agree(make_app: AppFactory, database_url: str) -> No
         assert "vitd-deficient" not in await open_chart(one, chart())
 
 
+def by(user: str) -> dict[str, Any]:
+    """The chart as this clinician opens it."""
+    request = chart()
+    request["context"]["userId"] = user
+    return request
+
+
+@pytest.mark.parametrize(
+    ("scope", "hidden_from_a_colleague"), [("clinician", False), ("patient", True)], ids=["clinician", "patient"]
+)
+async def test_the_snooze_scope_says_whom_an_override_hides_the_card_from(
+    make_app: AppFactory, database_url: str, scope: str, hidden_from_a_colleague: bool
+) -> None:
+    """CDS_SNOOZE_SCOPE=clinician (the default): one clinician's override hides the card from that
+    clinician, for that patient; a colleague opening the same chart still sees it. `patient`: from
+    every clinician of the patient."""
+    app = make_app(database_url=database_url, pseudonym_key=KEY, snooze_scope=scope)
+    async with make_client(app) as client:
+        await override(client, (await open_chart(client, by("Practitioner/a")))["vitd-deficient"])
+        assert "vitd-deficient" not in await open_chart(client, by("Practitioner/a"))
+        seen_by_colleague = "vitd-deficient" in await open_chart(client, by("Practitioner/b"))
+        assert seen_by_colleague is not hidden_from_a_colleague
+
+
+async def test_snooze_scope_off_snoozes_nothing(make_app: AppFactory, database_url: str) -> None:
+    async with make_client(make_app(database_url=database_url, pseudonym_key=KEY, snooze_scope="off")) as client:
+        await override(client, (await open_chart(client, chart()))["vitd-deficient"])
+        assert "vitd-deficient" in await open_chart(client, chart())
+    assert {subject for (subject,) in await rows(database_url, issued_cards.c.subject)} == {None}
+
+
 @pytest.mark.parametrize(("reason", "status"), [("outside-result-elsewhere", 400), (None, 200)])
 async def test_no_snooze_without_a_snoozing_reason(
     make_app: AppFactory, database_url: str, reason: str | None, status: int
