@@ -17,7 +17,7 @@ from .errors import add_error_handlers
 from .hook_routes import add_hook_routes
 from .json_bodies import JsonRoute, OrjsonResponse
 from .lifespan import lifespan
-from .middleware import BodySizeLimit, ErrorGuard
+from .middleware import BodySizeLimit, ErrorGuard, RequestId
 from .probes import add_probes
 from .services.base import Clock
 from .services.registry import build_services
@@ -89,15 +89,18 @@ def create_app(
 
 
 def _add_middleware(app: FastAPI, settings: Settings, jwt: bool) -> None:
-    """Outermost last: CORS, then errors, then the JWT (before any body is read), then the size limit."""
+    """Outermost last: CORS, then the request id (so every answer and log line below has it), then
+    errors, then the JWT (before any body is read), then the size limit."""
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if jwt:
         app.add_middleware(RequireJwt, public_base_url=settings.public_base_url)
     app.add_middleware(ErrorGuard)
+    app.add_middleware(RequestId)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )

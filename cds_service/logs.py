@@ -1,13 +1,15 @@
 """Logging set-up: one handler on the root logger, so the service's lines and every library's go
 through the same redaction. Log lines carry hookInstance, service id, timings, card kinds and
-counts; the filter makes sure that no JWT, no bearer or access token, no URL path or query (they
-name patients) and no FHIR resource content is written, whatever a library logs."""
+counts, and during a request its id (`request_id`, middleware.RequestId); the filter makes sure
+that no JWT, no bearer or access token, no URL path or query (they name patients) and no FHIR
+resource content is written, whatever a library logs."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
@@ -26,6 +28,10 @@ _RESOURCE = re.compile(r"[\"']resourceType[\"']")
 # One pass that finds nothing in almost every string, before the five that rewrite.
 _SUSPECT = re.compile(r"(?i)eyJ|bearer|token|https?://|resourceType")
 WITHHELD = "[withheld: the message held FHIR resource content]"
+
+# The id of the request being answered, set by middleware.RequestId for the request's task (and the
+# tasks it starts), so that every line logged while answering it carries it, a library's included.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def redact(text: str) -> str:
@@ -47,6 +53,15 @@ def access_path(path: str) -> str:
         cut = segments.index("patients") + 1
         segments = segments[:cut] + ["…"] * (len(segments) > cut)
     return "/".join(segments)
+
+
+class RequestId(logging.Filter):
+    """Adds `request_id` to a line logged while a request is answered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (current := request_id.get()) is not None:
+            record.request_id = current
+        return True
 
 
 class Redact(logging.Filter):
@@ -82,6 +97,7 @@ def configure(fmt: Literal["json", "text"], stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     json_formatter = JsonFormatter(_FORMAT, reserved_attrs=[*JsonFormatter().reserved_attrs, "color_message"])
     handler.setFormatter(json_formatter if fmt == "json" else _TextFormatter(_FORMAT))
+    handler.addFilter(RequestId())  # before Redact, which sees the id as any other field
     handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
