@@ -48,6 +48,9 @@ def test_redact() -> None:
     )
     assert logs.redact('body {"resourceType": "Patient", "id": "p"}') == logs.WITHHELD
     assert logs.redact("hook call") == "hook call"
+    # a refused token's expected and received URLs (logs.PATHS_KEPT) keep their path, not their query
+    kept = logs.redact(f"https://cds.example.org/cds-services/x?patient=1#f {jwt_text}", keep_paths=True)
+    assert kept == "https://cds.example.org/cds-services/x?… [jwt]"
 
 
 async def test_no_token_or_patient_value_reaches_the_log(
