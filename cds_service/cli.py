@@ -25,6 +25,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -76,14 +77,11 @@ def _serving(app: FastAPI, settings: Settings) -> FastAPI:
 def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Settings]:
     """The app from CDS_* settings, and the settings, built up front so that a bad content file or
     setting fails fast."""
+    settings = _settings(**overrides)
     try:
-        settings = Settings(**overrides)
         settings.check_serving()
         logs.configure(settings.log_format)
         return _serving(create_app(settings, demo=demo), settings), settings
-    except ValidationError as exc:  # named by variable, never with the value given (it may be a secret)
-        typer.echo(f"error: settings: {_settings_problems(exc)}", err=True)
-        raise typer.Exit(2) from None
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -95,13 +93,33 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
         raise typer.Exit(2) from None
 
 
+def _settings(**overrides: Any) -> Settings:
+    """The settings from CDS_* variables (and `overrides`), read the one way every command reads
+    them: one that does not validate stops the command (exit 2) with its name and its rule."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        typer.echo(f"error: settings: {_settings_problems(exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _settings_problems(exc: ValidationError) -> str:
-    """Each setting that does not validate, by its variable's name, with pydantic's message and not
-    the value (pydantic's own text would repeat it, and a secret with it)."""
+    """Each setting that does not validate, by its variable's name, with the rule it breaks and
+    never the value: pydantic's own text repeats the value (`input_value='short'`), and a secret
+    with it (CDS_ADMIN_TOKEN, CDS_PSEUDONYM_KEY, a password in CDS_DATABASE_URL or CDS_REDIS_URL);
+    even its length ("not 5") is left out."""
     return "; ".join(
-        f"{'CDS_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: {message(e)}"
-        for e in exc.errors()
+        f"{'CDS_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: {_rule(e)}" for e in exc.errors()
     )
+
+
+def _rule(error: ErrorDetails) -> str:
+    limits = error.get("ctx") or {}
+    if error["type"] in ("too_short", "string_too_short") and "min_length" in limits:
+        return f"must be at least {limits['min_length']} characters long"
+    if error["type"] in ("too_long", "string_too_long") and "max_length" in limits:
+        return f"must be at most {limits['max_length']} characters long"
+    return message(error)
 
 
 @cli.command()
@@ -151,7 +169,7 @@ def check_content(
     """Check a content folder as the service does at start, under every threshold profile: each
     file, the cross-references between them, and each card kind's templates against its inputs."""
     try:
-        content = load_content(content_dir or Settings().content_dir)
+        content = load_content(content_dir or _settings().content_dir)
         for name in content.thresholds.vitamin_d_profiles:
             CardRenderer(content, content.profile(name))
     except ContentError as exc:
@@ -208,7 +226,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the exact CDS Hooks response")] = False,
 ) -> None:
     """Run the patient-view service against a FHIR server and print its cards."""
-    settings = Settings()
+    settings = _settings()
     moment = as_of.replace(hour=23, minute=59, second=59, tzinfo=UTC) if as_of else None
     err_console = Console(stderr=True)
     try:
@@ -284,7 +302,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table, with the weeks")] = False,
 ) -> None:
     """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
-    settings = Settings()
+    settings = _settings()
     first, last = since.date() if since else None, until.date() if until else None
     result = asyncio.run(_report(settings.database_url, first, last))
     if as_json:
@@ -350,7 +368,7 @@ async def _migrate(url: str) -> None:
 
 def worker_app() -> FastAPI:
     """The app of one worker process when `serve --workers` runs several."""
-    settings = Settings()
+    settings = _settings()
     settings.check_serving()  # `serve` checked them already; a worker started otherwise checks again
     logs.configure(settings.log_format)
     return _serving(create_app(settings), settings)

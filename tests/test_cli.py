@@ -119,3 +119,27 @@ def test_evaluate_does_not_warn_about_serving(
     assert "any caller is trusted" not in caplog.text
     _serving(create_app(Settings(auth="off")), Settings(auth="off"))
     assert "any caller is trusted" in caplog.text
+
+
+SECRET_SETTINGS = [
+    ("CDS_ADMIN_TOKEN", "sh0rt-s3cret", "must be at least 16 characters long"),
+    ("CDS_PSEUDONYM_KEY", "pseudonym-s3cret", "must be at least 32 characters long"),
+    ("CDS_DATABASE_URL", "mysql://cds:db-s3cret@db.example.org/cds", "sqlite+aiosqlite://"),
+    ("CDS_REDIS_URL", "http://:redis-s3cret@redis.example.org:6379/0", "redis://"),
+]
+
+
+@pytest.mark.parametrize("command", ["serve", "report", "evaluate", "check-content"])
+@pytest.mark.parametrize(("variable", "value", "rule"), SECRET_SETTINGS, ids=[s[0] for s in SECRET_SETTINGS])
+def test_a_settings_error_names_the_setting_and_rule_never_the_secret(
+    monkeypatch: pytest.MonkeyPatch, command: str, variable: str, value: str, rule: str
+) -> None:
+    """Every command reads its settings one way: a secret that does not validate is reported by its
+    variable and the rule it breaks, without pydantic's `input_value='...'` or even its length."""
+    monkeypatch.setenv(variable, value)
+    args = {"evaluate": ["--fhir-server", "http://127.0.0.1:1/fhir", "--patient", "p"]}.get(command, [])
+    result = CliRunner().invoke(cli, [command, *args])
+    assert result.exit_code == 2
+    assert f"error: settings: {variable}: " in result.output and rule in result.output
+    assert "s3cret" not in result.output and "input_value" not in result.output, result.output
+    assert f"not {len(value)}" not in result.output
