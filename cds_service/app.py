@@ -84,7 +84,6 @@ def create_app(
         add_smart(app, content, settings, demo=demo)
     if settings.admin_token is not None:
         add_admin(app, settings.admin_token.get_secret_value(), clock, settings.public_base_url)
-    logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app
 
 

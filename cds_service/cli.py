@@ -40,7 +40,7 @@ from .http_protocol import BoundedHttpToolsProtocol
 from .patient_run import PatientRunError, run_patient_view
 from .rendering import CardRenderer
 from .settings import Settings
-from .store.database import migrate, open_database
+from .startup import DatabaseUnreachable, open_migrated
 from .store.report import Report, build_report
 from .store.report import as_json as report_json
 from .trust.issuers import IssuerConfigError
@@ -138,12 +138,12 @@ def serve(
         typer.echo("error: settings: the SMART app with more than one worker needs CDS_REDIS_URL", err=True)
         raise typer.Exit(2)
     grace = math.ceil(settings.shutdown_grace_s)
-    if workers > 1:
-        # Migrate once here, so that workers starting together do not race on a new database.
-        asyncio.run(_migrate(settings.database_url))
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Each worker process writes its metrics here, and /metrics adds them up.
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
+    # Reached and migrated once here: a database that cannot be used stops the start with one line
+    # (not a traceback from each worker), and workers starting together do not race on a new one.
+    _reach_database(settings.database_url)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker process writes its metrics here, and /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -200,7 +200,8 @@ def demo(
     base = f"http://{host}:{port}"
     # The cards link to the SMART app here; the demo page opens its demo mode.
     where = {} if "CDS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
-    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
+    app, settings = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
+    _reach_database(settings.database_url)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     typer.echo(
@@ -304,7 +305,11 @@ def report(
     """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
     settings = _settings()
     first, last = since.date() if since else None, until.date() if until else None
-    result = asyncio.run(_report(settings.database_url, first, last))
+    try:
+        result = asyncio.run(_report(settings.database_url, first, last))
+    except DatabaseUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(report_json(result, first, last), indent=2))
         return
@@ -350,20 +355,26 @@ def _cell(text: str) -> str:
 
 
 async def _report(url: str, since: date | None, until: date | None) -> Report:
-    engine = open_database(url)
+    engine = await open_migrated(url)
     try:
-        await migrate(engine)
         return await build_report(engine, since, until)
     finally:
         await engine.dispose()
 
 
 async def _migrate(url: str) -> None:
-    engine = open_database(url)
+    engine = await open_migrated(url)
+    await engine.dispose()
+
+
+def _reach_database(url: str) -> None:
+    """The database opened and migrated before a server starts, or exit 2 with one line saying
+    where (its host, never its password) and why."""
     try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+        asyncio.run(_migrate(url))
+    except DatabaseUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def worker_app() -> FastAPI:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from cds_service.cli import _serving, cli
 from cds_service.demo import example_request
 from cds_service.settings import Settings
+from cds_service.startup import DatabaseUnreachable
 from tests.conftest import AppFactory
 
 
@@ -143,3 +145,52 @@ def test_a_settings_error_names_the_setting_and_rule_never_the_secret(
     assert f"error: settings: {variable}: " in result.output and rule in result.output
     assert "s3cret" not in result.output and "input_value" not in result.output, result.output
     assert f"not {len(value)}" not in result.output
+
+
+def _unusable_databases(tmp_path: Path) -> list[tuple[str, str]]:
+    """An unreachable PostgreSQL (nothing listens on port 1) and a SQLite file that cannot be made
+    (its folder would be a file), each with what the error line must name."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return [
+        ("postgresql+asyncpg://cds:pg-s3cret@127.0.0.1:1/cds", "(postgresql+asyncpg://127.0.0.1:1/cds)"),
+        (f"sqlite+aiosqlite:///{blocker}/db.sqlite", f"(sqlite+aiosqlite:///{blocker}/db.sqlite)"),
+    ]
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "report"])
+@pytest.mark.parametrize("which", [0, 1], ids=["postgresql unreachable", "sqlite unwritable"])
+def test_a_database_that_cannot_be_used_stops_the_start_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, which: int
+) -> None:
+    """Not "service ready" and then a long traceback: one line naming CDS_DATABASE_URL by its
+    host (never its password), and exit 2."""
+    url, named = _unusable_databases(tmp_path)[which]
+    monkeypatch.setenv("CDS_DATABASE_URL", url)
+    monkeypatch.setenv("CDS_AUTH", "off")
+    result = CliRunner().invoke(cli, [command, "--port", "1"] if command != "report" else [command])
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: the database at CDS_DATABASE_URL {named} cannot be used: ")
+    assert "s3cret" not in result.output and "Traceback" not in result.output and "ready" not in result.output
+
+
+@pytest.mark.anyio
+async def test_ready_is_said_only_once_the_database_answered(
+    make_app: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    app = make_app()
+    assert "service ready" not in caplog.text  # building the app reaches nothing
+    async with LifespanManager(app):
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages[-1] == "service ready"
+        assert any(m.startswith("Running upgrade") or "SQLiteImpl" in m for m in messages[:-1])
+    caplog.clear()
+    url, named = _unusable_databases(tmp_path)[0]
+    with pytest.raises(DatabaseUnreachable):
+        async with LifespanManager(make_app(database_url=url)):
+            pass
+    (line,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert line.getMessage().startswith(f"the database at CDS_DATABASE_URL {named} cannot be used: ")
+    assert "service ready" not in caplog.text and "s3cret" not in caplog.text
