@@ -32,7 +32,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from . import logs
+from . import logs, startup
 from .app import create_app
 from .content.loader import ContentError, load_content
 from .demo import example_request, patients, transaction
@@ -78,9 +78,10 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
     """The app from CDS_* settings, and the settings, built up front so that a bad content file or
     setting fails fast."""
     settings = _settings(**overrides)
+    logs.configure(settings.log_format)
+    startup.warn(startup.unknown_variables(os.environ))  # before a refusal a misspelling may explain
     try:
         settings.check_serving()
-        logs.configure(settings.log_format)
         return _serving(create_app(settings, demo=demo), settings), settings
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
@@ -137,6 +138,7 @@ def serve(
         # A launch's callback and its page may reach any worker: they must share their sessions.
         typer.echo("error: settings: the SMART app with more than one worker needs CDS_REDIS_URL", err=True)
         raise typer.Exit(2)
+    startup.warn(startup.risky_settings(settings, workers))
     grace = math.ceil(settings.shutdown_grace_s)
     # Reached and migrated once here: a database that cannot be used stops the start with one line
     # (not a traceback from each worker), and workers starting together do not race on a new one.
@@ -201,6 +203,7 @@ def demo(
     # The cards link to the SMART app here; the demo page opens its demo mode.
     where = {} if "CDS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
     app, settings = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
+    startup.warn(startup.risky_settings(settings, workers=1))
     _reach_database(settings.database_url)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
