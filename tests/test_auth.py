@@ -644,6 +644,11 @@ REFUSALS: list[tuple[str, Callable[[Keys, str], str], dict[str, str]]] = [
     ("aud missing", lambda k, u: sandbox_token(k, u, aud=...), {"claim": "aud", "expected": SERVICE}),
     ("unknown iss", lambda k, u: sandbox_token(k, u, iss="https://attacker.example/x"), {"claim": "iss"}),
     ("unknown kid", lambda k, u: sandbox_token(k, u, h_kid="nobody"), {"claim": "kid", "received": "nobody"}),
+    (
+        "jku",
+        lambda k, u: sandbox_token(k, u, h_jku="https://attacker.example/jwks"),
+        {"claim": "jku", "received": "https://attacker.example/jwks"},
+    ),
     ("alg", lambda k, u: _alg_none(k, u) + "c2ln", {"claim": "alg", "received": "none"}),
     ("tenant", lambda k, u: _inline_token(k, tenant="t2"), {"claim": "tenant", "expected": "t1", "received": "t2"}),
     (

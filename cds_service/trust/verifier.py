@@ -73,6 +73,10 @@ def _invalid(claims: dict[str, Any], claim: str, audience: str, now: int, leeway
     return Unauthorized(reason, claim=claim, expected=expected, **times)
 
 
+def _unlisted(issuer: IssuerSpec, jku: object) -> Unauthorized:
+    return Unauthorized("jku not on the issuer's list", claim="jku", expected=issuer.jku, received=jku)
+
+
 class Verifier:
     def __init__(
         self,
@@ -143,16 +147,15 @@ class Verifier:
         verified against them only, never by a fetch: a `jku` it lists must be among them, and with
         none listed a `jku` is ignored (the CDS Hooks Sandbox names one on every token). An issuer
         with `jwks_url` takes a `jku` only from its list, and fetches it."""
-        unlisted = Unauthorized("jku not on the issuer's list", claim="jku", expected=issuer.jku, received=jku)
         if jku is not None and not isinstance(jku, str):
-            raise unlisted
+            raise _unlisted(issuer, jku)
         listed = jku is not None and jku in issuer.jku
         if issuer.jwks_url is not None:
             if jku is not None and not listed:
-                raise unlisted
+                raise _unlisted(issuer, jku)
             return await self._keys.key(jku if isinstance(jku, str) and listed else issuer.jwks_url, kid)
         if jku is not None and issuer.jku and not listed:
-            raise unlisted
+            raise _unlisted(issuer, jku)
         keys = self._inline[issuer.iss]
         if lacks(keys, kid):
             raise Unauthorized("unknown kid", claim="kid", expected=[k.kid for k in keys.keys], received=kid)
