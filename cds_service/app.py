@@ -3,7 +3,6 @@ each live in a module of their own."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -26,8 +25,6 @@ from .smart.launch import private_key
 from .smart.routes import add_smart
 from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
 from .trust.middleware import RequireJwt
-
-logger = logging.getLogger("cds_service")
 
 
 def _now() -> datetime:

@@ -211,3 +211,14 @@ async def test_refusals_and_errors_carry_the_request_id(
     assert _lines(captured, "unhandled error")[0]["request_id"] == "bug"
     assert invalid.status_code == 400 and invalid.headers["X-Request-ID"] == "bad"
     assert _lines(captured, "invalid request")[0]["request_id"] == "bad"
+
+
+def test_a_librarys_line_written_during_a_request_carries_its_id(captured: io.StringIO) -> None:
+    """The id is added by the root handler's filter, so a library's line has it as the service's do."""
+    token = logs.request_id.set("lib-42")
+    try:
+        logging.getLogger("some.library").warning("retrying")
+    finally:
+        logs.request_id.reset(token)
+    logging.getLogger("some.library").warning("idle")
+    assert [line.get("request_id") for line in map(json.loads, captured.getvalue().splitlines())] == ["lib-42", None]
