@@ -3,7 +3,6 @@ each live in a module of their own."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -17,7 +16,7 @@ from .errors import add_error_handlers
 from .hook_routes import add_hook_routes
 from .json_bodies import JsonRoute, OrjsonResponse
 from .lifespan import lifespan
-from .middleware import BodySizeLimit, ErrorGuard
+from .middleware import BodySizeLimit, ErrorGuard, RequestId
 from .policies import build_policies
 from .probes import add_probes
 from .services.base import Clock
@@ -26,8 +25,6 @@ from .smart.launch import private_key
 from .smart.routes import add_smart
 from .trust.issuers import IssuerConfigError, IssuerSpec, load_issuers
 from .trust.middleware import RequireJwt
-
-logger = logging.getLogger("cds_service")
 
 
 def _now() -> datetime:
@@ -84,20 +81,22 @@ def create_app(
         add_smart(app, content, settings, demo=demo)
     if settings.admin_token is not None:
         add_admin(app, settings.admin_token.get_secret_value(), clock, settings.public_base_url)
-    logger.info("service ready", extra={"content_version": content.version, "profile": settings.threshold_profile})
     return app
 
 
 def _add_middleware(app: FastAPI, settings: Settings, jwt: bool) -> None:
-    """Outermost last: CORS, then errors, then the JWT (before any body is read), then the size limit."""
+    """Outermost last: CORS, then the request id (so every answer and log line below has it), then
+    errors, then the JWT (before any body is read), then the size limit."""
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if jwt:
         app.add_middleware(RequireJwt, public_base_url=settings.public_base_url)
     app.add_middleware(ErrorGuard)
+    app.add_middleware(RequestId)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )

@@ -25,6 +25,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -34,7 +35,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import logs
+from . import logs, startup
 from .app import create_app
 from .content.loader import ContentError, load_content
 from .demo import example_request, patients, transaction
@@ -42,7 +43,7 @@ from .http_protocol import BoundedHttpToolsProtocol
 from .patient_run import PatientRunError, run_patient_view
 from .rendering import CardRenderer
 from .settings import Settings
-from .store.database import migrate, open_database
+from .startup import DatabaseUnreachable, open_migrated
 from .store.report import KindReport, Report, build_report
 from .store.report import as_json as report_json
 from .trust.issuers import IssuerConfigError
@@ -79,14 +80,12 @@ def _serving(app: FastAPI, settings: Settings) -> FastAPI:
 def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Settings]:
     """The app from CDS_* settings, and the settings, built up front so that a bad content file or
     setting fails fast."""
+    settings = _settings(**overrides)
+    logs.configure(settings.log_format)
+    startup.warn(startup.unknown_variables(os.environ))  # before a refusal a misspelling may explain
     try:
-        settings = Settings(**overrides)
         settings.check_serving()
-        logs.configure(settings.log_format)
         return _serving(create_app(settings, demo=demo), settings), settings
-    except ValidationError as exc:  # named by variable, never with the value given (it may be a secret)
-        typer.echo(f"error: settings: {_settings_problems(exc)}", err=True)
-        raise typer.Exit(2) from None
     except ContentError as exc:
         typer.echo(f"error: clinical content: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -98,13 +97,33 @@ def _checked_app(demo: bool = False, **overrides: Any) -> tuple[FastAPI, Setting
         raise typer.Exit(2) from None
 
 
+def _settings(**overrides: Any) -> Settings:
+    """The settings from CDS_* variables (and `overrides`), read the one way every command reads
+    them: one that does not validate stops the command (exit 2) with its name and its rule."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        typer.echo(f"error: settings: {_settings_problems(exc)}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _settings_problems(exc: ValidationError) -> str:
-    """Each setting that does not validate, by its variable's name, with pydantic's message and not
-    the value (pydantic's own text would repeat it, and a secret with it)."""
+    """Each setting that does not validate, by its variable's name, with the rule it breaks and
+    never the value: pydantic's own text repeats the value (`input_value='short'`), and a secret
+    with it (CDS_ADMIN_TOKEN, CDS_PSEUDONYM_KEY, a password in CDS_DATABASE_URL or CDS_REDIS_URL);
+    even its length ("not 5") is left out."""
     return "; ".join(
-        f"{'CDS_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: {message(e)}"
-        for e in exc.errors()
+        f"{'CDS_' + '.'.join(map(str, e['loc'])).upper() if e['loc'] else 'settings'}: {_rule(e)}" for e in exc.errors()
     )
+
+
+def _rule(error: ErrorDetails) -> str:
+    limits = error.get("ctx") or {}
+    if error["type"] in ("too_short", "string_too_short") and "min_length" in limits:
+        return f"must be at least {limits['min_length']} characters long"
+    if error["type"] in ("too_long", "string_too_long") and "max_length" in limits:
+        return f"must be at most {limits['max_length']} characters long"
+    return message(error)
 
 
 @cli.command()
@@ -122,13 +141,14 @@ def serve(
         # A launch's callback and its page may reach any worker: they must share their sessions.
         typer.echo("error: settings: the SMART app with more than one worker needs CDS_REDIS_URL", err=True)
         raise typer.Exit(2)
+    startup.warn(startup.risky_settings(settings, workers))
     grace = math.ceil(settings.shutdown_grace_s)
-    if workers > 1:
-        # Migrate once here, so that workers starting together do not race on a new database.
-        asyncio.run(_migrate(settings.database_url))
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Each worker process writes its metrics here, and /metrics adds them up.
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
+    # Reached and migrated once here: a database that cannot be used stops the start with one line
+    # (not a traceback from each worker), and workers starting together do not race on a new one.
+    _reach_database(settings.database_url)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker process writes its metrics here, and /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-service-metrics-")
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -154,7 +174,7 @@ def check_content(
     """Check a content folder as the service does at start, under every threshold profile: each
     file, the cross-references between them, and each card kind's templates against its inputs."""
     try:
-        content = load_content(content_dir or Settings().content_dir)
+        content = load_content(content_dir or _settings().content_dir)
         for name in content.thresholds.vitamin_d_profiles:
             CardRenderer(content, name)
     except ContentError as exc:
@@ -185,7 +205,9 @@ def demo(
     base = f"http://{host}:{port}"
     # The cards link to the SMART app here; the demo page opens its demo mode.
     where = {} if "CDS_PUBLIC_BASE_URL" in os.environ else {"public_base_url": base}
-    app, _ = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
+    app, settings = _checked_app(demo=True, auth="off", cors_origins=["*"], **people, **key, **where)
+    startup.warn(startup.risky_settings(settings, workers=1))
+    _reach_database(settings.database_url)
     path = Path(tempfile.gettempdir()) / "cds-service-demo-request.json"
     path.write_bytes(body)
     typer.echo(
@@ -211,7 +233,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the exact CDS Hooks response")] = False,
 ) -> None:
     """Run the patient-view service against a FHIR server and print its cards."""
-    settings = Settings()
+    settings = _settings()
     moment = as_of.replace(hour=23, minute=59, second=59, tzinfo=UTC) if as_of else None
     err_console = Console(stderr=True)
     try:
@@ -319,11 +341,14 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table, with the weeks")] = False,
 ) -> None:
     """Card outcomes per kind from the feedback store (CDS_DATABASE_URL)."""
-    settings = Settings()
+    settings = _settings()
     _refuse_a_missing_store(settings.database_url)
     first, last = since.date() if since else None, until.date() if until else None
     try:
         result = asyncio.run(_report(settings.database_url, first, last))
+    except DatabaseUnreachable as exc:  # names the store by its host, never its password
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (SQLAlchemyError, OSError) as exc:  # by its kind only: the text may hold the URL
         typer.echo(f"error: the feedback store (CDS_DATABASE_URL) cannot be read: {type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
@@ -392,25 +417,31 @@ def _cell(text: str) -> str:
 
 
 async def _report(url: str, since: date | None, until: date | None) -> Report:
-    engine = open_database(url)
+    engine = await open_migrated(url)
     try:
-        await migrate(engine)
         return await build_report(engine, since, until)
     finally:
         await engine.dispose()
 
 
 async def _migrate(url: str) -> None:
-    engine = open_database(url)
+    engine = await open_migrated(url)
+    await engine.dispose()
+
+
+def _reach_database(url: str) -> None:
+    """The database opened and migrated before a server starts, or exit 2 with one line saying
+    where (its host, never its password) and why."""
     try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+        asyncio.run(_migrate(url))
+    except DatabaseUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def worker_app() -> FastAPI:
     """The app of one worker process when `serve --workers` runs several."""
-    settings = Settings()
+    settings = _settings()
     settings.check_serving()  # `serve` checked them already; a worker started otherwise checks again
     logs.configure(settings.log_format)
     return _serving(create_app(settings), settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -19,13 +20,14 @@ from .settings import Settings
 from .shared import SharedState
 from .smart.launch import ClientKey, SmartClient
 from .smart.sessions import SessionStore
-from .store.database import migrate, open_database
+from .startup import DatabaseUnreachable, open_migrated
 from .store.feedback import FeedbackStore
 from .trust.issuers import IssuerSpec
 from .trust.keys import KeyStore
 from .trust.verifier import Verifier
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+logger = logging.getLogger("cds_service")
 
 
 def _store(engine: AsyncEngine, content: Content, settings: Settings) -> FeedbackStore:
@@ -49,9 +51,12 @@ def lifespan(
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        engine = open_database(settings.database_url)
         try:
-            await migrate(engine)
+            engine = await open_migrated(settings.database_url)
+        except DatabaseUnreachable as exc:  # `serve` and `demo` check first; this, any other start
+            logger.error(str(exc))
+            raise
+        try:
             app.state.engine = engine
             app.state.store = store = _store(engine, content, settings)
             recorder = asyncio.create_task(store.run())
@@ -70,6 +75,13 @@ def lifespan(
                     if issuers is not None:
                         keys = KeyStore(app.state.fhir, shared=shared)
                         app.state.verifier = Verifier(settings, issuers, keys, shared=shared)
+                    # Said only now that the database has answered and all is open.
+                    ready = {
+                        "content_version": content.version,
+                        "profile": settings.threshold_profile,
+                        "issuers": ",".join(p.label for p in policies.all()[1:]),  # their names, from the file
+                    }
+                    logger.info("service ready", extra=ready)
                     yield
             finally:
                 recorder.cancel()

@@ -1,13 +1,15 @@
 """Logging set-up: one handler on the root logger, so the service's lines and every library's go
 through the same redaction. Log lines carry hookInstance, service id, timings, card kinds and
-counts; the filter makes sure that no JWT, no bearer or access token, no URL path or query (they
-name patients) and no FHIR resource content is written, whatever a library logs."""
+counts, and during a request its id (`request_id`, middleware.RequestId); the filter makes sure
+that no JWT, no bearer or access token, no URL path or query (they name patients) and no FHIR
+resource content is written, whatever a library logs."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
@@ -22,13 +24,25 @@ _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|id_token|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"',}\s]+")
 _URL = re.compile(r"\b(https?://[^/\s\"'<>]+)[^\s\"'<>]*")
+_QUERY = re.compile(r"\b(https?://[^?#\s\"'<>]+)[?#][^\s\"'<>]*")
 _RESOURCE = re.compile(r"[\"']resourceType[\"']")
 # One pass that finds nothing in almost every string, before the five that rewrite.
 _SUSPECT = re.compile(r"(?i)eyJ|bearer|token|https?://|resourceType")
 WITHHELD = "[withheld: the message held FHIR resource content]"
+# The fields whose URLs keep their path (never their query): a refused token's expected and received
+# values (trust/middleware.py). They are the service's own endpoint URLs (aud: CDS_PUBLIC_BASE_URL
+# joined with the path called, or the URL a token names instead) and the EHRs' issuer and key set
+# URLs (iss, jku); none names a patient, and the path is the diagnosis: a token for
+# /cds-services/a used on /cds-services/b, or a base URL missing the prefix a proxy adds.
+PATHS_KEPT = frozenset({"expected", "received"})
+
+# The id of the request being answered, set by middleware.RequestId for the request's task (and the
+# tasks it starts), so that every line logged while answering it carries it, a library's included.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-def redact(text: str) -> str:
+def redact(text: str, keep_paths: bool = False) -> str:
+    """`keep_paths`: URLs lose only their query and fragment (PATHS_KEPT)."""
     if not _SUSPECT.search(text):
         return text
     if _RESOURCE.search(text):
@@ -36,6 +50,8 @@ def redact(text: str) -> str:
     text = _JWT.sub("[jwt]", text)
     text = _BEARER.sub(r"\1 [token]", text)
     text = _TOKEN_FIELD.sub(r"\1\2[token]", text)
+    if keep_paths:
+        return _QUERY.sub(lambda m: f"{m[1]}?…", text)
     return _URL.sub(lambda m: f"{m[1]}/…" if len(m[0]) > len(m[1]) else m[1], text)
 
 
@@ -47,6 +63,15 @@ def access_path(path: str) -> str:
         cut = segments.index("patients") + 1
         segments = segments[:cut] + ["…"] * (len(segments) > cut)
     return "/".join(segments)
+
+
+class RequestId(logging.Filter):
+    """Adds `request_id` to a line logged while a request is answered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (current := request_id.get()) is not None:
+            record.request_id = current
+        return True
 
 
 class Redact(logging.Filter):
@@ -61,7 +86,7 @@ class Redact(logging.Filter):
         fields = vars(record)
         for name in fields.keys() - _STANDARD:  # the `extra` fields
             if isinstance(value := fields[name], str):
-                fields[name] = redact(value)
+                fields[name] = redact(value, keep_paths=name in PATHS_KEPT)
         return True
 
 
@@ -82,6 +107,7 @@ def configure(fmt: Literal["json", "text"], stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     json_formatter = JsonFormatter(_FORMAT, reserved_attrs=[*JsonFormatter().reserved_attrs, "color_message"])
     handler.setFormatter(json_formatter if fmt == "json" else _TextFormatter(_FORMAT))
+    handler.addFilter(RequestId())  # before Redact, which sees the id as any other field
     handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .json_bodies import OrjsonResponse
+from .logs import request_id
 from .protocol import operation_outcome
 
 logger = logging.getLogger("cds_service")
+
+
+# An X-Request-ID taken as it came: letters, digits and . _ : - only, 128 at most (a UUID is 36
+# characters, a W3C trace id 32), so it can go into a log line and a header unchanged.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestId:
+    """Each request's id: the caller's X-Request-ID when well formed (an EHR or a proxy can then
+    find its call in this log), else a new one (a malformed one is replaced, never echoed). Every
+    line logged while the request is answered carries it (logs.request_id), and every answer sends
+    it back as X-Request-ID, a 401, 413 or 500 included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name.lower() == b"x-request-id"), None)
+        current = given.decode("ascii") if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        header = (b"x-request-id", current.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                others = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*others, header]}
+            await send(message)
+
+        token = request_id.set(current)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
 
 
 class BodySizeLimit:

@@ -134,6 +134,22 @@ class Settings(BaseSettings):
             raise ValueError("CDS_PUBLIC_BASE_URL must hold no user name, password, query or fragment")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """An async driver the service ships with; said without the URL, which may hold a password."""
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """Said without the URL, which may hold a password."""
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
     @field_validator("fhir_allowed_hosts")
     @classmethod
     def _host_names(cls, value: list[str]) -> list[str]:

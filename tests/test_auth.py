@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from cds_service import logs
 from cds_service.fhir.client import FhirClient, make_http_client
 from cds_service.settings import Settings
 from cds_service.trust import Unauthorized
@@ -651,3 +654,94 @@ async def test_a_jwks_url_issuer_still_fetches_only_listed_jkus(
     ).status_code == 200
     elsewhere = sandbox_token(keys, "https://attacker.example/jwks")
     assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(elsewhere)))
+
+
+# --- what the log says about a refused token ------------------------------------------------------
+
+
+def _logged_refusal(captured: io.StringIO) -> dict[str, Any]:
+    (line,) = [x for x in map(json.loads, captured.getvalue().splitlines()) if x["message"] == "unauthorized"]
+    return line
+
+
+REFUSALS: list[tuple[str, Callable[[Keys, str], str], dict[str, str]]] = [
+    (
+        "aud of another service",
+        lambda k, u: sandbox_token(k, u, aud=f"{BASE}/cds-services/other-service?x=1"),
+        # both URLs with their path, which is the diagnosis; the query still goes
+        {"claim": "aud", "expected": SERVICE, "received": f"{BASE}/cds-services/other-service?…"},
+    ),
+    ("aud missing", lambda k, u: sandbox_token(k, u, aud=...), {"claim": "aud", "expected": SERVICE}),
+    ("unknown iss", lambda k, u: sandbox_token(k, u, iss="https://attacker.example/x"), {"claim": "iss"}),
+    ("unknown kid", lambda k, u: sandbox_token(k, u, h_kid="nobody"), {"claim": "kid", "received": "nobody"}),
+    (
+        "jku",
+        lambda k, u: sandbox_token(k, u, h_jku="https://attacker.example/jwks"),
+        {"claim": "jku", "received": "https://attacker.example/jwks"},
+    ),
+    ("alg", lambda k, u: _alg_none(k, u) + "c2ln", {"claim": "alg", "received": "none"}),
+    ("tenant", lambda k, u: _inline_token(k, tenant="t2"), {"claim": "tenant", "expected": "t1", "received": "t2"}),
+    (
+        "lifetime",
+        lambda k, u: sandbox_token(k, u, exp=int(time.time()) + 3600),
+        {"claim": "exp", "expected": "exp - iat at most 600 s", "received": "3600 s"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "fields"), REFUSALS, ids=[r[0] for r in REFUSALS])
+async def test_a_refusal_is_logged_with_the_claim_what_was_expected_and_what_came(
+    client: httpx.AsyncClient,
+    keys: Keys,
+    jwks_server: JwksServer,
+    name: str,
+    make: Callable[[Keys, str], str],
+    fields: dict[str, str],
+) -> None:
+    """Beside the reason (a fixed set, for the metrics): the claim that failed, the value expected
+    and the value that came; never the token (CDS Hooks 2.0.1, "Trusting CDS Clients": the
+    service must check iss, aud, exp and jti, and an operator must be able to tell which failed)."""
+    captured = io.StringIO()
+    logs.configure("json", captured)
+    token = make(keys, jwks_server.url)
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(token)))
+    line = _logged_refusal(captured)
+    assert {name: line.get(name) for name in fields} == fields
+    assert token not in captured.getvalue() and token.rsplit(".", 1)[1] not in captured.getvalue()
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_refused_time_is_logged_with_the_servers_clock(
+    client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer, claim: str
+) -> None:
+    captured = io.StringIO()
+    logs.configure("json", captured)
+    now = int(time.time())
+    times = {"exp": now - 120, "iat": now - 400} if claim == "exp" else {"iat": now + 600, "exp": now + 700}
+    if claim == "nbf":
+        times = {"nbf": now + 600}
+    assert_unauthorized(
+        await client.post(SERVICE, json=hook(), headers=bearer(sandbox_token(keys, jwks_server.url, **times)))
+    )
+    line = _logged_refusal(captured)
+    sent = times[claim]
+    assert line["claim"] == claim
+    assert line["received"] == f"{sent} ({datetime.fromtimestamp(sent, UTC):%Y-%m-%dT%H:%M:%SZ})"
+    assert abs(int(line["server_time"].split()[0]) - now) <= 5 and line["server_time"].endswith("Z)")
+    bound = datetime.fromtimestamp(now - 60 if claim == "exp" else now + 60, UTC)
+    assert line["expected"].startswith("after " if claim == "exp" else "before ")
+    assert abs(int(line["expected"].split()[1]) - bound.timestamp()) <= 5
+
+
+async def test_an_echoed_value_is_bounded(client: httpx.AsyncClient, keys: Keys, jwks_server: JwksServer) -> None:
+    """A token may carry a 10 KB aud, or a line break to forge a line of a text log."""
+    captured = io.StringIO()
+    logs.configure("text", captured)
+    aud = f"{BASE}/cds-services/x\nforged INFO line " + "a" * 10_000
+    token = sandbox_token(keys, jwks_server.url, aud=aud)
+    assert_unauthorized(await client.post(SERVICE, json=hook(), headers=bearer(token)))
+    (line,) = [x for x in captured.getvalue().splitlines() if " unauthorized " in x]
+    received = line.split(" received=", 1)[1].split(" request_id=", 1)[0]
+    assert received.startswith(f"{BASE}/cds-services/x\ufffdforged INFO line aaa") and received.endswith("a… (cut)")
+    assert len(received) == 200 + len("… (cut)") and len(captured.getvalue()) < 1000
+    assert not any(x.startswith("forged") for x in captured.getvalue().splitlines())

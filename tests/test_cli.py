@@ -11,15 +11,19 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from joserfc.jwk import ECKey
 from typer.testing import CliRunner
 
+from cds_service import startup
 from cds_service.cli import _serving, cli
 from cds_service.demo import example_request
 from cds_service.settings import Settings
+from cds_service.startup import DatabaseUnreachable
 from tests.conftest import AppFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,3 +216,179 @@ def test_make_targets_take_a_port(args: list[str], command: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PORT"}
     done = subprocess.run(["make", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1].endswith(command)
+
+
+SECRET_SETTINGS = [
+    ("CDS_ADMIN_TOKEN", "sh0rt-s3cret", "must be at least 16 characters long"),
+    ("CDS_PSEUDONYM_KEY", "pseudonym-s3cret", "must be at least 32 characters long"),
+    ("CDS_DATABASE_URL", "mysql://cds:db-s3cret@db.example.org/cds", "sqlite+aiosqlite://"),
+    ("CDS_REDIS_URL", "http://:redis-s3cret@redis.example.org:6379/0", "redis://"),
+]
+
+
+@pytest.mark.parametrize("command", ["serve", "report", "evaluate", "check-content"])
+@pytest.mark.parametrize(("variable", "value", "rule"), SECRET_SETTINGS, ids=[s[0] for s in SECRET_SETTINGS])
+def test_a_settings_error_names_the_setting_and_rule_never_the_secret(
+    monkeypatch: pytest.MonkeyPatch, command: str, variable: str, value: str, rule: str
+) -> None:
+    """Every command reads its settings one way: a secret that does not validate is reported by its
+    variable and the rule it breaks, without pydantic's `input_value='...'` or even its length."""
+    monkeypatch.setenv(variable, value)
+    args = {"evaluate": ["--fhir-server", "http://127.0.0.1:1/fhir", "--patient", "p"]}.get(command, [])
+    result = CliRunner().invoke(cli, [command, *args])
+    assert result.exit_code == 2
+    assert f"error: settings: {variable}: " in result.output and rule in result.output
+    assert "s3cret" not in result.output and "input_value" not in result.output, result.output
+    assert f"not {len(value)}" not in result.output
+
+
+def _unusable_databases(tmp_path: Path) -> list[tuple[str, str]]:
+    """An unreachable PostgreSQL (nothing listens on port 1) and a SQLite file that cannot be made
+    (its folder would be a file), each with what the error line must name."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return [
+        ("postgresql+asyncpg://cds:pg-s3cret@127.0.0.1:1/cds", "(postgresql+asyncpg://127.0.0.1:1/cds)"),
+        (f"sqlite+aiosqlite:///{blocker}/db.sqlite", f"(sqlite+aiosqlite:///{blocker}/db.sqlite)"),
+    ]
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "report"])
+@pytest.mark.parametrize("which", [0, 1], ids=["postgresql unreachable", "sqlite unwritable"])
+def test_a_database_that_cannot_be_used_stops_the_start_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, which: int
+) -> None:
+    """Not "service ready" and then a long traceback: one line naming CDS_DATABASE_URL by its
+    host (never its password), and exit 2."""
+    url, named = _unusable_databases(tmp_path)[which]
+    monkeypatch.setenv("CDS_DATABASE_URL", url)
+    monkeypatch.setenv("CDS_AUTH", "off")
+    result = CliRunner().invoke(cli, [command, "--port", "1"] if command != "report" else [command])
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: the database at CDS_DATABASE_URL {named} cannot be used: ")
+    assert "s3cret" not in result.output and "Traceback" not in result.output and "ready" not in result.output
+
+
+@pytest.mark.anyio
+async def test_ready_is_said_only_once_the_database_answered(
+    make_app: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    app = make_app()
+    assert "service ready" not in caplog.text  # building the app reaches nothing
+    async with LifespanManager(app):
+        messages = [r.getMessage() for r in caplog.records]
+        assert messages[-1] == "service ready"
+        assert any(m.startswith("Running upgrade") or "SQLiteImpl" in m for m in messages[:-1])
+    caplog.clear()
+    url, named = _unusable_databases(tmp_path)[0]
+    with pytest.raises(DatabaseUnreachable):
+        async with LifespanManager(make_app(database_url=url)):
+            pass
+    (line,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert line.getMessage().startswith(f"the database at CDS_DATABASE_URL {named} cannot be used: ")
+    assert "service ready" not in caplog.text and "s3cret" not in caplog.text
+
+
+def _no_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.upper().startswith("CDS_")]:
+        monkeypatch.delenv(name)
+
+
+def test_a_misspelled_setting_is_named_with_the_one_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CDS_* variable that is no setting was silently ignored; here the misspelling explains the
+    refusal that follows it."""
+    _no_settings_from_outside(monkeypatch)
+    monkeypatch.setenv("CDS_TRUSTED_ISSUER_FILE", "/etc/cds/issuers.yaml")
+    monkeypatch.setenv("cds_treshold_profile", "ada-2024")
+    monkeypatch.setenv("CDS_NOTHING_LIKE_IT", "1")
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2 and "CDS_AUTH=jwt needs CDS_TRUSTED_ISSUERS_FILE" in result.output
+    warned = [json.loads(x)["message"] for x in result.output.splitlines() if x.startswith("{")]
+    assert warned == [
+        "CDS_NOTHING_LIKE_IT is no setting",
+        "CDS_TRUSTED_ISSUER_FILE is no setting (did you mean CDS_TRUSTED_ISSUERS_FILE?)",
+        "cds_treshold_profile is no setting (did you mean CDS_THRESHOLD_PROFILE?)",
+    ]
+
+
+def test_no_setting_of_the_repository_is_unknown() -> None:
+    """Every CDS_* name the repository's tests, docs and deployment files set is a setting (none
+    is CDS_-prefixed for another purpose), so that none of them is warned about."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*root.glob("docs/*.md"), root / "README.md", *root.glob("deploy/**/*.y*ml"), *root.glob("tests/*.py")]
+    written = {m for f in files for m in re.findall(r"\bCDS_[A-Z0-9_]*[A-Z0-9]\b", f.read_text(encoding="utf-8"))}
+    # this file's misspellings, the one docs/deployment.md shows, and a prefix in prose
+    made_up = {"CDS_TRUSTED_ISSUER_FILE", "CDS_NOTHING_LIKE_IT", "CDS_TRESHOLD_PROFILE", "CDS_FHIR"}
+    assert len(written) > 20
+    assert startup.unknown_variables(dict.fromkeys(written - made_up, "")) == []
+
+
+# The CDS Hooks Sandbox's public key (its .well-known/jwks.json): its private key is published.
+SANDBOX_KEY = {
+    "kty": "EC",
+    "use": "sig",
+    "crv": "P-384",
+    "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f",
+    "x": "dw_JGR8nB2I6XveNxUOl2qk699ZPLM2nYI5STSdiEl9avAkrm3CkfYMbrrjr8laB",
+    "y": "Sm3mLE-n1zYNla_aiE3cb3nZsL51RbC7ysw3q8aJLxGm-hx79RPMYpITDjp7kgzy",
+    "alg": "ES384",
+}
+SANDBOX_JWKS_URL = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+def test_risky_settings_are_said_with_why() -> None:
+    risky = startup.risky_settings(Settings(auth="off", fhir_allow_insecure=True), workers=3)
+    assert len(risky) == 2
+    assert risky[0].startswith("3 workers without CDS_REDIS_URL: each keeps its own jti replay cache")
+    assert risky[1].startswith("CDS_FHIR_ALLOW_INSECURE=true: ")
+    assert startup.risky_settings(Settings(auth="off", redis_url="redis://redis:6379/0"), workers=3) == []
+    assert startup.risky_settings(Settings(auth="off"), workers=1) == []
+
+
+@pytest.mark.parametrize(
+    ("issuer", "named"),
+    [
+        ({"jwks": {"keys": [{**SANDBOX_KEY, "kid": "renamed"}]}}, "the CDS Hooks Sandbox's public key"),
+        ({"jwks_url": SANDBOX_JWKS_URL}, "the CDS Hooks Sandbox's key set"),
+        ({"jwks_url": "https://ehr.example.org/jwks", "jku": [SANDBOX_JWKS_URL]}, "the CDS Hooks Sandbox's key set"),
+        ({"jwks": {"keys": [ECKey.generate_key("P-384").as_dict(private=False)]}}, None),
+        ({"jwks_url": "https://ehr.example.org/jwks"}, None),
+    ],
+    ids=["its key inline, by thumbprint", "its key set URL", "its key set as a jku", "another key", "another URL"],
+)
+def test_trusting_the_sandboxs_published_key_is_warned_about(
+    tmp_path: Path, issuer: dict[str, Any], named: str | None
+) -> None:
+    """Anyone can sign with the Sandbox's key (CDS Hooks 2.0.1, "Trusting CDS Clients": the service
+    trusts an issuer's key, so a key whose private half is public trusts everyone)."""
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({"issuers": [{"iss": "https://ehr.example.org", **issuer}]}))
+    settings = Settings(auth="jwt", trusted_issuers_file=path, public_base_url="https://cds.example.org")
+    said = startup.risky_settings(settings, workers=1)
+    if named is None:
+        assert said == []
+    else:
+        assert said == [
+            f"the trusted issuer https://ehr.example.org is trusted with {named}, whose private key is "
+            "public: anyone can sign its tokens (tests and development only)"
+        ]
+
+
+def test_serve_says_each_risk_once_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Said by `serve` itself, before any worker starts (the start is stopped here by an unusable
+    database, after the warnings)."""
+    _no_settings_from_outside(monkeypatch)
+    monkeypatch.setenv("CDS_AUTH", "off")
+    monkeypatch.setenv("CDS_WORKERS", "2")
+    monkeypatch.setenv("CDS_FHIR_ALLOW_INSECURE", "true")
+    monkeypatch.setenv("CDS_DATABASE_URL", _unusable_databases(tmp_path)[0][0])
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    warned = [json.loads(x)["message"] for x in result.output.splitlines() if x.startswith("{")]
+    assert [w.split(":", 1)[0] for w in warned] == [
+        "authentication is off",
+        "2 workers without CDS_REDIS_URL",
+        "CDS_FHIR_ALLOW_INSECURE=true",
+    ]

@@ -3,6 +3,7 @@ resource content, whatever the service or a library logs."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -47,6 +48,9 @@ def test_redact() -> None:
     )
     assert logs.redact('body {"resourceType": "Patient", "id": "p"}') == logs.WITHHELD
     assert logs.redact("hook call") == "hook call"
+    # a refused token's expected and received URLs (logs.PATHS_KEPT) keep their path, not their query
+    kept = logs.redact(f"https://cds.example.org/cds-services/x?patient=1#f {jwt_text}", keep_paths=True)
+    assert kept == "https://cds.example.org/cds-services/x?… [jwt]"
 
 
 async def test_no_token_or_patient_value_reaches_the_log(
@@ -104,16 +108,20 @@ async def test_no_token_or_patient_value_reaches_the_log(
 
 @pytest.mark.parametrize("command", ["serve", "demo"])
 def test_the_access_log_writes_no_query_and_no_patient_id(tmp_path: Path, command: str) -> None:
-    """uvicorn's access log goes through the same redaction: paths without their query, and no
-    segment after `patients` (it used to write `?patient=MRN-...` and `/demo/patients/<id>` as sent)."""
+    """uvicorn's access log goes through the same redaction, and carries the request id: paths
+    without their query, and no segment after `patients` (it used to write `?patient=MRN-...` and
+    `/demo/patients/<id>` as sent)."""
     log = tmp_path / "out.log"
     settings = {"CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", "CDS_AUTH": "off"}
     with log.open("wb") as out, service(command, settings, output=out) as (base, _):
-        assert httpx.get(f"{base}/cds-services?patient=MRN-5551234").status_code == 200
+        called = httpx.get(f"{base}/cds-services?patient=MRN-5551234", headers={"X-Request-ID": "probe-31"})
+        assert called.status_code == 200 and called.headers["X-Request-ID"] == "probe-31"
         httpx.get(f"{base}/demo/patients/demo-normal")
         httpx.get(f"{base}/cds-services/vitamin-d-cramps?x=MRN-5551234&y=2")
     written = log.read_text()
     assert "/cds-services" in written  # the access log is on
+    (access,) = [line for line in written.splitlines() if "GET /cds-services HTTP" in line]
+    assert "probe-31" in access  # uvicorn's access line carries the request's id
     for secret in ("MRN-5551234", "demo-normal", "?"):
         assert secret not in written.replace("GET /cds-services HTTP", ""), secret
 
@@ -130,3 +138,87 @@ def test_the_access_log_writes_no_query_and_no_patient_id(tmp_path: Path, comman
 )
 def test_access_paths(path: str, logged: str) -> None:
     assert access_path(path) == logged
+
+
+def _lines(captured: io.StringIO, message: str) -> list[dict[str, object]]:
+    return [line for line in map(json.loads, captured.getvalue().splitlines()) if line["message"] == message]
+
+
+async def test_a_hook_calls_log_line_and_answer_carry_one_request_id(
+    make_app: AppFactory, captured: io.StringIO
+) -> None:
+    """An id an EHR or proxy sends (X-Request-ID) is kept, so that it can find its call here."""
+    request = hook_request([obs("62292-8", 12, "ng/mL")], None)
+    async with make_client(make_app()) as client:
+        answer = await client.post(SERVICE, json=request, headers={"X-Request-ID": "ehr-4711:a.b_c-d"})
+    assert answer.status_code == 200 and answer.headers["X-Request-ID"] == "ehr-4711:a.b_c-d"
+    (line,) = _lines(captured, "hook call")
+    assert line["request_id"] == "ehr-4711:a.b_c-d" and line["hookInstance"] == request["hookInstance"]
+
+
+@pytest.mark.parametrize(
+    "given", [b"", b"x" * 129, b"two words", b"id\nforged line", b"<script>", "naïve".encode(), b"a/b"], ids=repr
+)
+async def test_a_malformed_request_id_is_replaced_never_echoed(
+    make_app: AppFactory, captured: io.StringIO, given: bytes
+) -> None:
+    async with make_client(make_app()) as client:
+        answer = await client.post(
+            SERVICE, json=hook_request([obs("62292-8", 12, "ng/mL")], None), headers={"X-Request-ID": given}
+        )
+    made = answer.headers["X-Request-ID"]
+    assert len(made) == 32 and int(made, 16) >= 0  # a uuid4's hex
+    (line,) = _lines(captured, "hook call")
+    assert line["request_id"] == made
+    if given:
+        assert given.decode() not in captured.getvalue()
+
+
+async def test_each_of_concurrent_calls_logs_its_own_request_id(make_app: AppFactory, captured: io.StringIO) -> None:
+    requests = [hook_request([obs("62292-8", 12 + n, "ng/mL")], None) for n in range(12)]
+    async with make_client(make_app()) as client:
+        answers = await asyncio.gather(
+            *(client.post(SERVICE, json=r, headers={"X-Request-ID": f"call-{n}"}) for n, r in enumerate(requests))
+        )
+        after = await client.get("/healthz")
+    assert [a.headers["X-Request-ID"] for a in answers] == [f"call-{n}" for n in range(12)]
+    by_instance = {line["hookInstance"]: line["request_id"] for line in _lines(captured, "hook call")}
+    assert by_instance == {r["hookInstance"]: f"call-{n}" for n, r in enumerate(requests)}
+    assert after.headers["X-Request-ID"] not in {f"call-{n}" for n in range(12)}
+    logging.getLogger("cds_service").info("after the calls")
+    assert "request_id" not in _lines(captured, "after the calls")[0]  # nothing left over outside a request
+
+
+async def test_refusals_and_errors_carry_the_request_id(
+    make_app: AppFactory, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 413 (too large), a 400 and a 500 (a bug) answer with the id, and their log lines carry it."""
+    from cds_service.services.vitamin_d_cramps import VitaminDCramps
+
+    async with make_client(make_app(max_body_bytes=100)) as client:
+        too_large = await client.post(SERVICE, json=hook_request(), headers={"X-Request-ID": "big"})
+    assert too_large.status_code == 413 and too_large.headers["X-Request-ID"] == "big"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(VitaminDCramps, "decide", broken)
+    async with make_client(make_app()) as client:
+        request = hook_request([obs("62292-8", 12, "ng/mL")], None)
+        failed = await client.post(SERVICE, json=request, headers={"X-Request-ID": "bug"})
+        invalid = await client.post(SERVICE, json={"hook": 1}, headers={"X-Request-ID": "bad"})
+    assert failed.status_code == 500 and failed.headers["X-Request-ID"] == "bug"
+    assert _lines(captured, "unhandled error")[0]["request_id"] == "bug"
+    assert invalid.status_code == 400 and invalid.headers["X-Request-ID"] == "bad"
+    assert _lines(captured, "invalid request")[0]["request_id"] == "bad"
+
+
+def test_a_librarys_line_written_during_a_request_carries_its_id(captured: io.StringIO) -> None:
+    """The id is added by the root handler's filter, so a library's line has it as the service's do."""
+    token = logs.request_id.set("lib-42")
+    try:
+        logging.getLogger("some.library").warning("retrying")
+    finally:
+        logs.request_id.reset(token)
+    logging.getLogger("some.library").warning("idle")
+    assert [line.get("request_id") for line in map(json.loads, captured.getvalue().splitlines())] == ["lib-42", None]

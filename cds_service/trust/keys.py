@@ -58,7 +58,7 @@ class KeyStore:
                         raise Unauthorized(f"key set unavailable: {exc}") from None
         assert cached is not None  # fetched, or a failure recorded, under the lock
         if lacks(cached.keys, kid):
-            raise Unauthorized("unknown kid")
+            raise Unauthorized("unknown kid", claim="kid", expected=[k.kid for k in cached.keys.keys], received=kid)
         return cached.keys.get_by_kid(kid)
 
     def _due(self, cached: _CachedKeys | None, kid: str) -> bool:

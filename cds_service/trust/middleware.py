@@ -42,7 +42,7 @@ class RequireJwt:
             claims = await verifier.verify(_authorization(scope), f"{self.public_base_url}{path}")
         except Unauthorized as exc:
             JWT_REJECTIONS.labels(reason_label(exc.reason)).inc()
-            logger.warning("unauthorized", extra={"path": path, "reason": exc.reason, "status": 401})
+            logger.warning("unauthorized", extra={"path": path, "reason": exc.reason, "status": 401, **exc.detail})
             body = operation_outcome("login", "unauthorized")
             await OrjsonResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
@@ -56,7 +56,8 @@ def _authorization(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name.lower() == b"authorization":
             if len(value) > MAX_AUTHORIZATION_BYTES:
-                raise Unauthorized("Authorization header too long")
+                expected = f"at most {MAX_AUTHORIZATION_BYTES} bytes"
+                raise Unauthorized("Authorization header too long", expected=expected, received=f"{len(value)} bytes")
             return str(value.decode("latin-1"))
     return None
 

@@ -16,7 +16,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from ..settings import Settings
 from ..shared import SharedState, SharedStateUnavailable
-from . import Unauthorized
+from . import Unauthorized, at
 from .issuers import IssuerSpec
 from .keys import KeyStore, lacks
 from .replay import ReplayCache
@@ -47,6 +47,7 @@ def _b64json(segment: str, what: str) -> dict[str, Any]:
 # Why joserfc refused a present claim, when the reason is not that it is not a number.
 _CLAIM_REASONS = {
     "aud": "aud is not the URL called",
+    "exp": "expired",
     "iat": "iat in the future",
     "nbf": "not yet valid (nbf)",
     "jti": "no jti",
@@ -55,11 +56,25 @@ _TIMES = ("exp", "iat", "nbf")
 _JTI_MAX = 256  # characters of a jti (a UUID is 36): the replay cache holds 100,000 of them
 
 
-def _invalid(claims: dict[str, Any], claim: str) -> str:
+def _invalid(claims: dict[str, Any], claim: str, audience: str, now: int, leeway: int) -> Unauthorized:
+    """The refusal of a present claim joserfc found invalid, with what was expected and what came:
+    a time with the server's clock and the bound it broke (the leeway counted in)."""
     value = claims.get(claim)
     if claim in _TIMES and (isinstance(value, bool) or not isinstance(value, int | float)):
-        return f"{claim} is not a finite number"
-    return _CLAIM_REASONS.get(claim, f"{claim} is not valid")
+        return Unauthorized(f"{claim} is not a finite number", claim=claim, received=value)
+    expected: object = {
+        "aud": audience,
+        "exp": f"after {at(now - leeway)}",
+        "iat": f"before {at(now + leeway)}",
+        "nbf": f"before {at(now + leeway)}",
+    }.get(claim)
+    reason = _CLAIM_REASONS.get(claim, f"{claim} is not valid")
+    times = {"received": at(value), "server_time": at(now)} if claim in _TIMES else {"received": value}
+    return Unauthorized(reason, claim=claim, expected=expected, **times)
+
+
+def _unlisted(issuer: IssuerSpec, jku: object) -> Unauthorized:
+    return Unauthorized("jku not on the issuer's list", claim="jku", expected=issuer.jku, received=jku)
 
 
 class Verifier:
@@ -97,10 +112,10 @@ class Verifier:
         claims = _b64json(segments[1], "payload")
 
         if header.get("typ") not in (None, "JWT"):
-            raise Unauthorized("typ is not JWT")
+            raise Unauthorized("typ is not JWT", claim="typ", expected="JWT", received=header.get("typ"))
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
-            raise Unauthorized("alg not allowed")
+            raise Unauthorized("alg not allowed", claim="alg", expected=sorted(self._algorithms), received=alg)
         if "crit" in header:
             raise Unauthorized("crit header not supported")
         kid = header.get("kid")
@@ -110,13 +125,15 @@ class Verifier:
         iss = claims.get("iss")
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
-            raise Unauthorized("issuer not trusted")
+            raise Unauthorized("issuer not trusted", claim="iss", received=iss)
         key = await self._key(issuer, header.get("jku"), kid)
         expected_type = _KEY_TYPES.get(alg[:2])
         if expected_type is None or not isinstance(key, expected_type):
-            raise Unauthorized("key type does not match alg")
+            expected = f"an alg for the {key.key_type} key {kid}"
+            raise Unauthorized("key type does not match alg", claim="alg", expected=expected, received=alg)
         if alg in _CURVES and key.curve_name != _CURVES[alg]:
-            raise Unauthorized("key curve does not match alg")
+            expected = f"an alg for the {key.curve_name} key {kid}"
+            raise Unauthorized("key curve does not match alg", claim="alg", expected=expected, received=alg)
         try:
             jws.deserialize_compact(token, key, algorithms=[alg])
         except JoseError:
@@ -131,17 +148,17 @@ class Verifier:
         none listed a `jku` is ignored (the CDS Hooks Sandbox names one on every token). An issuer
         with `jwks_url` takes a `jku` only from its list, and fetches it."""
         if jku is not None and not isinstance(jku, str):
-            raise Unauthorized("jku not on the issuer's list")
+            raise _unlisted(issuer, jku)
         listed = jku is not None and jku in issuer.jku
         if issuer.jwks_url is not None:
             if jku is not None and not listed:
-                raise Unauthorized("jku not on the issuer's list")
+                raise _unlisted(issuer, jku)
             return await self._keys.key(jku if isinstance(jku, str) and listed else issuer.jwks_url, kid)
         if jku is not None and issuer.jku and not listed:
-            raise Unauthorized("jku not on the issuer's list")
+            raise _unlisted(issuer, jku)
         keys = self._inline[issuer.iss]
         if lacks(keys, kid):
-            raise Unauthorized("unknown kid")
+            raise Unauthorized("unknown kid", claim="kid", expected=[k.kid for k in keys.keys], received=kid)
         return keys.get_by_kid(kid)
 
     async def _check_claims(self, claims: dict[str, Any], issuer: IssuerSpec, audience: str) -> None:
@@ -159,21 +176,28 @@ class Verifier:
         try:
             registry.validate(claims)
         except ExpiredTokenError:
-            raise Unauthorized("expired") from None
+            raise _invalid(claims, "exp", audience, now, self._leeway) from None
         except MissingClaimError as exc:
-            raise Unauthorized(_CLAIM_REASONS["aud"] if "aud" in exc.claim else f"no {exc.claim}") from None
+            if "aud" in exc.claim:
+                raise Unauthorized(_CLAIM_REASONS["aud"], claim="aud", expected=audience, received="(none)") from None
+            missing = f"no {exc.claim}"  # one of metrics.JWT_REASONS: the claims joserfc requires
+            raise Unauthorized(missing, claim=exc.claim) from None
         except InvalidClaimError as exc:
-            raise Unauthorized(_invalid(claims, exc.claim)) from None
+            raise _invalid(claims, exc.claim, audience, now, self._leeway) from None
         exp, iat = claims["exp"], claims["iat"]
         if exp - iat > self._max_lifetime:
-            raise Unauthorized("lifetime too long")
+            expected = f"exp - iat at most {self._max_lifetime} s"
+            raise Unauthorized("lifetime too long", claim="exp", expected=expected, received=f"{exp - iat} s")
         if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
-            raise Unauthorized("tenant does not match")
+            received = claims.get("tenant", "(none)")
+            raise Unauthorized("tenant does not match", claim="tenant", expected=issuer.tenant, received=received)
         if not isinstance(claims["jti"], str) or len(claims["jti"]) > _JTI_MAX:
-            raise Unauthorized("jti is not valid")  # the replay cache keeps each jti: bounded in size
+            # the replay cache keeps each jti: bounded in size
+            expected = f"a string of at most {_JTI_MAX} characters"
+            raise Unauthorized("jti is not valid", claim="jti", expected=expected, received=claims["jti"])
         try:
             first = await self._replays.first_use(issuer.iss, claims["jti"], exp + self._leeway, now)
         except SharedStateUnavailable as exc:
             raise Unauthorized(f"replay check unavailable: {exc}") from None
         if not first:
-            raise Unauthorized("jti replayed")
+            raise Unauthorized("jti replayed", claim="jti", received=claims["jti"])
