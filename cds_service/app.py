@@ -78,7 +78,7 @@ def create_app(
     if demo:
         add_demo(app, content, settings.threshold_profile)
     if demo or settings.smart_launch_url is not None:
-        add_smart(app, content, settings, demo=demo)
+        add_smart(app, content, settings, policies, demo=demo)
     if settings.admin_token is not None:
         add_admin(app, settings.admin_token.get_secret_value(), clock, settings.public_base_url)
     return app

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .content.loader import Content, ContentError
+from .fhir.client import within
 from .services.base import CdsService
 from .services.registry import build_services
 from .settings import Settings
@@ -34,6 +35,12 @@ class Policies:
     def of(self, issuer: str | None) -> Policy:
         """The issuer's policy; the settings' for a call without one (authentication off)."""
         return self._by_issuer.get(issuer, self.default) if issuer is not None else self.default
+
+    def of_fhir_server(self, url: str) -> Policy:
+        """The policy of the EHR that lists this FHIR server among its own (a SMART launch names
+        its FHIR server, not its issuer); the settings' when none does."""
+        mine = (p for p in self._by_issuer.values() if p.fhir_servers and within(url, p.fhir_servers))
+        return next(mine, self.default)
 
     def all(self) -> list[Policy]:
         return [self.default, *self._by_issuer.values()]

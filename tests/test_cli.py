@@ -133,7 +133,7 @@ def test_report_of_a_store_it_cannot_read(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/feedback.sqlite")
     result = CliRunner().invoke(cli, ["report"])
     assert result.exit_code == 2
-    assert "the feedback store (CDS_DATABASE_URL) cannot be read: DatabaseError" in result.stderr
+    assert "CDS_DATABASE_URL" in result.stderr and "cannot be used: DatabaseError" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -266,7 +266,10 @@ def test_a_database_that_cannot_be_used_stops_the_start_with_one_line(
     result = CliRunner().invoke(cli, [command, "--port", "1"] if command != "report" else [command])
     assert result.exit_code == 2, result.output
     (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
-    assert line.startswith(f"error: the database at CDS_DATABASE_URL {named} cannot be used: ")
+    if command == "report" and url.startswith("sqlite"):  # no file there: the report never makes one
+        assert line.startswith("error: no feedback store at ") and "CDS_DATABASE_URL" in line
+    else:
+        assert line.startswith(f"error: the database at CDS_DATABASE_URL {named} cannot be used: ")
     assert "s3cret" not in result.output and "Traceback" not in result.output and "ready" not in result.output
 
 

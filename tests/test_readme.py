@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from cds_service.content.loader import Content
+from cds_service.rendering.renderer import CONTENT_VERSION_EXTENSION
 from tests.conftest import AppFactory, make_client
 from tests.rules import without_uuids
 
@@ -27,12 +29,17 @@ def _block(page: Path, marker: str) -> Any:
     return json.loads(match[1])
 
 
-async def test_the_examples(make_app: AppFactory) -> None:
+async def test_the_examples(make_app: AppFactory, content: Content) -> None:
     example = DOCS / "example.md"
     request, expected = _block(example, "example-request"), _block(example, "example-response")
     async with make_client(make_app(as_of=datetime(2026, 11, 25, 12, tzinfo=UTC))) as client:
         response = await client.post("/cds-services/vitamin-d-cramps", json=request)
     assert response.status_code == 200
+    for card in expected["cards"]:
+        # the version's hash moves with any edit of cards/: the catalogue's version must match
+        extension = card["extension"]
+        assert extension[CONTENT_VERSION_EXTENSION].split("+")[0] == content.version.split("+")[0]
+        extension[CONTENT_VERSION_EXTENSION] = content.version
     assert without_uuids(response.json()) == without_uuids(expected)
     summaries = [
         {"kind": c["source"]["topic"]["code"], "indicator": c["indicator"], "summary": c["summary"]}

@@ -210,6 +210,15 @@ def _encoded(parameters: str) -> str:
     return "&".join(encoded)
 
 
+def within(url: str, bases: Sequence[str]) -> bool:
+    """Whether a FHIR server URL is one of these bases or under one (as `restricted` reads them)."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return False
+    return any(_under(URL(base), parsed) for base in bases)
+
+
 def _under(base: URL, url: URL) -> bool:
     """Same scheme, host and port, and under the base path: the decoded path, and the path as it is
     sent (`raw_path`, percent-encoded), in which nothing past the base may be a slash or a dot

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +19,7 @@ from ..content.loader import Content
 from ..fhir.client import FhirUnavailable
 from ..fhir.facts import patient_name
 from ..json_bodies import OrjsonResponse
+from ..policies import Policies
 from ..rendering import CardRenderer
 from ..settings import Settings
 from .launch import LAUNCH_TTL_S, LaunchRefused, SmartClient, error_code
@@ -41,11 +42,34 @@ def _csp(frame_origins: list[str]) -> str:
     )
 
 
-def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool = False) -> None:
-    """The app at /smart. `demo`: /smart/demo/<patient> shows a demo patient's trend without an EHR."""
-    profile = content.profile(settings.threshold_profile)
-    page = TrendPage(content, profile, CardRenderer(content, settings.threshold_profile))
-    reader = TrendReader(content, profile, settings)
+class TrendView(NamedTuple):
+    """How the trend is read and drawn under one threshold profile."""
+
+    reader: TrendReader
+    page: TrendPage
+
+
+def _views(content: Content, settings: Settings, policies: Policies) -> dict[str, TrendView]:
+    """One view per threshold profile any EHR is answered under."""
+    views: dict[str, TrendView] = {}
+    for name in dict.fromkeys(p.profile for p in policies.all()):
+        profile = content.profile(name)
+        page = TrendPage(content, profile, CardRenderer(content, name))
+        views[name] = TrendView(TrendReader(content, profile, settings), page)
+    return views
+
+
+def add_smart(app: FastAPI, content: Content, settings: Settings, policies: Policies, *, demo: bool = False) -> None:
+    """The app at /smart. `demo`: /smart/demo/<patient> shows a demo patient's trend without an EHR.
+    A launch is drawn under the threshold profile of the EHR whose FHIR server launched it (its
+    `fhir_servers` in the trusted issuers file), as its cards were decided; else the settings'."""
+    views = _views(content, settings, policies)
+    default = views[policies.default.profile]
+
+    def view_of(iss: str) -> TrendView:
+        return views[policies.of_fhir_server(iss).profile]
+
+    reader, page = default
     headers = {
         "Content-Security-Policy": _csp(settings.smart_frame_origins),
         "Cache-Control": "no-store",
@@ -65,7 +89,7 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
     if demo:
         _add_demo(router, reader, page, refused, headers)
     if settings.smart_launch_url is not None:  # the app set up: an EHR can launch it
-        _add_launch(router, settings, reader, page, refused, headers)
+        _add_launch(router, settings, view_of, refused, headers)
     app.include_router(router)
     app.mount("/smart/static", StaticFiles(directory=STATIC), name="smart-static")
 
@@ -73,8 +97,7 @@ def add_smart(app: FastAPI, content: Content, settings: Settings, *, demo: bool 
 def _add_launch(
     router: APIRouter,
     settings: Settings,
-    reader: TrendReader,
-    page: TrendPage,
+    view_of: Callable[[str], TrendView],
     refused: Callable[[str, int], HTMLResponse],
     headers: dict[str, str],
 ) -> None:
@@ -137,6 +160,7 @@ def _add_launch(
         if session is None:
             return refused("the session has ended or was never opened; open the app from the EHR again", 401)
         fhir = request.app.state.fhir
+        reader, page = view_of(session.iss)
         try:
             trend, name = await reader.fetch(fhir, session, datetime.now(UTC))
         except FhirUnavailable as exc:

@@ -299,6 +299,32 @@ async def test_the_page_reads_with_the_token_and_says_so_when_the_server_fails(
     assert "access-1" not in shown.text + failed.text
 
 
+@pytest.mark.parametrize(("profile", "status"), [(None, "deficient"), ("iom-2011", "insufficient")])
+async def test_the_trend_is_drawn_under_the_profile_of_the_ehr_that_launched_it(
+    make_app: AppFactory, fhir_routes: FhirRoutes, tmp_path: Path, profile: str | None, status: str
+) -> None:
+    """15 ng/mL is deficient under the Endocrine Society's cut-points and inadequate under the IOM's:
+    an EHR whose cards are decided under the IOM's (its entry in the trusted issuers file, which
+    lists the FHIR server that launched the app) sees its trend judged as its cards were."""
+    _configuration(fhir_routes)
+    fhir_routes.get("/Observation").mock(
+        side_effect=[Reply(json=bundle(obs("62292-8", 15, "ng/mL", "2026-11-01"))), Reply(json=bundle())]
+    )
+    fhir_routes.get("/MedicationRequest").respond(json=bundle())
+    fhir_routes.get("/Patient/p1").respond(json={"resourceType": "Patient", "id": "p1"})
+    entry: dict[str, Any] = {"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}
+    if profile is not None:
+        entry |= {"fhir_servers": [fhir_routes.base_url], "threshold_profile": profile}
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({"issuers": [entry]}))
+    settings = {"smart_client_id": "trend-app", "public_base_url": "http://cds.test", "fhir_allow_insecure": True}
+    app = make_app(auth="jwt", trusted_issuers_file=issuers, **settings)
+    async with make_client(app) as client:
+        token = {"access_token": "access-1", "token_type": "Bearer", "patient": "p1"}
+        shown = await client.get((await _signed_in(client, fhir_routes, token)).headers["location"])
+    assert shown.status_code == 200 and f'data-status="{status}"' in shown.text
+
+
 # --- what stops the start (each from an attack run) -----------------------------------------------
 
 
