@@ -52,17 +52,13 @@ def add_hook_routes(app: FastAPI, policies: Policies, clock: Clock, content_vers
         _add_feedback(app, service, policies, clock)
 
 
-def _policy(request: Request, policies: Policies) -> Policy:
-    return policies.of(getattr(request.state, "issuer", None))
-
-
 def _add_hook_call(
     app: FastAPI, service: CdsService, policies: Policies, clock: Clock, version: dict[str, str]
 ) -> None:
     async def call(hook_request: HookRequest, request: Request) -> OrjsonResponse:
         hook_instance = str(hook_request.hookInstance)
         request.state.hook_instance = hook_instance
-        policy = _policy(request, policies)
+        policy = policies.of(getattr(request.state, "issuer", None))
         started = time.perf_counter()
         status = 500  # unless an answer comes: an exception is left to ErrorGuard
         kinds: list[str] = []

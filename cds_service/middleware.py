@@ -19,7 +19,7 @@ logger = logging.getLogger("cds_service")
 
 # An X-Request-ID taken as it came: letters, digits and . _ : - only, 128 at most (a UUID is 36
 # characters, a W3C trace id 32), so it can go into a log line and a header unchanged.
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestId:
@@ -35,8 +35,9 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((value for name, value in scope["headers"] if name.lower() == b"x-request-id"), None)
-        current = given.decode("ascii") if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        given = next((value for name, value in scope["headers"] if name.lower() == b"x-request-id"), b"")
+        text = given.decode("latin-1")  # every byte a character: the pattern then refuses what is not ASCII
+        current = text if _REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
         header = (b"x-request-id", current.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:

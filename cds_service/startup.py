@@ -122,11 +122,15 @@ def problem(url: str, exc: BaseException) -> str:
     return f"the database at CDS_DATABASE_URL ({where(url)}) cannot be used: {because}"
 
 
+# The password of a URL SQLAlchemy cannot parse, found as such a URL holds one.
+_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@/]+)@")
+
+
 def _password(url: str) -> str | None:
     try:
         return make_url(url).password
     except (ArgumentError, ValueError):
-        found = re.search(r"://[^:/@]*:([^@/]+)@", url)  # what a URL that does not parse holds as one
+        found = _URL_PASSWORD.search(url)
         return found[1] if found else None
 
 

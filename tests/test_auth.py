@@ -553,6 +553,7 @@ async def test_replay_cache_is_bounded() -> None:
         ("[unclosed", "cannot be read"),
         # each EHR's own (docs/trust.md, "Each EHR's own")
         ("issuers: [{iss: a, jwks_url: 'https://a/j', name: 'EHR A'}]", "name"),  # a metric label: no spaces
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', name: none}]", "CDS_AUTH=off"),
         (
             "issuers: [{iss: a, jwks_url: 'https://a/j', name: x}, {iss: b, jwks_url: 'https://b/j', name: x}]",
             "name listed twice",

@@ -48,6 +48,13 @@ class IssuerSpec(BaseModel):
     def label(self) -> str:
         return self.name or self.iss
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value == "none":  # the label of calls with authentication off (policies.NO_ISSUER)
+            raise ValueError("'none' names the calls made with CDS_AUTH=off: give this EHR another name")
+        return value
+
     @field_validator("fhir_servers")
     @classmethod
     def _bases(cls, value: list[str]) -> list[str]:
