@@ -85,9 +85,17 @@ class RequestError(Exception):
 # --- requests -----------------------------------------------------------------------------------
 
 
+def _bearer(value: str) -> str:
+    """CDS Hooks 2.0.1 fixes `token_type` to "Bearer"; OAuth 2.0 (RFC 6749, 5.1) compares token
+    types case-insensitively, so "bearer" (as some authorization servers write it) is the same."""
+    if value.lower() != "bearer":
+        raise ValueError("must be Bearer")
+    return "Bearer"
+
+
 class FhirAuthorization(_Wire):
     access_token: BearerToken
-    token_type: Literal["Bearer"]
+    token_type: Annotated[str, AfterValidator(_bearer)]
     expires_in: int
     scope: NonEmpty
     subject: NonEmpty

@@ -83,3 +83,43 @@ async def test_a_warning_beside_results_is_no_failure(client: httpx.AsyncClient)
     request = hook_request([obs("62292-8", 12, "ng/mL", "2026-11-10")], normal_electrolytes())
     request["prefetch"]["vitaminD"]["entry"].append({"resource": EPIC_NOTE, "search": {"mode": "outcome"}})
     assert _kinds(await client.post(URL, json=request)) == ["vitd-deficient"]
+
+
+# --- fhirAuthorization -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("token_type", "status"), [("Bearer", 200), ("bearer", 200), ("BEARER", 200), ("MAC", 400)])
+async def test_token_type_is_bearer_in_any_case(
+    fetching: httpx.AsyncClient, fhir_routes: FhirRoutes, token_type: str, status: int
+) -> None:
+    """CDS Hooks 2.0.1, "Passing the Access Token to the CDS Service": `token_type` is "Bearer", an
+    OAuth 2.0 token type, whose value is case-insensitive (RFC 6749, section 5.1): "bearer" is the
+    same type; another type is a 400 naming the field, and nothing is fetched with it."""
+    fhir_routes.all_called = status == 200
+    route_fhir(fhir_routes, bundle(*VITAMIN_D), bundle(*ELECTROLYTES))
+    request = without_prefetch(fhir_routes.base_url)
+    request["fhirAuthorization"]["token_type"] = token_type
+    response = await fetching.post(URL, json=request)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["issue"][0]["expression"] == ["fhirAuthorization.token_type"]
+
+
+@pytest.mark.parametrize(("bound", "status"), [("p1", 200), ("p2", 400)])
+async def test_a_token_bound_to_another_patient_is_refused(
+    fetching: httpx.AsyncClient, fhir_routes: FhirRoutes, bound: str, status: int
+) -> None:
+    """CDS Hooks 2.0.1, "Passing the Access Token to the CDS Service": `patient` identifies the
+    patient a patient-scoped token is restricted to. A token for another patient than
+    `context.patientId` is refused (400 naming `fhirAuthorization.patient`) before any query is
+    made with it; the patient's own token is used."""
+    fhir_routes.all_called = status == 200
+    routes = route_fhir(fhir_routes, bundle(*VITAMIN_D), bundle(*ELECTROLYTES))
+    request = without_prefetch(fhir_routes.base_url)
+    request["fhirAuthorization"]["patient"] = bound
+    response = await fetching.post(URL, json=request)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["issue"][0]["expression"] == ["fhirAuthorization.patient"]
+        assert all(route.call_count == 0 for route in routes.values())
+        assert "p2" not in response.text and TOKEN not in response.text

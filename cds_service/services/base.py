@@ -67,8 +67,15 @@ def definition(service: CdsService) -> ServiceDefinition:
 
 
 def parse_context(model: type[_Context], request: HookRequest) -> _Context:
-    """The hook's context, or a 400 naming the field (`context.patientId`)."""
+    """The hook's context, or a 400 naming the field (`context.patientId`). A token bound to
+    another patient than the context's (CDS Hooks 2.0.1, "Passing the Access Token to the CDS
+    Service": `patient` is the patient the token is restricted to) is refused before any query is
+    made with it, whatever its scopes."""
     try:
-        return model.model_validate(request.context)
+        context = model.model_validate(request.context)
     except ValidationError as exc:
         raise RequestError(*first(exc, within="context")) from None
+    bound = request.fhirAuthorization.patient if request.fhirAuthorization else None
+    if bound is not None and bound != getattr(context, "patientId", None):
+        raise RequestError("fhirAuthorization.patient", "is not context.patientId: the token is for another patient")
+    return context
