@@ -24,7 +24,7 @@ from .protocol import (
     operation_outcome,
 )
 from .services.base import CdsService, Clock, definition, kind_of
-from .store.feedback import ReasonNotOffered
+from .store.feedback import FeedbackRefused
 
 logger = logging.getLogger("cds_service")
 
@@ -120,9 +120,9 @@ def _add_feedback(app: FastAPI, service: CdsService, clock: Clock) -> None:
         issuer = getattr(request.state, "issuer", None)
         try:
             stored = await request.app.state.store.store(service.id, body.feedback, received, issuer)
-        except ReasonNotOffered as exc:
+        except FeedbackRefused as exc:
             logger.info("feedback refused", extra={"service": service.id, "status": 400})
-            return bad_request("feedback.overrideReason.reason", str(exc))
+            return bad_request(exc.field, str(exc))
         for entry in body.feedback:
             FEEDBACK.labels(entry.outcome).inc()
         answer: dict[str, int] = {"received": len(body.feedback), "new": stored.new}

@@ -173,9 +173,22 @@ class OverrideReason(_Wire):
 class FeedbackEntry(_Wire):
     card: UUID
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: Annotated[list[AcceptedSuggestion], Field(max_length=100)] | None = None
+    acceptedSuggestions: Annotated[list[AcceptedSuggestion], Field(max_length=100)] | None = Field(
+        default=None, validate_default=True
+    )
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: AwareDatetime
+
+    @field_validator("acceptedSuggestions")
+    @classmethod
+    def _with_accepted(
+        cls, value: list[AcceptedSuggestion] | None, info: ValidationInfo
+    ) -> list[AcceptedSuggestion] | None:
+        """CDS Hooks 2.0.1, Feedback: acceptedSuggestions is "Required for `accepted` outcomes" (a
+        card without suggestions, or a suggestion without a uuid, is never reported accepted)."""
+        if info.data.get("outcome") == "accepted" and not value:
+            raise ValueError("is required when the outcome is accepted: the suggestions the clinician accepted")
+        return value
 
     @field_validator("outcomeTimestamp", mode="before")
     @classmethod

@@ -3,12 +3,21 @@ table) per point, each citing the section it follows."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from cds_service.store.database import open_database
+from cds_service.store.report import build_report
+from cds_service.store.schema import feedback
 from tests.builders import bundle, hook_request, normal_electrolytes, obs
+from tests.conftest import AS_OF, AppFactory, make_client
 from tests.fhir_routes import FhirRoutes
 from tests.test_fetch import ELECTROLYTES, TOKEN, VITAMIN_D, route_fhir, without_prefetch
 
@@ -123,3 +132,134 @@ async def test_a_token_bound_to_another_patient_is_refused(
         assert response.json()["issue"][0]["expression"] == ["fhirAuthorization.patient"]
         assert all(route.call_count == 0 for route in routes.values())
         assert "p2" not in response.text and TOKEN not in response.text
+
+
+# --- Feedback ----------------------------------------------------------------------------------
+
+FEEDBACK = f"{URL}/feedback"
+WHEN = "2026-11-25T10:00:00Z"  # before AS_OF, when the feedback arrives
+
+
+async def _issued(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    """A deficient patient's cards by kind: vitd-deficient (no suggestions) and electrolytes-check
+    (suggestions)."""
+    response = await client.post(URL, json=hook_request([obs("62292-8", 12, "ng/mL")], None))
+    cards = {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+    assert cards["electrolytes-check"]["suggestions"] and not cards["vitd-deficient"].get("suggestions")
+    return cards
+
+
+def _override(card: dict[str, Any], code: str, when: str = WHEN) -> dict[str, Any]:
+    reason = next(r for r in card["overrideReasons"] if r["code"] == code)
+    return {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason},
+        "outcomeTimestamp": when,
+    }
+
+
+def _accept(card: dict[str, Any], suggestion: str, when: str = WHEN) -> dict[str, Any]:
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion}],
+        "outcomeTimestamp": when,
+    }
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'feedback.sqlite'}"
+
+
+@pytest.fixture
+async def storing(make_app: AppFactory, database: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the service whose feedback lands in `database`."""
+    async with make_client(make_app(database_url=database)) as client:
+        yield client
+
+
+async def _stored(database: str) -> list[tuple[str, str, str | None]]:
+    """The feedback rows: card, outcome, override code, oldest first."""
+    engine = open_database(database)
+    try:
+        async with engine.connect() as conn:
+            query = select(feedback.c.card_uuid, feedback.c.outcome, feedback.c.override_code).order_by(feedback.c.id)
+            return [(r.card_uuid, r.outcome, r.override_code) for r in await conn.execute(query)]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("accepted", [None, []], ids=["absent", "empty"])
+async def test_accepted_needs_its_suggestions(
+    storing: httpx.AsyncClient, database: str, accepted: list[Any] | None
+) -> None:
+    """CDS Hooks 2.0.1, Feedback: `acceptedSuggestions` is CONDITIONAL, "Required for `accepted`
+    outcomes" (and "If either the card or the suggestion has no `uuid`, the CDS Client does not
+    send a notification"). An acceptance without it is a 400 naming the field; nothing is stored."""
+    cards = await _issued(storing)
+    entry: dict[str, Any] = {"card": cards["vitd-deficient"]["uuid"], "outcome": "accepted", "outcomeTimestamp": WHEN}
+    if accepted is not None:
+        entry["acceptedSuggestions"] = accepted
+    good = _override(cards["electrolytes-check"], "addressed")
+    response = await storing.post(FEEDBACK, json={"feedback": [good, entry]})
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["feedback[1].acceptedSuggestions"]
+    assert await _stored(database) == []
+
+
+async def test_an_accepted_suggestion_must_be_one_of_its_cards(storing: httpx.AsyncClient, database: str) -> None:
+    """CDS Hooks 2.0.1, Feedback, AcceptedSuggestion: `id` is "The `card.suggestion.uuid` from the
+    CDS Hooks response". For a card this service issued, a suggestion it did not make (another
+    card's, or none at all) is a 400 naming the entry's field, and the batch is stored all or
+    nothing; the card's own suggestion is kept."""
+    cards = await _issued(storing)
+    check, deficient = cards["electrolytes-check"], cards["vitd-deficient"]
+    own = check["suggestions"][0]["uuid"]
+    for wrong in (_accept(deficient, own), _accept(check, str(uuid.uuid4()))):
+        response = await storing.post(FEEDBACK, json={"feedback": [_accept(check, own), wrong]})
+        assert response.status_code == 400
+        assert response.json()["issue"][0]["expression"] == ["feedback[1].acceptedSuggestions[0].id"]
+        assert await _stored(database) == []
+    assert (await storing.post(FEEDBACK, json={"feedback": [_accept(check, own)]})).json()["new"] == 1
+
+
+async def test_two_reasons_at_one_instant_are_two_answers(storing: httpx.AsyncClient, database: str) -> None:
+    """CDS Hooks 2.0.1, Feedback: "a CDS Service may receive feedback for the same card instance
+    multiple times". Two overrides of one card at the same outcomeTimestamp with different reasons
+    are both kept; the same entry sent again is still kept once."""
+    cards = await _issued(storing)
+    card = cards["vitd-deficient"]
+    first, second = _override(card, "patient-declined"), _override(card, "outside-result")
+    assert (await storing.post(FEEDBACK, json={"feedback": [first]})).json() == {"received": 1, "new": 1}
+    assert (await storing.post(FEEDBACK, json={"feedback": [second, first]})).json() == {"received": 2, "new": 1}
+    assert (await storing.post(FEEDBACK, json={"feedback": [second]})).json() == {"received": 1, "new": 0}
+    assert await _stored(database) == [
+        (card["uuid"], "overridden", "patient-declined"),
+        (card["uuid"], "overridden", "outside-result"),
+    ]
+
+
+async def test_a_future_outcome_timestamp_does_not_decide_the_latest(make_app: AppFactory, database: str) -> None:
+    """CDS Hooks 2.0.1, Feedback: `outcomeTimestamp` is "when action was taken on the card". An
+    action cannot be later than the feedback that reports it: an entry stamped in the future counts
+    as taken when it arrived, so a later answer (here an acceptance an hour on) is the card's latest
+    in the report, not the override whose EHR clock ran years ahead. The stamp is kept as sent."""
+    async with make_client(make_app(database_url=database)) as client:
+        card = (await _issued(client))["electrolytes-check"]
+        ahead = _override(card, "addressed", when="2031-01-01T00:00:00Z")
+        assert (await client.post(FEEDBACK, json={"feedback": [ahead]})).status_code == 200
+    async with make_client(make_app(as_of=AS_OF + timedelta(hours=1), database_url=database)) as client:
+        later = _accept(card, card["suggestions"][0]["uuid"], when=(AS_OF + timedelta(minutes=30)).isoformat())
+        assert (await client.post(FEEDBACK, json={"feedback": [later]})).status_code == 200
+    engine = open_database(database)
+    try:
+        report = await build_report(engine)
+        async with engine.connect() as conn:
+            stamps = list((await conn.execute(select(feedback.c.outcome_timestamp).order_by(feedback.c.id))).scalars())
+    finally:
+        await engine.dispose()
+    (check,) = [k for k in report.kinds if k.kind == "electrolytes-check"]
+    assert (check.accepted, check.overridden) == (1, 0)
+    assert stamps[0] == datetime(2031, 1, 1)
