@@ -136,7 +136,7 @@ def _add_feedback(app: FastAPI, service: CdsService, clock: Clock) -> None:
         feedback,
         methods=["POST"],
         response_model=FeedbackAnswer,
-        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 413, 500)},
+        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 413, 415, 500)},
         summary=f"feedback on {service.id} cards",
         name=f"{service.id}-feedback",
     )

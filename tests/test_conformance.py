@@ -3,6 +3,7 @@ table) per point, each citing the section it follows."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -263,3 +264,44 @@ async def test_a_future_outcome_timestamp_does_not_decide_the_latest(make_app: A
     (check,) = [k for k in report.kinds if k.kind == "electrolytes-check"]
     assert (check.accepted, check.overridden) == (1, 0)
     assert stamps[0] == datetime(2031, 1, 1)
+
+
+# --- Use of JSON -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON;charset=UTF-8", 200),
+        ("application/fhir+json", 200),
+        ("text/plain", 415),
+        ("text/plain;charset=UTF-8", 415),  # what a browser's fetch gives a string body
+        ("application/x-www-form-urlencoded", 415),  # what curl --data sends by default
+        ("multipart/form-data; boundary=x", 415),
+        ("application/jsonp", 415),
+        (None, 415),
+    ],
+)
+@pytest.mark.parametrize("path", [URL, FEEDBACK])
+async def test_a_body_that_is_not_json_is_415(
+    storing: httpx.AsyncClient, content_type: str | None, status: int, path: str
+) -> None:
+    """CDS Hooks 2.0.1, "Use of JSON": all data "MUST be sent and received as JSON"; the
+    specification's examples, the CDS Hooks Sandbox and the EHRs send `application/json`. A body
+    declared as anything else, or not declared, is a 415 with an OperationOutcome (not a 400 that
+    blames a field): the body is never read as JSON on a guess."""
+    if path == URL:
+        body = hook_request([obs("62292-8", 12, "ng/mL")], None)
+    else:
+        card = (await _issued(storing))["vitd-deficient"]
+        body = {"feedback": [_override(card, "patient-declined")]}
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = storing.build_request("POST", path, content=json.dumps(body).encode(), headers=headers)
+    assert request.headers.get("Content-Type") == content_type
+    response = await storing.send(request)
+    assert response.status_code == status, response.text
+    if status == 415:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        assert response.json()["issue"][0]["code"] == "not-supported"
