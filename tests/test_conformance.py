@@ -305,3 +305,42 @@ async def test_a_body_that_is_not_json_is_415(
     if status == 415:
         assert response.json()["resourceType"] == "OperationOutcome"
         assert response.json()["issue"][0]["code"] == "not-supported"
+
+
+# --- Cross-Origin Resource Sharing -------------------------------------------------------------
+
+ORIGIN = "https://sandbox.cds-hooks.org"
+
+
+async def test_cors_allows_the_headers_a_browser_client_sends_and_exposes_the_answers(make_app: AppFactory) -> None:
+    """CDS Hooks 2.0.1, "Cross-Origin Resource Sharing": "CDS Services and browser-based CDS Clients
+    will require CORS support", following the OWASP guidance, whose gate is the allowed origins.
+    A preflight from an allowed origin passes with the request headers it names (X-Request-ID
+    beside Authorization and Content-Type), the response's X-Request-ID and X-CDS-Content-Version
+    are readable by the EHR's script, and another origin gets nothing."""
+    async with make_client(make_app(cors_origins=[ORIGIN])) as client:
+        asked = "authorization,content-type,x-request-id"
+        preflight = await client.options(
+            URL,
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": asked,
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {"authorization", "content-type", "x-request-id"} <= allowed
+        assert "access-control-allow-credentials" not in preflight.headers
+        discovery = await client.get("/cds-services", headers={"Origin": ORIGIN})
+        exposed = {h.strip().lower() for h in discovery.headers["access-control-expose-headers"].split(",")}
+        assert {"x-request-id", "x-cds-content-version"} <= exposed
+        other = await client.options(
+            URL,
+            headers={
+                "Origin": "https://evil.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": asked,
+            },
+        )
+        assert "access-control-allow-origin" not in other.headers
