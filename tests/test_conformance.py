@@ -344,3 +344,26 @@ async def test_cors_allows_the_headers_a_browser_client_sends_and_exposes_the_an
             },
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+# --- Discovery ---------------------------------------------------------------------------------
+
+
+async def test_discovery_says_what_each_service_needs(client: httpx.AsyncClient) -> None:
+    """CDS Hooks 2.0.1, Discovery: `usageRequirements` is a "Human-friendly description of any
+    preconditions for the use of this CDS Service". Each service names the JWT, the FHIR resources
+    its token must be able to read for what is not prefetched (those of its prefetch, and the
+    Medications that medication requests name), what it cannot answer without, and its feedback
+    endpoint."""
+    services = (await client.get("/cds-services")).json()["services"]
+    assert len(services) == 3
+    for service in services:
+        text = service["usageRequirements"]
+        assert "JWT" in text and f"cds-services/{service['id']}/feedback" in text
+        read = {template.partition("?")[0].partition("/")[0] for template in service["prefetch"].values()}
+        assert read >= {"Observation", "MedicationRequest"}
+        for resource in read | {"Medication"}:
+            assert resource in text, (service["id"], resource)
+        assert "without vitamin D results the call is answered 412" in text
+    assert "Patient" in services[0]["usageRequirements"]  # patient-view reads the Patient; the order hooks do not
+    assert "Patient" not in services[1]["usageRequirements"]

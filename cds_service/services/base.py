@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..content.wording import and_list
 from ..fhir.client import FhirClient
 from ..fhir.prefetch import PrefetchKey
 from ..protocol import Card, HookRequest, RequestError, ServiceDefinition
@@ -63,6 +64,25 @@ def definition(service: CdsService) -> ServiceDefinition:
         title=service.title,
         description=service.description,
         prefetch={k.name: k.template for k in service.prefetch},
+        usageRequirements=usage_requirements(service),
+    )
+
+
+def usage_requirements(service: CdsService) -> str:
+    """What an EHR must give the service (CDS Hooks 2.0.1, Discovery: "Human-friendly description
+    of any preconditions for the use of this CDS Service"), from its prefetch keys: the JWT, the
+    data or the FHIR access to read it, and where feedback goes."""
+    read = {k.template.partition("?")[0].partition("/")[0] for k in service.prefetch}
+    if "MedicationRequest" in read:  # a medicine named only by reference is read as Medication/<id>
+        read.add("Medication")
+    needed = [k.purpose for k in service.prefetch if k.required]
+    return (
+        "Every call (discovery included) carries a JWT signed by an issuer this deployment trusts. "
+        "Data: the prefetch keys, or for those not prefetched a fhirServer with a fhirAuthorization "
+        f"whose token may read {and_list(sorted(read))} for this patient (patient/<type>.read or .rs)"
+        + (f"; without {and_list(needed)} the call is answered 412. " if needed else ". ")
+        + f"Feedback on its cards goes to cds-services/{service.id}/feedback: the suggestions accepted, "
+        "or the override reason chosen from those the card offers."
     )
 
 
