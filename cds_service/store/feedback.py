@@ -197,7 +197,7 @@ class FeedbackStore:
             }
             known = {uuid: row for uuid, row in issued.items() if row.issuer == issuer}
             # About a card issued to another EHR: not stored, so that it can neither act nor take
-            # the place of the receiving EHR's own entry (stored once per card, outcome and time).
+            # the place of the receiving EHR's own entry (stored once per card, outcome, time and choice).
             theirs = [e for e in entries if str(e.card) not in issued or str(e.card) in known]
             self._check_reasons(entries, known)
             self._check_suggestions(entries, known)
