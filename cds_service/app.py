@@ -97,6 +97,8 @@ def _add_middleware(app: FastAPI, settings: Settings, jwt: bool) -> None:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            # Any request header an allowed origin asks for (X-Request-ID, an EHR's own): the origin
+            # list is the gate, every call still needs its JWT, and no cookie is ever allowed.
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-CDS-Content-Version"],
         )

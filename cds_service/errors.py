@@ -24,6 +24,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (412, "data the service needs was neither prefetched nor fetched from fhirServer"),
         (401, "no trusted JWT for this URL"),
         (413, "request body over the size limit"),
+        (415, "a body that is not application/json"),
         (500, "internal error"),
     ]
 }

@@ -24,7 +24,7 @@ from .protocol import (
     operation_outcome,
 )
 from .services.base import CdsService, Clock, definition, kind_of
-from .store.feedback import ReasonNotOffered
+from .store.feedback import FeedbackRefused
 
 logger = logging.getLogger("cds_service")
 
@@ -137,9 +137,9 @@ def _add_feedback(app: FastAPI, service: CdsService, policies: Policies, clock: 
         label = policies.of(issuer).label
         try:
             stored = await request.app.state.store.store(service.id, body.feedback, received, issuer)
-        except ReasonNotOffered as exc:
+        except FeedbackRefused as exc:
             logger.info("feedback refused", extra={"service": service.id, "issuer": label, "status": 400})
-            return bad_request("feedback.overrideReason.reason", str(exc))
+            return bad_request(exc.field, str(exc))
         for entry in body.feedback:
             series(FEEDBACK, entry.outcome, label).inc()
         answer: dict[str, int] = {"received": len(body.feedback), "new": stored.new}
@@ -153,7 +153,7 @@ def _add_feedback(app: FastAPI, service: CdsService, policies: Policies, clock: 
         feedback,
         methods=["POST"],
         response_model=FeedbackAnswer,
-        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 413, 500)},
+        responses={code: ERROR_RESPONSES[code] for code in (400, 401, 413, 415, 500)},
         summary=f"feedback on {service.id} cards",
         name=f"{service.id}-feedback",
     )

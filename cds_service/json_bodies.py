@@ -14,9 +14,17 @@ from typing import Any
 
 import msgspec
 import orjson
+from fastapi import params
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from .protocol import operation_outcome
+
+
+class OrjsonResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _number(text: str) -> float | Decimal:
@@ -50,18 +58,32 @@ class JsonRequest(Request):
         return self._json
 
 
+def is_json(content_type: str | None) -> bool:
+    """application/json, with or without parameters (charset=utf-8), or a JSON-based type such as
+    application/fhir+json. CDS Hooks 2.0.1 ("Use of JSON"): data "MUST be sent and received as
+    JSON"; its examples, the CDS Hooks Sandbox and the EHRs send application/json."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def unsupported_media_type() -> OrjsonResponse:
+    """415: a body that says it is not JSON (text/plain, a form) or does not say what it is. A browser
+    sends such bodies cross-origin without a CORS preflight; JSON is never guessed from them."""
+    body = operation_outcome("not-supported", "Content-Type must be application/json", ["Content-Type"])
+    return OrjsonResponse(body, 415)
+
+
 class JsonRoute(APIRoute):
-    """The route class of the service's API (FastAPI's documented hook for a custom Request)."""
+    """The route class of the service's API (FastAPI's documented hook for a custom Request); a
+    route that reads a JSON body refuses any other with a 415."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        reads_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
 
         async def route_handler(request: Request) -> Response:
+            if reads_json and not is_json(request.headers.get("content-type")):
+                return unsupported_media_type()
             return await handler(JsonRequest(request.scope, request.receive))
 
         return route_handler
-
-
-class OrjsonResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)

@@ -85,9 +85,17 @@ class RequestError(Exception):
 # --- requests -----------------------------------------------------------------------------------
 
 
+def _bearer(value: str) -> str:
+    """CDS Hooks 2.0.1 fixes `token_type` to "Bearer"; OAuth 2.0 (RFC 6749, 5.1) compares token
+    types case-insensitively, so "bearer" (as some authorization servers write it) is the same."""
+    if value.lower() != "bearer":
+        raise ValueError("must be Bearer")
+    return "Bearer"
+
+
 class FhirAuthorization(_Wire):
     access_token: BearerToken
-    token_type: Literal["Bearer"]
+    token_type: Annotated[str, AfterValidator(_bearer)]
     expires_in: int
     scope: NonEmpty
     subject: NonEmpty
@@ -165,9 +173,22 @@ class OverrideReason(_Wire):
 class FeedbackEntry(_Wire):
     card: UUID
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: Annotated[list[AcceptedSuggestion], Field(max_length=100)] | None = None
+    acceptedSuggestions: Annotated[list[AcceptedSuggestion], Field(max_length=100)] | None = Field(
+        default=None, validate_default=True
+    )
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: AwareDatetime
+
+    @field_validator("acceptedSuggestions")
+    @classmethod
+    def _with_accepted(
+        cls, value: list[AcceptedSuggestion] | None, info: ValidationInfo
+    ) -> list[AcceptedSuggestion] | None:
+        """CDS Hooks 2.0.1, Feedback: acceptedSuggestions is "Required for `accepted` outcomes" (a
+        card without suggestions, or a suggestion without a uuid, is never reported accepted)."""
+        if info.data.get("outcome") == "accepted" and not value:
+            raise ValueError("is required when the outcome is accepted: the suggestions the clinician accepted")
+        return value
 
     @field_validator("outcomeTimestamp", mode="before")
     @classmethod

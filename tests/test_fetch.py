@@ -76,18 +76,6 @@ async def test_only_missing_keys_are_fetched(fetching: httpx.AsyncClient, fhir_r
     assert routes["electrolytes"].call_count == 1
 
 
-async def test_an_operation_outcome_in_prefetch_is_fetched_again(
-    fetching: httpx.AsyncClient, fhir_routes: FhirRoutes
-) -> None:
-    failed = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
-    fhir_routes.all_called = False
-    routes = route_fhir(fhir_routes, vitamin_d=bundle(*VITAMIN_D))
-    given = {"patient": None, "vitaminD": failed, "electrolytes": bundle(*normal_electrolytes())}
-    response = await fetching.post(URL, json=without_prefetch(fhir_routes.base_url, given))
-    assert routes["vitaminD"].call_count == 1
-    assert [c["source"]["topic"]["code"] for c in response.json()["cards"]] == ["vitd-deficient"]
-
-
 @pytest.mark.parametrize(
     "failure",
     [

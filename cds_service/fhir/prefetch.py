@@ -108,8 +108,50 @@ def _has_next(value: Any) -> bool:
     return isinstance(links, list) and any(isinstance(x, dict) and x.get("relation") == "next" for x in links)
 
 
-def _is_outcome(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+# FHIR's IssueType codes (hl7.org/fhir/R4/valueset-issue-type.html): the only text of an EHR's
+# OperationOutcome that a reason repeats (its diagnostics could hold anything, patient data too).
+_ISSUE_TYPES = frozenset(
+    {
+        *("invalid", "structure", "required", "value", "invariant"),
+        *("security", "login", "unknown", "expired", "forbidden", "suppressed"),
+        *("processing", "not-supported", "duplicate", "multiple-matches", "not-found", "deleted", "too-long"),
+        *("code-invalid", "extension", "too-costly", "business-rule", "conflict"),
+        *("transient", "lock-error", "no-store", "exception", "timeout", "incomplete", "throttled"),
+        "informational",
+    }
+)
+
+
+def _failed_prefetch(value: Any) -> str | None:
+    """Why the EHR says it could not prefetch this key, or None. CDS Hooks 2.0.1 ("Prefetch
+    tokens"): an EHR that meets errors prefetching sends OperationOutcome(s) "to prevent the CDS
+    Service from incurring an unneeded follow-up query". That is an OperationOutcome in place of the
+    value, or a Bundle holding one with an error or fatal issue (Epic's warning-level outcome
+    entries beside its results are not failures)."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("resourceType") == "OperationOutcome":
+        outcomes = [value]
+    elif value.get("resourceType") == "Bundle" and isinstance(value.get("entry"), list):
+        resources = (e.get("resource") for e in value["entry"] if isinstance(e, dict))
+        outcomes = [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "OperationOutcome"]
+        outcomes = [o for o in outcomes if _has_error(o)]
+        if not outcomes:
+            return None
+    else:
+        return None
+    codes = {i.get("code") for o in outcomes for i in _issues(o) if isinstance(i.get("code"), str)}
+    named = sorted(code for code in codes if code in _ISSUE_TYPES)
+    return "the EHR could not prefetch it (OperationOutcome" + (f": {', '.join(named)})" if named else ")")
+
+
+def _issues(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    issues = outcome.get("issue")
+    return [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
+
+
+def _has_error(outcome: dict[str, Any]) -> bool:
+    return any(i.get("severity") in ("error", "fatal") for i in _issues(outcome))
 
 
 def _check_given(name: str, value: Any) -> None:
@@ -123,16 +165,18 @@ def _check_given(name: str, value: Any) -> None:
 async def resolve(
     keys: tuple[PrefetchKey, ...], request: HookRequest, fhir: FhirClient, deadline: Deadline | None = None
 ) -> Prefetched:
-    """Sort each key into given, known empty (null) and to fetch (missing or an
-    OperationOutcome), fetch the latter concurrently, and fail only on required keys."""
-    values, to_fetch = _given(keys, request.prefetch or {})
+    """Sort each key into given, known empty (null), failed at the EHR (an OperationOutcome: not
+    queried again) and to fetch (missing), fetch the latter concurrently, and fail only on
+    required keys."""
+    values, to_fetch, failed = _given(keys, request.prefetch or {})
     # A prefetched Bundle can be partial (the specification's own order-sign example holds one
     # result of two, with a `next` link): its following pages are read like a search's.
     partial = [key for key in keys if _has_next(values.get(key.name))]
-    unavailable: list[Unavailable] = []
+    unavailable: list[Unavailable] = failed
     fetched: list[str] = []
     if to_fetch or partial:
-        unavailable, fetched = await _fetch(to_fetch, partial, values, request, fhir, deadline)
+        not_read, fetched = await _fetch(to_fetch, partial, values, request, fhir, deadline)
+        unavailable += not_read
     if required := [u for u in unavailable if u.key.required]:
         raise PrefetchUnavailable(required)
     return Prefetched(values, tuple(unavailable), tuple(fetched))
@@ -140,18 +184,23 @@ async def resolve(
 
 def _given(
     keys: tuple[PrefetchKey, ...], given: dict[str, Any]
-) -> tuple[dict[str, dict[str, Any] | None], list[PrefetchKey]]:
-    """The values the EHR sent (None: it knows there is nothing), and the keys it did not answer."""
+) -> tuple[dict[str, dict[str, Any] | None], list[PrefetchKey], list[Unavailable]]:
+    """The values the EHR sent (None: it has no data for the key, CDS Hooks 2.0.1 "Prefetch
+    tokens"), the keys it left out, and those it says it failed to prefetch."""
     values: dict[str, dict[str, Any] | None] = {}
     to_fetch: list[PrefetchKey] = []
+    failed: list[Unavailable] = []
     for key in keys:
-        if key.name not in given or _is_outcome(given[key.name]):
+        if key.name not in given:
             to_fetch.append(key)
+            continue
+        if (reason := _failed_prefetch(given[key.name])) is not None:
+            failed.append(Unavailable(key, reason))
             continue
         if given[key.name] is not None:
             _check_given(key.name, given[key.name])
         values[key.name] = given[key.name]
-    return values, to_fetch
+    return values, to_fetch, failed
 
 
 async def _fetch(

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..protocol import Card, FeedbackEntry
-from .schema import db_time, feedback, hook_calls, issued_cards, snoozes
+from .schema import choice_digest, db_time, feedback, hook_calls, issued_cards, snoozes
 
 logger = logging.getLogger("cds_service")
 
@@ -37,8 +37,21 @@ class Stored(NamedTuple):
     foreign: int  # entries about cards issued to another EHR: not stored, acting on nothing
 
 
-class ReasonNotOffered(ValueError):
+class FeedbackRefused(ValueError):
+    """An entry that contradicts the card it is about: the batch is refused (400 naming `field`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ReasonNotOffered(FeedbackRefused):
     """An override reason the card's kind does not offer: the EHR showed the clinician another list."""
+
+
+class SuggestionNotOffered(FeedbackRefused):
+    """An accepted suggestion that is not one of the card's: CDS Hooks 2.0.1, Feedback, has
+    `acceptedSuggestions[].id` be "The `card.suggestion.uuid` from the CDS Hooks response"."""
 
 
 class FeedbackStore:
@@ -172,13 +185,14 @@ class FeedbackStore:
     async def store(
         self, service: str, entries: Sequence[FeedbackEntry], received_at: datetime, issuer: str | None = None
     ) -> Stored:
-        """Store every entry in one transaction (all or nothing); the same entry sent again is kept
-        once. Entries about cards this service did not issue are kept and flagged; those about a
-        card issued to another `issuer` (EHR) than the caller's are counted, not stored, and act on
-        nothing. An override for a reason that snoozes, of a card
-        issued under a pseudonym, snoozes its kind for that patient and those results. Raises
-        ReasonNotOffered, storing nothing, when an override of a card it issued gives a reason its
-        kind does not offer."""
+        """Store every entry in one transaction (all or nothing); the same entry sent again (same
+        card, outcome, instant and choice: suggestions or override reason) is kept once. Entries
+        about cards this service did not issue are kept and flagged; those about a card issued to
+        another `issuer` (EHR) than the caller's are counted, not stored, and act on nothing. An
+        override for a reason that snoozes, of a card issued under a pseudonym, snoozes its kind
+        for that patient and those results. Raises FeedbackRefused, storing nothing, when an entry
+        about a card it issued gives an override reason its kind does not offer (ReasonNotOffered)
+        or accepts a suggestion the card did not make (SuggestionNotOffered)."""
         await self.flush()  # so that feedback on a card issued a moment ago finds it
         uuids = {str(e.card) for e in entries}
         async with self._engine.begin() as conn:
@@ -191,20 +205,22 @@ class FeedbackStore:
                         issued_cards.c.subject,
                         issued_cards.c.evidence,
                         issued_cards.c.issuer,
+                        issued_cards.c.suggestions,
                     ).where(issued_cards.c.card_uuid.in_(uuids), issued_cards.c.service == service)
                 )
             }
             known = {uuid: row for uuid, row in issued.items() if row.issuer == issuer}
             # About a card issued to another EHR: not stored, so that it can neither act nor take
-            # the place of the receiving EHR's own entry (stored once per card, outcome and time).
+            # the place of the receiving EHR's own entry (stored once per card, outcome, time and choice).
             theirs = [e for e in entries if str(e.card) not in issued or str(e.card) in known]
-            self._check_reasons(theirs, known)
+            self._check_reasons(entries, known)
+            self._check_suggestions(entries, known)
             rows = [self._row(service, e, received_at, str(e.card) in known) for e in theirs]
             new = 0
             if rows:
                 result = await conn.execute(
                     self._insert(feedback)
-                    .on_conflict_do_nothing(index_elements=["card_uuid", "outcome", "outcome_timestamp"])
+                    .on_conflict_do_nothing(index_elements=["card_uuid", "outcome", "outcome_timestamp", "choice"])
                     .returning(feedback.c.id),
                     rows,
                 )
@@ -224,7 +240,7 @@ class FeedbackStore:
     def _check_reasons(self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any]) -> None:
         if self._reasons is None:
             return
-        for entry in entries:
+        for i, entry in enumerate(entries):
             card = known.get(str(entry.card))
             coding = entry.overrideReason.reason if entry.overrideReason else None
             if card is None or coding is None:
@@ -232,9 +248,24 @@ class FeedbackStore:
             offered = self._reasons.get(card.kind, frozenset())
             if coding.system not in (None, self._reason_system) or coding.code not in offered:
                 raise ReasonNotOffered(
+                    f"feedback[{i}].overrideReason.reason",
                     f"override reason {coding.code!r} is not one a {card.kind} card offers "
-                    f"(offered: {', '.join(sorted(offered)) or 'none'})"
+                    f"(offered: {', '.join(sorted(offered)) or 'none'})",
                 )
+
+    @staticmethod
+    def _check_suggestions(entries: Sequence[FeedbackEntry], known: Mapping[str, Any]) -> None:
+        for i, entry in enumerate(entries):
+            card = known.get(str(entry.card))
+            if card is None:
+                continue
+            made = {s["uuid"] for s in card.suggestions}
+            for j, accepted in enumerate(entry.acceptedSuggestions or ()):
+                if str(accepted.id) not in made:
+                    raise SuggestionNotOffered(
+                        f"feedback[{i}].acceptedSuggestions[{j}].id",
+                        f"is not one of the {len(made)} suggestion(s) of that {card.kind} card",
+                    )
 
     def _snoozes(
         self, entries: Sequence[FeedbackEntry], known: Mapping[str, Any], received_at: datetime
@@ -266,11 +297,12 @@ class FeedbackStore:
     def _row(service: str, entry: FeedbackEntry, received_at: datetime, known: bool) -> dict[str, Any]:
         reason = entry.overrideReason
         coding = reason.reason if reason else None
+        accepted = [str(s.id) for s in entry.acceptedSuggestions or []]
         return {
             "card_uuid": str(entry.card),
             "service": service,
             "outcome": entry.outcome,
-            "accepted_suggestions": [str(s.id) for s in entry.acceptedSuggestions or []],
+            "accepted_suggestions": accepted,
             "override_code": coding.code if coding else None,
             "override_system": coding.system if coding else None,
             "override_display": coding.display if coding else None,
@@ -278,4 +310,5 @@ class FeedbackStore:
             "outcome_timestamp": db_time(entry.outcomeTimestamp),
             "received_at": db_time(received_at),
             "known_card": known,
+            "choice": choice_digest(accepted, coding.system if coding else None, coding.code if coding else None),
         }

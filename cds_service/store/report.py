@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .schema import feedback, hook_calls, issued_cards
@@ -85,6 +85,15 @@ class Report:
     weeks: list[WeekReport] = field(default_factory=list)  # the same, week by week
 
 
+# When a clinician acted on a card, as far as the service can know: the stated outcomeTimestamp,
+# but never later than the moment the feedback arrived, so that an EHR's clock running ahead (or a
+# future timestamp) cannot make its answer the latest for good. The stored value stays as sent.
+_acted_at = case(
+    (feedback.c.outcome_timestamp > feedback.c.received_at, feedback.c.received_at),
+    else_=feedback.c.outcome_timestamp,
+)
+
+
 def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
@@ -133,7 +142,7 @@ async def build_report(engine: AsyncEngine, since: date | None = None, until: da
             feedback.c.received_at,
         )
         .where(or_(about, and_(*received)) if start is not None or end is not None else true())
-        .order_by(feedback.c.outcome_timestamp, feedback.c.id)
+        .order_by(_acted_at, feedback.c.id)
     )
     async with engine.connect() as conn:
         calls = [Calls(row[0], row[1], row[2], row[3], int(row[4])) for row in await conn.execute(calls_query)]

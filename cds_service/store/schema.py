@@ -3,6 +3,9 @@ and what the clinician answered."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -27,6 +30,16 @@ metadata = MetaData()
 def db_time(moment: datetime) -> datetime:
     """Times are stored as naive UTC, the same on SQLite and PostgreSQL."""
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def choice_digest(suggestions: Iterable[str], reason_system: str | None, reason_code: str | None) -> str:
+    """What the clinician chose, as one short key: the suggestions accepted, or the override
+    reason. Two entries about one card at one instant are the same entry (sent again) only if
+    they agree on it; overrides for two reasons are two answers (CDS Hooks 2.0.1, Feedback: a
+    card may be reported more than once). Hashed, so that the unique index stays small whatever
+    the EHR sends (100 suggestion ids, a 500-character system)."""
+    chosen = [sorted(suggestions), reason_system or "", reason_code or ""]
+    return hashlib.sha256(json.dumps(chosen).encode()).hexdigest()
 
 
 issued_cards = Table(
@@ -91,7 +104,9 @@ feedback = Table(
     Column("outcome_timestamp", DateTime(), nullable=False),  # UTC
     Column("received_at", DateTime(), nullable=False),  # UTC
     Column("known_card", Boolean, nullable=False),  # the service issued this card
-    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_entry"),
+    # choice_digest: which suggestions or reason ("" only for rows written around the store)
+    Column("choice", String(64), nullable=False, server_default=""),
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", "choice", name="uq_feedback_entry"),
 )
 
 # Sessions of the governance page's login form (admin/gate.py): the SHA-256 of each session's

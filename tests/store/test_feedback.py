@@ -27,10 +27,26 @@ WHEN = "2026-11-25T10:00:00Z"
 
 
 def accepted(card: dict[str, Any], when: str = WHEN) -> dict[str, Any]:
-    entry: dict[str, Any] = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": when}
-    if card.get("suggestions"):
-        entry["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
-    return entry
+    """The acceptance of the card's first suggestion (a card without suggestions is never accepted:
+    CDS Hooks 2.0.1, Feedback)."""
+    suggestion = card["suggestions"][0]["uuid"]
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion}],
+        "outcomeTimestamp": when,
+    }
+
+
+def stranger() -> dict[str, Any]:
+    """An acceptance about a card this service never issued."""
+    suggestion = str(uuid.uuid4())
+    return {
+        "card": str(uuid.uuid4()),
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": suggestion}],
+        "outcomeTimestamp": WHEN,
+    }
 
 
 def overridden(card: dict[str, Any], code: str = "already-addressed", when: str = WHEN) -> dict[str, Any]:
@@ -118,9 +134,8 @@ async def test_feedback_fields_are_kept(make_app: AppFactory, database_url: str)
 
 
 async def test_unknown_cards_are_stored_and_flagged(make_app: AppFactory, database_url: str) -> None:
-    stranger = {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": WHEN}
     async with make_client(make_app(database_url=database_url)) as client:
-        response = await client.post(FEEDBACK, json={"feedback": [stranger]})
+        response = await client.post(FEEDBACK, json={"feedback": [stranger()]})
     assert response.status_code == 200
     engine = open_database(database_url)
     async with engine.connect() as conn:
@@ -149,7 +164,8 @@ async def test_a_malformed_entry_is_400_and_nothing_is_stored(
     async with make_client(make_app(database_url=database_url)) as client:
         cards = await issue(client)
         good = accepted(cards["electrolytes-check"])
-        response = await client.post(FEEDBACK, json={"feedback": [good, accepted(cards["vitd-deficient"]) | broken]})
+        later = accepted(cards["electrolytes-check"], when="2026-11-25T10:05:00Z")
+        response = await client.post(FEEDBACK, json={"feedback": [good, later | broken]})
     assert response.status_code == 400
     issue_ = response.json()["issue"][0]
     assert issue_["expression"] == [field]
@@ -238,13 +254,13 @@ async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
             overridden(deficient[0]["vitd-deficient"], "already-addressed"),
             overridden(deficient[1]["vitd-deficient"], "already-addressed"),
             overridden(deficient[2]["vitd-deficient"], "patient-declined"),
+            overridden(insufficient[0]["vitd-insufficient"], "not-relevant"),
             # the same card reported twice: the later outcome counts
-            overridden(insufficient[0]["vitd-insufficient"], "not-relevant", when="2026-11-25T09:00:00Z"),
-            accepted(insufficient[0]["vitd-insufficient"], when="2026-11-25T09:05:00Z"),
-            accepted(insufficient[0]["electrolytes-check"]),
+            overridden(insufficient[0]["electrolytes-check"], "not-relevant", when="2026-11-25T09:00:00Z"),
+            accepted(insufficient[0]["electrolytes-check"], when="2026-11-25T09:05:00Z"),
             accepted(insufficient[1]["electrolytes-check"]),
             overridden(insufficient[1]["vitd-insufficient"], "outside-result"),
-            {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": WHEN},
+            stranger(),
         ]
         assert (await client.post(FEEDBACK, json={"feedback": feedback_entries})).status_code == 200
     engine = open_database(database_url)
@@ -257,8 +273,8 @@ async def test_report_numbers(make_app: AppFactory, database_url: str) -> None:
     assert d.acceptance_rate == 0
     assert d.override_reasons.most_common() == [("already-addressed", 2), ("patient-declined", 1)]
     i = kinds["vitd-insufficient"]
-    assert (i.issued, i.accepted, i.overridden, i.no_feedback) == (2, 1, 1, 0)
-    assert i.override_reasons.most_common() == [("outside-result", 1)]
+    assert (i.issued, i.accepted, i.overridden, i.no_feedback) == (2, 0, 2, 0)
+    assert sorted(i.override_reasons.items()) == [("not-relevant", 1), ("outside-result", 1)]
     c = kinds["electrolytes-check"]
     assert (c.issued, c.accepted, c.overridden, c.no_feedback) == (2, 2, 0, 0) and c.acceptance_rate == 1
     assert c.accepted_suggestions.most_common() == [("Order a basic metabolic panel (potassium, calcium)", 2)]

@@ -244,12 +244,6 @@ function renderCard(card, serviceId) {
     what.append(text("summary", "What it would do"), text("pre", JSON.stringify(suggestion.actions, null, 2)));
     actions.append(what);
   }
-  if (!(card.suggestions || []).length) {
-    const accept = text("button", "Accept", "primary");
-    accept.type = "button";
-    accept.addEventListener("click", () => sendFeedback(serviceId, { card: card.uuid, outcome: "accepted", outcomeTimestamp: now() }, status));
-    actions.append(accept);
-  }
   const reasonId = "reason-" + card.uuid;
   const label = text("label", "Override reason");
   label.htmlFor = reasonId;

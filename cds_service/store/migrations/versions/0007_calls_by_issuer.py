@@ -4,7 +4,7 @@ each EHR's cards, under each version of the content, by that EHR's calls under t
 The counts kept so far move over with an empty issuer and content version: they were not recorded.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
