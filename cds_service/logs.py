@@ -24,6 +24,10 @@ _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',}]+")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|id_token|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"',}\s]+")
 _URL = re.compile(r"\b(https?://[^/\s\"'<>]+)[^\s\"'<>]*")
+# A URL's user name and password (`https://user:secret@host`): never written, whatever the field.
+_USERINFO = re.compile(r"(?i)\b(https?://)[^/\s\"'<>@]*@")
+# What is left of a JWT cut short (a refused token's claim bounded to 200 characters): its header.
+_JWT_START = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{2,}")
 _QUERY = re.compile(r"\b(https?://[^?#\s\"'<>]+)[?#][^\s\"'<>]*")
 _RESOURCE = re.compile(r"[\"']resourceType[\"']")
 # One pass that finds nothing in almost every string, before the five that rewrite.
@@ -47,9 +51,10 @@ def redact(text: str, keep_paths: bool = False) -> str:
         return text
     if _RESOURCE.search(text):
         return WITHHELD
-    text = _JWT.sub("[jwt]", text)
+    text = _JWT_START.sub("[jwt]", _JWT.sub("[jwt]", text))
     text = _BEARER.sub(r"\1 [token]", text)
     text = _TOKEN_FIELD.sub(r"\1\2[token]", text)
+    text = _USERINFO.sub(r"\1", text)
     if keep_paths:
         return _QUERY.sub(lambda m: f"{m[1]}?…", text)
     return _URL.sub(lambda m: f"{m[1]}/…" if len(m[0]) > len(m[1]) else m[1], text)

@@ -82,6 +82,6 @@ def build_policies(
             where: Path | str = settings.trusted_issuers_file or "the trusted issuers file"
             raise IssuerConfigError(f"{where}: issuer {spec.label}: {exc}") from None
         by_issuer[spec.iss] = Policy(
-            spec.label, profile, chosen, spec.snooze_scope or settings.snooze_scope, tuple(spec.fhir_servers)
+            spec.label, profile, chosen, spec.snooze_scope or settings.snooze_scope, tuple(spec.fhir_servers or ())
         )
     return Policies(default, by_issuer)

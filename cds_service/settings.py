@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?", re.ASCII)
 
@@ -140,6 +143,12 @@ class Settings(BaseSettings):
         """An async driver the service ships with; said without the URL, which may hold a password."""
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):  # its message would quote the URL's parts: a password as a port
+            raise ValueError(
+                "is not a URL that can be read (a password holding / # ? or @ must be percent-encoded)"
+            ) from None
         return value
 
     @field_validator("redis_url")
@@ -148,6 +157,13 @@ class Settings(BaseSettings):
         """Said without the URL, which may hold a password."""
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            try:
+                parse_url(value)  # type: ignore[no-untyped-call]
+            except ValueError:  # its message would quote the URL's parts: a password as a port
+                raise ValueError(
+                    "is not a URL that can be read (a password holding / # ? or @ must be percent-encoded)"
+                ) from None
         return value or None
 
     @field_validator("fhir_allowed_hosts")

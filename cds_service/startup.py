@@ -76,7 +76,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         upper = name.upper()
         if upper.startswith("CDS_") and upper not in known:
             close = difflib.get_close_matches(upper, known, n=1)
-            said.append(f"{name} is no setting" + (f" (did you mean {close[0]}?)" if close else ""))
+            shown = ascii(name)[1:-1][:100]  # as a Python literal: a line break in a name forges no line
+            said.append(f"{shown} is no setting" + (f" (did you mean {close[0]}?)" if close else ""))
     return said
 
 

@@ -562,6 +562,21 @@ async def test_replay_cache_is_bounded() -> None:
         ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://u:p@ehr.x/fhir']}]", "no user name"),
         ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/fhir?x=1']}]", "not a FHIR server"),
         ("issuers: [{iss: a, jwks_url: 'https://a/j', snooze_scope: everyone}]", "snooze_scope"),
+        # from an attack run: each was taken without a word
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: []}]", "leave fhir_servers out for any"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://*/r4']}]", "not a FHIR server"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/a/../b']}]", "not a FHIR server"),
+        ("issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/a/%2e%2e']}]", "not a FHIR server"),
+        (
+            "issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/r4'], fhir_servers: []}]",
+            "key given twice: fhir_servers",
+        ),
+        ("issuers: [{iss: a, jwks: {keys: [{kty: EC, crv: P-256, x: a, y: b, d: c}]}}]", "holds a private key"),
+        (
+            "issuers: [{iss: a, jwks_url: 'https://a/j', fhir_servers: ['https://ehr.x/r4']},"
+            " {iss: b, jwks_url: 'https://b/j', fhir_servers: ['https://EHR.x/r4/'], threshold_profile: iom-2011}]",
+            "list the same FHIR server with different threshold profiles",
+        ),
     ],
 )
 def test_a_bad_issuers_file_names_the_problem(tmp_path: Path, content: str, problem: str) -> None:
@@ -590,6 +605,14 @@ def test_an_issuers_own_choice_the_content_lacks_stops_the_start(
     with pytest.raises(IssuerConfigError) as exc:
         make_app(auth="jwt", public_base_url=BASE, trusted_issuers_file=path)
     assert f"{path}: issuer inline-ehr: " in str(exc.value) and problem in str(exc.value)
+
+
+def test_a_key_given_twice_in_a_json_issuers_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "issuers.json"
+    entry = '{"iss": "a", "jwks_url": "https://a/j", "fhir_servers": ["https://x/r4"], "fhir_servers": null}'
+    path.write_text(f'{{"issuers": [{entry}]}}')
+    with pytest.raises(IssuerConfigError, match="key given twice: fhir_servers"):
+        load_issuers(path)
 
 
 def test_jwt_needs_an_issuers_file(make_app: AppFactory) -> None:

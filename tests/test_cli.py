@@ -223,11 +223,17 @@ SECRET_SETTINGS = [
     ("CDS_PSEUDONYM_KEY", "pseudonym-s3cret", "must be at least 32 characters long"),
     ("CDS_DATABASE_URL", "mysql://cds:db-s3cret@db.example.org/cds", "sqlite+aiosqlite://"),
     ("CDS_REDIS_URL", "http://:redis-s3cret@redis.example.org:6379/0", "redis://"),
+    # from an attack run: a password holding a / (as a random base64 one may) read as a port, and
+    # quoted by the URL parser's own message
+    ("CDS_REDIS_URL", "redis://:s3cret/x@127.0.0.1:1/0", "must be percent-encoded"),
+    ("CDS_DATABASE_URL", "postgresql+asyncpg://cds:db-s3cret/cds", "must be percent-encoded"),
 ]
 
 
 @pytest.mark.parametrize("command", ["serve", "report", "evaluate", "check-content"])
-@pytest.mark.parametrize(("variable", "value", "rule"), SECRET_SETTINGS, ids=[s[0] for s in SECRET_SETTINGS])
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"), SECRET_SETTINGS, ids=[f"{s[0]}-{i}" for i, s in enumerate(SECRET_SETTINGS)]
+)
 def test_a_settings_error_names_the_setting_and_rule_never_the_secret(
     monkeypatch: pytest.MonkeyPatch, command: str, variable: str, value: str, rule: str
 ) -> None:
@@ -316,6 +322,13 @@ def test_a_misspelled_setting_is_named_with_the_one_meant(monkeypatch: pytest.Mo
     ]
 
 
+def test_an_unknown_variable_forges_no_log_line() -> None:
+    """From an attack run: a variable's name is the environment's, and a line break in it wrote a
+    line of its own in a text log."""
+    (said,) = startup.unknown_variables({"CDS_FOO\n2026-12-07 CRITICAL cds_service FORGED": ""})
+    assert "\n" not in said and said.startswith("CDS_FOO\\n2026-12-07 CRITICAL")
+
+
 def test_no_setting_of_the_repository_is_unknown() -> None:
     """Every CDS_* name the repository's tests, docs and deployment files set is a setting (none
     is CDS_-prefixed for another purpose), so that none of them is warned about."""
@@ -323,7 +336,7 @@ def test_no_setting_of_the_repository_is_unknown() -> None:
     files = [*root.glob("docs/*.md"), root / "README.md", *root.glob("deploy/**/*.y*ml"), *root.glob("tests/*.py")]
     written = {m for f in files for m in re.findall(r"\bCDS_[A-Z0-9_]*[A-Z0-9]\b", f.read_text(encoding="utf-8"))}
     # this file's misspellings, the one docs/deployment.md shows, and a prefix in prose
-    made_up = {"CDS_TRUSTED_ISSUER_FILE", "CDS_NOTHING_LIKE_IT", "CDS_TRESHOLD_PROFILE", "CDS_FHIR"}
+    made_up = {"CDS_TRUSTED_ISSUER_FILE", "CDS_NOTHING_LIKE_IT", "CDS_TRESHOLD_PROFILE", "CDS_FHIR", "CDS_FOO"}
     assert len(written) > 20
     assert startup.unknown_variables(dict.fromkeys(written - made_up, "")) == []
 

@@ -19,7 +19,7 @@ import pytest
 from yarl import URL
 
 from cds_service.fhir import client as fhir_client
-from cds_service.fhir.client import FhirClient, FhirServer, FhirUnavailable, make_http_client
+from cds_service.fhir.client import FhirClient, FhirServer, FhirUnavailable, make_http_client, within
 from cds_service.fhir.medications import bare_references
 from cds_service.metrics import FHIR_OUTCOMES, fhir_outcome, status_class
 from cds_service.settings import Settings
@@ -289,3 +289,36 @@ def test_only_valid_fhir_ids_of_medications_are_read() -> None:
         {"resourceType": "MedicationRequest", "medicationReference": {"reference": f"Medication/{i}"}} for i in ids
     ]
     assert bare_references(requests) == ["Medication/ok-1.2", "Medication/e4Ba.3CkH7"]
+
+
+def test_a_medication_on_another_server_is_not_read_from_this_one() -> None:
+    """From an attack run: `https://other.example/fhir/Medication/m9` was read as `Medication/m9`
+    from the call's fhirServer, another resource that shares the id there. An absolute reference
+    is read only under the call's FHIR server."""
+    here = "https://ehr.example.org/fhir"
+    references = [f"{here}/Medication/m1", "https://other.example/fhir/Medication/m9", "Medication/m2"]
+    requests = [{"resourceType": "MedicationRequest", "medicationReference": {"reference": r}} for r in references]
+    assert bare_references(requests, here) == ["Medication/m1", "Medication/m2"]
+    assert bare_references(requests) == ["Medication/m2"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ehr.x/r4/..%00/r4evil",
+        "https://ehr.x/r4/..%c0%af..%c0%afevil",
+        "https://ehr.x/r4/%u002e%u002e/evil",
+        "https://ehr.x/r4/.../evil",
+        "https://ehr.x/r4/..%20/evil",
+        "https://ehr.x/r4/..%09/evil",
+        "https://ehr.x/r4evil",
+        "https://ehr.x/r4/../evil",
+    ],
+)
+def test_a_fhir_server_that_some_server_would_read_out_of_the_base_is_not_under_it(url: str) -> None:
+    """From an attack run: segments that IIS, a NUL-truncating or a trimming server reads as `..`
+    passed the check of an issuer's own FHIR servers (fhir_servers), and were sent its token."""
+    assert within("https://ehr.x/r4/tenant", ["https://ehr.x/r4"]) and within(
+        "https://EHR.x:443/r4", ["https://ehr.x/r4/"]
+    )
+    assert not within(url, ["https://ehr.x/r4"])

@@ -51,6 +51,11 @@ def test_redact() -> None:
     # a refused token's expected and received URLs (logs.PATHS_KEPT) keep their path, not their query
     kept = logs.redact(f"https://cds.example.org/cds-services/x?patient=1#f {jwt_text}", keep_paths=True)
     assert kept == "https://cds.example.org/cds-services/x?… [jwt]"
+    # from an attack run: a URL's user name and password, in any field, and a JWT cut short at the
+    # 200 characters a refused claim is bounded to
+    for keep_paths in (False, True):
+        assert "s3cret" not in logs.redact("aud https://user:s3cret@evil.example/x?q=1", keep_paths=keep_paths)
+    assert logs.redact(jwt_text[:30], keep_paths=True) == "[jwt].[jwt]"
 
 
 async def test_no_token_or_patient_value_reaches_the_log(

@@ -241,13 +241,19 @@ def _under(base: URL, url: URL) -> bool:
     )
 
 
+_BLANKS = "".join(map(chr, range(33)))  # C0 controls and the space: what a server may trim from a segment
+
+
 def _plain_segment(raw: str) -> bool:
     """A path segment as sent that stays one segment, and not `.` or `..`, however many times it is
     percent-decoded (some servers decode twice) and whatever `;` parameters it carries (Tomcat reads
     `..;x` as `..`)."""
     for _ in range(3):
-        if "/" in raw or "\\" in raw or raw.split(";", 1)[0] in (".", ".."):
-            return False
+        if "/" in raw or "\\" in raw or "%u" in raw.lower() or "\ufffd" in raw:
+            return False  # IIS's %u escapes; an overlong UTF-8 slash (%c0%af) decodes to U+FFFD
+        name = raw.split(";", 1)[0].strip(_BLANKS)
+        if name and name.strip(".") == "":
+            return False  # `..` and what some servers read as it: `...`, `..%00`, `..%20`, `..%09`
         decoded = unquote(raw)
         if decoded == raw:
             return True

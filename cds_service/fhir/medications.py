@@ -11,15 +11,17 @@ from typing import Any
 from urllib.parse import quote
 
 from ..protocol import HookRequest, is_fhir_id
-from .client import Deadline, FhirClient, FhirUnavailable
+from .client import Deadline, FhirClient, FhirUnavailable, within
 from .facts import medication_key, medications_by_reference
 
 # A request may name many Medications; reading each is one query to the EHR: bounded.
 MAX_READS = 20
 
 
-def bare_references(resources: Iterable[Any]) -> list[str]:
-    """The "Medication/<id>" that MedicationRequests name and that no resource beside them holds."""
+def bare_references(resources: Iterable[Any], fhir_server: str | None = None) -> list[str]:
+    """The "Medication/<id>" that MedicationRequests name and that no resource beside them holds,
+    to read from `fhir_server` (the request's): a reference is relative, or an absolute URL under
+    that server; one on another server names another resource that may share its id there."""
     resources = [r for r in resources if isinstance(r, dict)]
     held = medications_by_reference(resources)
     wanted: dict[str, None] = {}
@@ -30,16 +32,21 @@ def bare_references(resources: Iterable[Any]) -> list[str]:
             key = medication_key(target)
             # only an id that stays one path segment on the server (`..`, `%2F` would not)
             readable = key.startswith("Medication/") and is_fhir_id(key.removeprefix("Medication/"))
-            if readable and key not in held:
+            elsewhere = "://" in target and (fhir_server is None or not within(target, [fhir_server]))
+            if readable and not elsewhere and key not in held:
                 wanted[key] = None
     return list(wanted)[:MAX_READS]
 
 
 async def read_referenced(
-    references: list[str], request: HookRequest, fhir: FhirClient, deadline: Deadline
+    resources: Iterable[Any], request: HookRequest, fhir: FhirClient, deadline: Deadline
 ) -> list[dict[str, Any]]:
-    """The Medications read from the request's FHIR server; none when it has none or refuses."""
-    if not references or request.fhirServer is None:
+    """The Medications these resources name bare (bare_references), read from the request's FHIR
+    server; none when it has none or refuses."""
+    if request.fhirServer is None:
+        return []
+    references = bare_references(resources, str(request.fhirServer))
+    if not references:
         return []
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     try:

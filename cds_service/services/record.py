@@ -16,7 +16,7 @@ from ..content.schema import Profile
 from ..fhir.client import Deadline, FhirClient
 from ..fhir.facts import ContextReader, birth_date
 from ..fhir.labs import LabReader
-from ..fhir.medications import bare_references, read_referenced
+from ..fhir.medications import read_referenced
 from ..fhir.models import Read
 from ..fhir.orders import PendingOrderReader
 from ..fhir.prefetch import Prefetched, PrefetchKey, resolve
@@ -88,7 +88,7 @@ class RecordReader:
         labs = self._labs.read(lab_resources, patient_id, self._since(as_of))
         conditions = self._context.conditions(data.resources(CONDITIONS_KEY)[0], patient_id)
         listed = data.resources(MEDICATIONS_KEY)[0]
-        listed += await read_referenced(bare_references(listed), request, fhir, deadline)
+        listed += await read_referenced(listed, request, fhir, deadline)
         medications = self._context.medications(listed, patient_id)
         pending = self._pending.read(data.resources(PENDING_ORDERS_KEY)[0], patient_id)
         patient = data.resources(PATIENT_KEY)[0]

@@ -11,7 +11,7 @@ from typing import Literal
 from ..clinical.results import age_in_days, within
 from ..clinical.vitamin_d import Status
 from ..fhir.client import FhirClient
-from ..fhir.medications import bare_references, read_referenced
+from ..fhir.medications import read_referenced
 from ..fhir.orders import DraftOrder, DraftOrderReader
 from ..protocol import (
     Card,
@@ -64,7 +64,7 @@ class VitaminDOrders:
         selections = context.selections if isinstance(context, OrderSelectContext) else None
         deadline = fhir.deadline()
         entries = [e.get("resource") for e in context.draftOrders.get("entry", []) if isinstance(e, dict)]
-        medications = await read_referenced(bare_references(entries), request, fhir, deadline)
+        medications = await read_referenced(entries, request, fhir, deadline)
         every = self._drafts.read(context.draftOrders, medications)
         chosen = None if selections is None else set(selections)
         drafts = every if chosen is None else [d for d in every if d.reference in chosen]

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..fhir.client import within
 from ..validation import problems
 
 
@@ -22,6 +25,11 @@ class IssuerConfigError(Exception):
 
 
 SnoozeScope = Literal["clinician", "patient", "off"]
+
+# A host name or an address (IPv6 as urlsplit gives it, without brackets): no wildcard, no space.
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}", re.ASCII)
+# The members of a private JWK: an issuers file holds public keys only.
+_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi"})
 
 
 class IssuerSpec(BaseModel):
@@ -35,9 +43,9 @@ class IssuerSpec(BaseModel):
     jwks: dict[str, Any] | None = None
     jku: list[str] = []
     tenant: str | None = None
-    # Its own FHIR servers: a hook call's fhirServer elsewhere is not fetched from. Any, when empty
-    # (within CDS_FHIR_ALLOWED_HOSTS, which binds every issuer).
-    fhir_servers: list[str] = []
+    # Its own FHIR servers: a hook call's fhirServer elsewhere is not fetched from. Any, when left
+    # out (within CDS_FHIR_ALLOWED_HOSTS, which binds every issuer); an empty list is refused.
+    fhir_servers: list[str] | None = None
     # Its own choices, in place of the settings' (CDS_THRESHOLD_PROFILE, CDS_SILENT_KINDS,
     # CDS_SNOOZE_SCOPE) when given.
     threshold_profile: str | None = Field(None, min_length=1)
@@ -57,12 +65,21 @@ class IssuerSpec(BaseModel):
 
     @field_validator("fhir_servers")
     @classmethod
-    def _bases(cls, value: list[str]) -> list[str]:
-        """Absolute http(s) URLs without user, query or fragment (the fhirServer a call names must be
-        one of them or under one, fhir/client.py)."""
-        for url in value:
+    def _bases(cls, value: list[str] | None) -> list[str] | None:
+        """Absolute http(s) URLs of a host name or address (no wildcard), without user, query,
+        fragment or dot segment (the fhirServer a call names must be one of them or under one,
+        fhir/client.py)."""
+        if value == []:  # read as "any server" it would lift the restriction it seems to set
+            raise ValueError("an empty list: leave fhir_servers out for any FHIR server, or list this EHR's")
+        for url in value or ():
             parts = urlsplit(url)
-            if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            if (
+                parts.scheme.lower() not in ("http", "https")
+                or not _HOST.fullmatch(parts.hostname or "")
+                or parts.query
+                or parts.fragment
+                or any(unquote(segment) in (".", "..") for segment in parts.path.split("/"))
+            ):
                 raise ValueError(f"not a FHIR server base URL (https://ehr.example.org/fhir): {url[:100]!r}")
             if parts.username is not None or parts.password is not None:
                 raise ValueError("a FHIR server base URL holds no user name or password")
@@ -73,6 +90,9 @@ class IssuerSpec(BaseModel):
         if (self.jwks_url is None) == (self.jwks is None):
             raise ValueError("give either jwks_url or jwks")
         if self.jwks is not None:
+            keys = self.jwks.get("keys")
+            if isinstance(keys, list) and any(isinstance(k, dict) and _PRIVATE & k.keys() for k in keys):
+                raise ValueError("jwks holds a private key: give the EHR's public key only (no d, p or q)")
             try:
                 KeySet.import_key_set(self.jwks)  # type: ignore[arg-type]
             except binascii.Error:  # says nothing itself; a placeholder such as "..." is the usual cause
@@ -97,13 +117,41 @@ class IssuersFile(BaseModel):
         for what, names in (("issuer", [i.iss for i in self.issuers]), ("name", [i.label for i in self.issuers])):
             if duplicates := sorted({n for n in names if names.count(n) > 1}):
                 raise ValueError(f"{what} listed twice: {', '.join(duplicates)}")
+        # A SMART launch names its FHIR server, not its issuer: a server two issuers list must mean
+        # one threshold profile, or its trend could be drawn under cut-points its cards were not.
+        for one, other in combinations(self.issuers, 2):
+            if one.threshold_profile != other.threshold_profile and any(
+                within(a, [b]) or within(b, [a]) for a in one.fhir_servers or () for b in other.fhir_servers or ()
+            ):
+                raise ValueError(
+                    f"issuers {one.label} and {other.label} list the same FHIR server with different threshold profiles"
+                )
         return self
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML that refuses a key given twice: read last-one-wins, a second `fhir_servers` would
+    silently undo the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        if duplicates := sorted({str(k) for k in keys if keys.count(k) > 1}):
+            said = f"key given twice: {', '.join(duplicates)}"
+            raise yaml.constructor.ConstructorError(None, None, said, node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if duplicates := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ValueError(f"key given twice: {', '.join(duplicates)}")
+    return dict(pairs)
 
 
 def load_issuers(path: Path) -> dict[str, IssuerSpec]:
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys) if path.suffix == ".json" else yaml.load(text, _Loader)
     except FileNotFoundError:
         raise IssuerConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:

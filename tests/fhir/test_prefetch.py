@@ -75,8 +75,8 @@ async def test_given_and_null_are_not_fetched(fhir: FhirClient, fhir_routes: Fhi
     assert got.resources("labs") == ([labs["entry"][0]["resource"]], 0)
 
 
-@pytest.mark.parametrize("given", [{}, {"labs": OUTCOME}, None])
-async def test_missing_or_failed_keys_are_fetched(
+@pytest.mark.parametrize("given", [{}, None])
+async def test_missing_keys_are_fetched(
     fhir: FhirClient, fhir_routes: FhirRoutes, given: dict[str, Any] | None
 ) -> None:
     labs = bundle(obs("62292-8", 12, "ng/mL"))
@@ -85,6 +85,16 @@ async def test_missing_or_failed_keys_are_fetched(
     got = await resolve(KEYS, request(given, fhir_routes.base_url), fhir)
     assert got.values["labs"]["entry"] == labs["entry"]  # type: ignore[index]
     assert set(got.fetched) == {"labs", "patient"}
+
+
+async def test_a_key_the_ehr_could_not_prefetch_is_not_fetched_again(fhir: FhirClient, fhir_routes: FhirRoutes) -> None:
+    """CDS Hooks 2.0.1, Prefetch: an OperationOutcome in place of a key is the EHR's failed read,
+    sent to spare the service an unneeded follow-up query (tests/test_conformance.py has the call)."""
+    # no route: any request would be unmatched, and the fixture fails the test
+    with pytest.raises(PrefetchUnavailable) as exc:
+        await resolve(KEYS, request({"patient": None, "labs": OUTCOME}, fhir_routes.base_url), fhir)
+    (missing,) = exc.value.missing
+    assert missing.key.name == "labs" and "OperationOutcome: " in missing.reason
 
 
 async def test_required_key_that_cannot_be_had_is_412(fhir: FhirClient) -> None:
