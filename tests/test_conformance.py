@@ -25,7 +25,7 @@ from tests.test_fetch import ELECTROLYTES, TOKEN, VITAMIN_D, route_fhir, without
 pytestmark = pytest.mark.anyio
 URL = "/cds-services/vitamin-d-cramps"
 FAILED = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
-EPIC_NOTE = {  # Epic's warning beside its results (REAL-EHR.md, "Search Bundles"): not a failure
+EPIC_NOTE = {  # the warning Epic appends beside its search results: not a failure
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "warning", "code": "processing", "diagnostics": "Some results were not shown"}],
 }
