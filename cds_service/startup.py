@@ -47,6 +47,12 @@ def risky_settings(settings: Settings, workers: int) -> list[str]:
             "CDS_FHIR_ALLOW_INSECURE=true: FHIR servers over plain http and on loopback or private "
             "addresses are contacted, with the EHR's access token (tests and local work only)"
         )
+    said += _weak_secrets(settings)
+    if settings.auth == "jwt" and (settings.public_base_url or "").startswith("http://"):
+        said.append(
+            "CDS_PUBLIC_BASE_URL is plain http: the EHRs' tokens and the patients' data would cross the "
+            "network readable (behind a proxy that ends TLS, give its https URL)"
+        )
     path = settings.trusted_issuers_file if settings.auth == "jwt" else None
     issuers = load_issuers(path).values() if path is not None else ()
     for issuer in issuers:
@@ -55,6 +61,29 @@ def risky_settings(settings: Settings, workers: int) -> list[str]:
                 f"the trusted issuer {issuer.iss} is trusted with {published}, whose private key is public: "
                 "anyone can sign its tokens (tests and development only)"
             )
+    return said
+
+
+# Fewer different characters than this in a secret: typed by hand (`aaaa...`), not drawn at random
+# (`openssl rand -hex 32` gives 16 at most, and all of them in practice).
+_FEW_CHARACTERS = 8
+
+
+def _weak_secrets(settings: Settings) -> list[str]:
+    """Secrets long enough to pass their settings' checks that are still guessable, or one used
+    twice; said by name, never with the value."""
+    secrets = {
+        name: secret.get_secret_value()
+        for name, secret in (("CDS_ADMIN_TOKEN", settings.admin_token), ("CDS_PSEUDONYM_KEY", settings.pseudonym_key))
+        if secret is not None
+    }
+    said = [
+        f"{name} has fewer than {_FEW_CHARACTERS} different characters: make it with `openssl rand -hex 32`"
+        for name, value in secrets.items()
+        if len(set(value)) < _FEW_CHARACTERS
+    ]
+    if len(secrets) == 2 and len(set(secrets.values())) == 1:
+        said.append("CDS_ADMIN_TOKEN and CDS_PSEUDONYM_KEY are the same secret: whoever signs in to /admin holds both")
     return said
 
 

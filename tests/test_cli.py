@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -364,6 +365,29 @@ def test_risky_settings_are_said_with_why() -> None:
     assert risky[1].startswith("CDS_FHIR_ALLOW_INSECURE=true: ")
     assert startup.risky_settings(Settings(auth="off", redis_url="redis://redis:6379/0"), workers=3) == []
     assert startup.risky_settings(Settings(auth="off"), workers=1) == []
+
+
+def test_weak_or_shared_secrets_and_a_plain_http_base_are_said_by_name(tmp_path: Path) -> None:
+    """From an attack run: each passed its setting's check (16 and 32 characters) and started
+    without a word. Said by name, never with the value."""
+    token, key = "a" * 16, "ab" * 20
+    settings = Settings(auth="off", admin_token=token, pseudonym_key=key)
+    assert [s.split(" ", 1)[0] for s in startup.risky_settings(settings, workers=1)] == [
+        "CDS_ADMIN_TOKEN",
+        "CDS_PSEUDONYM_KEY",
+    ]
+    shared = secrets.token_hex(32)
+    said = startup.risky_settings(Settings(auth="off", admin_token=shared, pseudonym_key=shared), workers=1)
+    assert said == ["CDS_ADMIN_TOKEN and CDS_PSEUDONYM_KEY are the same secret: whoever signs in to /admin holds both"]
+    assert all(token not in s and key not in s and shared not in s for s in said)
+    random = Settings(auth="off", admin_token=secrets.token_hex(16), pseudonym_key=secrets.token_hex(32))
+    assert startup.risky_settings(random, workers=1) == []
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(json.dumps({"issuers": [{"iss": "https://ehr.example.org", "jwks_url": "https://e/j"}]}))
+    for base, warned in (("http://cds.example.org", True), ("https://cds.example.org", False)):
+        jwt_on = Settings(auth="jwt", trusted_issuers_file=issuers, public_base_url=base)
+        said = startup.risky_settings(jwt_on, workers=1)
+        assert any(s.startswith("CDS_PUBLIC_BASE_URL is plain http") for s in said) is warned
 
 
 @pytest.mark.parametrize(
