@@ -29,6 +29,7 @@ from .schema import choice_digest, db_time, feedback, hook_calls, issued_cards, 
 logger = logging.getLogger("cds_service")
 
 _FLUSH_INTERVAL_S = 0.5
+_SHUTDOWN_TRIES = 5
 _MAX_PENDING = 100_000  # if the database stays away this long, the oldest records go first
 
 
@@ -165,14 +166,20 @@ class FeedbackStore:
         )
 
     async def run(self) -> None:
-        """Flush every half second until cancelled, then once more."""
+        """Flush every half second until cancelled, then until all is written, a few tries at
+        most: at shutdown a database busy a moment (another replica writing the same SQLite file)
+        would otherwise lose what is queued."""
         try:
             while True:
                 await asyncio.sleep(_FLUSH_INTERVAL_S)
                 await self.flush()
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.flush())
+            for _ in range(_SHUTDOWN_TRIES):
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.flush())
+                if not self._pending and not self._calls:
+                    break
+                await asyncio.sleep(_FLUSH_INTERVAL_S / 5)
 
     async def snoozed(self, subject: str, now: datetime) -> set[tuple[str, str]]:
         """The (kind, evidence) snoozed for this patient now."""
