@@ -13,6 +13,9 @@ from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+# A database or Redis URL its parser refuses: said without the URL, whose parser's own message would
+# quote its parts (a password read as a port).
+_UNREADABLE_URL = "is not a URL that can be read (a password holding / # ? or @ must be percent-encoded)"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?", re.ASCII)
 
 
@@ -145,10 +148,8 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         try:
             make_url(value)
-        except (ArgumentError, ValueError):  # its message would quote the URL's parts: a password as a port
-            raise ValueError(
-                "is not a URL that can be read (a password holding / # ? or @ must be percent-encoded)"
-            ) from None
+        except (ArgumentError, ValueError):
+            raise ValueError(_UNREADABLE_URL) from None
         return value
 
     @field_validator("redis_url")
@@ -160,10 +161,8 @@ class Settings(BaseSettings):
         if value:
             try:
                 parse_url(value)  # type: ignore[no-untyped-call]
-            except ValueError:  # its message would quote the URL's parts: a password as a port
-                raise ValueError(
-                    "is not a URL that can be read (a password holding / # ? or @ must be percent-encoded)"
-                ) from None
+            except ValueError:
+                raise ValueError(_UNREADABLE_URL) from None
         return value or None
 
     @field_validator("fhir_allowed_hosts")

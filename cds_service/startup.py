@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from collections.abc import Iterable, Mapping
 
 from joserfc.jwk import KeySet
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .settings import Settings
@@ -124,11 +122,9 @@ class DatabaseUnreachable(Exception):
 
 def where(url: str) -> str:
     """The database as a message may name it: driver, host, port and database (a SQLite file's
-    path); no user name, password or query (which may hold either)."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return "a URL that does not parse"
+    path); no user name, password or query (which may hold either). The URL parses: settings.py
+    refuses one that does not."""
+    parsed = make_url(url)
     shown = URL.create(parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database)
     return shown.render_as_string()
 
@@ -143,25 +139,13 @@ def _cause(exc: BaseException) -> BaseException:
 def problem(url: str, exc: BaseException) -> str:
     cause = _cause(exc)
     said = " ".join(str(cause).split())
-    password = _password(url)
+    password = make_url(url).password
     if password:
         said = said.replace(password, "***")
     if len(said) > _PROBLEM_MAX:
         said = f"{said[:_PROBLEM_MAX]}…"
     because = f"{type(cause).__name__}: {said}" if said else type(cause).__name__
     return f"the database at CDS_DATABASE_URL ({where(url)}) cannot be used: {because}"
-
-
-# The password of a URL SQLAlchemy cannot parse, found as such a URL holds one.
-_URL_PASSWORD = re.compile(r"://[^:/@]*:([^@/]+)@")
-
-
-def _password(url: str) -> str | None:
-    try:
-        return make_url(url).password
-    except (ArgumentError, ValueError):
-        found = _URL_PASSWORD.search(url)
-        return found[1] if found else None
 
 
 async def open_migrated(url: str) -> AsyncEngine:

@@ -195,7 +195,7 @@ class _Tally:
 
     total: dict[_Key, KindReport] = field(default_factory=dict)
     weekly: dict[date, dict[_Key, KindReport]] = field(default_factory=dict)
-    deciding: dict[_Key, set[str]] = field(default_factory=dict)  # kind -> the services that issued it
+    deciding: dict[_Key, set[str]] = field(default_factory=dict)  # the services that issued each row's cards
     shown: dict[str, tuple[KindReport, KindReport]] = field(default_factory=dict)  # card uuid -> total, week
     labels: dict[str, str] = field(default_factory=dict)  # suggestion uuid -> label
 
