@@ -126,7 +126,12 @@ class FeedbackStore:
             del self._pending[: len(self._pending) - _MAX_PENDING]
 
     async def flush(self) -> None:
-        """Write the queued cards in one transaction; on failure keep them for the next try."""
+        """Write the queued cards in one transaction; on failure keep them for the next try. A
+        caller cancelled meanwhile (the recorder stopped at shutdown, a feedback request whose EHR
+        hung up) does not cancel the write: it would lose the rows it had taken from the queue."""
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
         async with self._flushing:
             rows, self._pending = self._pending, []
             calls, self._calls = self._calls, Counter()
@@ -176,7 +181,7 @@ class FeedbackStore:
         finally:
             for _ in range(_SHUTDOWN_TRIES):
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.flush())
+                    await self.flush()
                 if not self._pending and not self._calls:
                     break
                 await asyncio.sleep(_FLUSH_INTERVAL_S / 5)

@@ -3,6 +3,8 @@ the database is away, and flushed before feedback so that it finds its card."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,4 +76,25 @@ async def test_feedback_finds_a_card_issued_a_moment_ago(tmp_path: Path) -> None
     async with engine.connect() as conn:
         known = (await conn.execute(select(feedback.c.known_card))).scalar_one()
     assert known is True
+    await engine.dispose()
+
+
+async def test_a_write_under_way_is_finished_when_its_caller_is_stopped(database_url: str) -> None:
+    """The recorder stopped at shutdown, or a feedback request cancelled, in the middle of a flush:
+    the rows it had taken from the queue are still written, once, and the calls counted once."""
+    engine = open_database(database_url)
+    await migrate(engine)
+    store = FeedbackStore(engine, "v", "endocrine-2011")
+    store.record_cards("svc", [card(), card()], NOW)
+    store.count_call("svc", NOW)
+    writing = asyncio.create_task(store.flush())
+    await asyncio.sleep(0)  # it has taken the queue and is waiting on the database
+    assert not writing.done()
+    writing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writing
+    await store.flush()  # waits for the write under way; nothing is left to write
+    assert await rows(database_url, issued_cards) == 2
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(hook_calls.c.calls))).scalar_one() == 1
     await engine.dispose()
