@@ -106,13 +106,14 @@ async def test_token_type_is_bearer_in_any_case(
     OAuth 2.0 token type, whose value is case-insensitive (RFC 6749, section 5.1): "bearer" is the
     same type; another type is a 400 naming the field, and nothing is fetched with it."""
     fhir_routes.all_called = status == 200
-    route_fhir(fhir_routes, bundle(*VITAMIN_D), bundle(*ELECTROLYTES))
+    routes = route_fhir(fhir_routes, bundle(*VITAMIN_D), bundle(*ELECTROLYTES))
     request = without_prefetch(fhir_routes.base_url)
     request["fhirAuthorization"]["token_type"] = token_type
     response = await fetching.post(URL, json=request)
     assert response.status_code == status, response.text
     if status == 400:
         assert response.json()["issue"][0]["expression"] == ["fhirAuthorization.token_type"]
+        assert all(route.call_count == 0 for route in routes.values())
 
 
 @pytest.mark.parametrize(("bound", "status"), [("p1", 200), ("p2", 400)])
